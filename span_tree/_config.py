@@ -1,0 +1,289 @@
+"""``configure()``: choose sinks, resource fields and behaviour; flush and shutdown.
+
+Environment variables (``SPANTREE_*``) fill in what ``configure`` was not told; without
+either, the defaults follow DESIGN §3: a rich tree on stderr plus the local Parquet
+store on a terminal, one JSON line per span on stdout elsewhere, nothing under pytest.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from span_tree import _logging, _runtime
+from span_tree._processor import BatchProcessor, SinkFactory
+from span_tree._runtime import Settings
+from span_tree._sanitize import DEFAULT_SCRUB_KEYS, scrub_pattern
+from span_tree.typing import Sink
+
+_UNSET: Any = object()
+DEFAULT_STORE = "~/.spantree"
+
+
+def _env_flag(name: str) -> bool | None:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return None
+    return value.strip().lower() not in ("0", "false", "no", "off")
+
+
+def _env_tags() -> dict[str, str]:
+    tags: dict[str, str] = {}
+    for item in os.environ.get("SPANTREE_TAGS", "").split(","):
+        key, sep, value = item.partition("=")
+        if sep and key.strip():
+            tags[key.strip()] = value.strip()
+    if os.environ.get("SPANTREE_ENV"):
+        tags["env"] = os.environ["SPANTREE_ENV"]
+    return tags
+
+
+def default_store() -> str:
+    """The local store: ``SPANTREE_STORE`` or ``~/.spantree``."""
+    return os.environ.get("SPANTREE_STORE") or os.path.expanduser(DEFAULT_STORE)
+
+
+def _under_pytest() -> bool:
+    return "PYTEST_CURRENT_TEST" in os.environ
+
+
+def configure(
+    *,
+    namespace: str | None = None,
+    app: str | None = None,
+    app_version: str | None = None,
+    tags: Mapping[str, Any] | None = None,
+    console: bool | None = None,
+    jsonl: bool | None = None,
+    store: str | None = _UNSET,
+    storage_options: Mapping[str, Any] | None = None,
+    endpoint: str | None = None,
+    api_key: str | None = None,
+    sinks: Sequence[Sink] | None = None,
+    patch_threads: bool = True,
+    capture_logging: bool = True,
+    log_level: int | None = logging.INFO,
+    scrub_keys: Iterable[str] | None = None,
+    max_queue_size: int = 100_000,
+    batch_size: int = 512,
+    schedule_delay: float = 0.5,
+    exit_timeout: float = 5.0,
+    enabled: bool = True,
+) -> None:
+    """Configure tracing for this process. Call once at start-up; calling again replaces it.
+
+    Args:
+        namespace: the store partition spans go to (``SPANTREE_NAMESPACE``, "default").
+        app, app_version: identify the application on every span (``SPANTREE_APP``,
+            ``SPANTREE_APP_VERSION``; app defaults to the script's name).
+        tags: trace tags copied onto every span (``SPANTREE_TAGS="k=v,k2=v2"``,
+            ``SPANTREE_ENV`` sets ``env``).
+        console: draw each finished trace as a tree on stderr (default: when stderr is
+            a terminal; ``SPANTREE_CONSOLE``).
+        jsonl: one JSON line per span on stdout (default: when not on a terminal and no
+            store or endpoint is set; ``SPANTREE_JSONL``).
+        store: Parquet store path or fsspec URL; ``None`` means no Parquet. Default:
+            ``SPANTREE_STORE``, else the local store on a terminal.
+        storage_options: fsspec options for ``store`` (credentials, endpoint_url...).
+        endpoint, api_key: send spans to a receiver (``SPANTREE_ENDPOINT``,
+            ``SPANTREE_API_KEY``).
+        sinks: extra sinks (anything with ``export``/``force_flush``/``shutdown``).
+        patch_threads: make threads and ``ThreadPoolExecutor.submit`` inherit the span.
+        capture_logging: turn ``logging`` records inside spans into span events.
+        log_level: when the application has not configured logging, lower the root
+            logger to this level so records at it are captured (None: leave it).
+        scrub_keys: attribute/tag key fragments whose values are replaced by
+            ``[scrubbed]`` (case-insensitive); default covers passwords, tokens, keys...
+        max_queue_size, batch_size, schedule_delay: processor tuning.
+        exit_timeout: seconds allowed to flush at exit or on SIGTERM.
+        enabled: False turns recording off (spans become no-ops).
+    """
+    env_tags = _env_tags()
+    settings = Settings(
+        namespace=namespace or os.environ.get("SPANTREE_NAMESPACE") or "default",
+        app=app or os.environ.get("SPANTREE_APP") or _script_name(),
+        app_version=app_version or os.environ.get("SPANTREE_APP_VERSION") or "",
+        tags={**env_tags, **{str(k): str(v) for k, v in (tags or {}).items()}},
+        scrub_pattern=scrub_pattern(DEFAULT_SCRUB_KEYS if scrub_keys is None else scrub_keys),
+        exit_timeout=exit_timeout,
+    )
+    factories = _sink_factories(
+        console=console,
+        jsonl=jsonl,
+        store=store,
+        storage_options=storage_options,
+        endpoint=endpoint,
+        api_key=api_key,
+        sinks=sinks,
+        namespace=settings.namespace,
+    )
+    new_processor = BatchProcessor(
+        factories,
+        max_queue_size=max_queue_size,
+        batch_size=batch_size,
+        schedule_delay=schedule_delay,
+    )
+    old = _runtime.processor
+    _runtime.set_state(settings=settings, processor=new_processor, enabled=enabled)
+    if old is not None:
+        old.shutdown(timeout=exit_timeout)
+
+    from span_tree import _threads
+
+    if patch_threads:
+        _threads.patch_threads()
+    else:
+        _threads.unpatch_threads()
+    if capture_logging:
+        _logging.install_handler(log_level)
+    else:
+        _logging.uninstall_handler()
+    _install_exit_hooks()
+
+
+def configure_from_environment() -> None:
+    """What the first span does when ``configure()`` was never called."""
+    configure()
+
+
+def _script_name() -> str:
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None) or (sys.argv[0] if sys.argv else "")
+    return os.path.splitext(os.path.basename(path))[0] or "python"
+
+
+def _sink_factories(
+    *,
+    console: bool | None,
+    jsonl: bool | None,
+    store: str | None,
+    storage_options: Mapping[str, Any] | None,
+    endpoint: str | None,
+    api_key: str | None,
+    sinks: Sequence[Sink] | None,
+    namespace: str,
+) -> list[SinkFactory]:
+    interactive = _stderr_is_terminal()
+    testing = _under_pytest()
+    endpoint = endpoint or os.environ.get("SPANTREE_ENDPOINT") or None
+    if store is _UNSET:
+        env_store = os.environ.get("SPANTREE_STORE")
+        if env_store is not None:
+            store = None if env_store.lower() in ("", "none", "off") else env_store
+        else:
+            store = default_store() if interactive and not testing else None
+    if console is None:
+        console = _env_flag("SPANTREE_CONSOLE")
+        if console is None:
+            console = interactive and not testing
+    if jsonl is None:
+        jsonl = _env_flag("SPANTREE_JSONL")
+        if jsonl is None:
+            jsonl = not interactive and not testing and store is None and endpoint is None
+    factories: list[SinkFactory] = []
+    if console:
+        factories.append(_lazy("span_tree.sinks.console", "ConsoleSink"))
+    if jsonl:
+        factories.append(_lazy("span_tree.sinks.jsonl", "JsonlSink"))
+    if store:
+        options = dict(storage_options or {})
+        factories.append(
+            _lazy("span_tree.sinks.parquet", "ParquetSink", store, storage_options=options)
+        )
+    if endpoint:
+        key = api_key or os.environ.get("SPANTREE_API_KEY") or ""
+        factories.append(_lazy("span_tree.sinks.http", "HttpSink", endpoint, api_key=key))
+    for sink in sinks or ():
+        factories.append(_constant(sink))
+    return factories
+
+
+def _lazy(module: str, name: str, *args: Any, **kwargs: Any) -> SinkFactory:
+    def build() -> Sink:
+        import importlib
+
+        sink_class = getattr(importlib.import_module(module), name)
+        return sink_class(*args, **kwargs)  # type: ignore[no-any-return]
+
+    return build
+
+
+def _constant(sink: Sink) -> SinkFactory:
+    return lambda: sink
+
+
+def _stderr_is_terminal() -> bool:
+    try:
+        return sys.stderr is not None and sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+# -- flushing ----------------------------------------------------------------------------
+
+
+def flush(timeout: float = 5.0) -> bool:
+    """Export every finished span and flush every sink.
+
+    Returns:
+        True when everything was handed to the sinks within ``timeout`` seconds.
+    """
+    processor = _runtime.processor
+    return True if processor is None else processor.flush(timeout)
+
+
+def shutdown(timeout: float | None = None) -> bool:
+    """Flush and stop tracing; later spans are not recorded until ``configure()``."""
+    processor = _runtime.processor
+    if processor is None:
+        return True
+    return processor.shutdown(_runtime.settings.exit_timeout if timeout is None else timeout)
+
+
+def stats() -> dict[str, Any]:
+    """Counters of the tracing pipeline: queued, dropped, per-sink exports and errors."""
+    processor = _runtime.processor
+    result: dict[str, Any] = processor.stats() if processor else {"queued": 0, "dropped": 0}
+    result["late_events"] = _runtime.stats.late_events
+    result["listener_errors"] = _runtime.stats.listener_errors
+    return result
+
+
+_hooks_installed = False
+
+
+def _install_exit_hooks() -> None:
+    global _hooks_installed
+    if _hooks_installed:
+        return
+    _hooks_installed = True
+    atexit.register(_flush_at_exit)
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.getsignal(signal.SIGTERM)
+        if previous in (signal.SIG_DFL, None) or callable(previous):
+            signal.signal(signal.SIGTERM, _sigterm_handler(previous))
+
+
+def _flush_at_exit() -> None:
+    processor = _runtime.processor
+    if processor is not None:
+        processor.shutdown(timeout=_runtime.settings.exit_timeout)
+
+
+def _sigterm_handler(previous: Any) -> Callable[[int, Any], None]:
+    def on_sigterm(signum: int, frame: Any) -> None:
+        _flush_at_exit()
+        if callable(previous):
+            previous(signum, frame)
+            return
+        # Default action: die by SIGTERM as the process would have without us.
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    return on_sigterm

@@ -1,0 +1,81 @@
+"""Identifiers: KSUID trace ids, random span ids, and their W3C forms."""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any
+
+
+KSUID_LENGTH = 27
+_KSUID_RE = re.compile(r"^[0-9A-Za-z]{27}$")
+_HEX32_RE = re.compile(r"^[0-9a-f]{32}$")
+
+
+_make_ksuid: Any = None
+
+
+def new_trace_id() -> str:
+    """Return a new trace id: a KSUID (27 base62 characters, time-ordered)."""
+    global _make_ksuid
+    if _make_ksuid is None:
+        # Imported on first use: cyksuid is a third of `import span_tree`'s time.
+        from cyksuid.v2 import ksuid
+
+        _make_ksuid = ksuid
+    return str(_make_ksuid())
+
+
+def _parse_ksuid(text: str) -> Any:
+    from cyksuid.v2 import parse
+
+    return parse(text)
+
+
+def new_span_id() -> str:
+    """Return a new span id: 16 hex characters (64 random bits)."""
+    return os.urandom(8).hex()
+
+
+def is_trace_id(text: str) -> bool:
+    """Tell whether ``text`` looks like a KSUID trace id."""
+    return bool(_KSUID_RE.match(text))
+
+
+def is_w3c_trace_id(text: str) -> bool:
+    """Tell whether ``text`` is a 32-hex W3C trace id."""
+    return bool(_HEX32_RE.match(text))
+
+
+def w3c_trace_id(trace_id: str) -> str:
+    """Return the 32-hex W3C ``traceparent`` trace id of a KSUID trace id.
+
+    It is the KSUID's 16-byte random payload, so it is unique per trace and the
+    reverse lookup (``Store.trace(hex)``) finds the trace again.
+
+    Raises:
+        ValueError: ``trace_id`` is not a KSUID.
+    """
+    if not is_trace_id(trace_id):
+        raise ValueError(f"not a KSUID trace id: {trace_id!r}")
+    return bytes(_parse_ksuid(trace_id).payload).hex()
+
+
+def trace_id_timestamp(trace_id: str) -> float:
+    """Return the Unix time (seconds) encoded in a KSUID trace id."""
+    if not is_trace_id(trace_id):
+        raise ValueError(f"not a KSUID trace id: {trace_id!r}")
+    return float(_parse_ksuid(trace_id).timestamp)
+
+
+def trace_id_from_w3c(hex_id: str, unix_time: float) -> str:
+    """Rebuild a KSUID from a W3C trace id and the trace's start time.
+
+    Used when a trace is continued from a foreign ``traceparent``: the payload is the
+    W3C id and the timestamp is the time the trace was first seen here.
+    """
+    from cyksuid.v2 import Ksuid
+
+    if not is_w3c_trace_id(hex_id):
+        raise ValueError(f"not a 32-hex W3C trace id: {hex_id!r}")
+    return str(Ksuid.from_timestamp_and_payload(int(unix_time), bytes.fromhex(hex_id)))

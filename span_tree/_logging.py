@@ -1,0 +1,168 @@
+"""Standard ``logging`` inside spans: records become span events.
+
+One handler on the root logger. Inside a span, a record becomes an event of that span
+(and a handled error when it carries exception info). Outside any span, logging behaves
+as before: when ours is the only handler, records go where Python would have sent them
+without it (``logging.lastResort``).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from span_tree import _ids, _span
+from span_tree._context import current_span_var
+
+# Attributes every LogRecord has; anything else came from `extra=` and is kept.
+_STANDARD_RECORD_KEYS = frozenset(
+    vars(logging.LogRecord("", 0, "", 0, "", (), None)).keys()
+) | {"message", "asctime", "taskName"}
+
+
+class SpanEventHandler(logging.Handler):
+    """Turns log records emitted inside a span into that span's events."""
+
+    def handle(self, record: logging.LogRecord) -> bool:
+        # No handler lock: appending to the span's own event list is thread-safe
+        # under the GIL, and the lock would serialise every logging call.
+        span = current_span_var.get()
+        if span is None or span is _span.SUPPRESSED:
+            _pass_through(record, self)
+            return True
+        if not self.filter(record):
+            return False
+        try:
+            extras = {
+                key: value
+                for key, value in record.__dict__.items()
+                if key not in _STANDARD_RECORD_KEYS
+            }
+            span.add_event(
+                record.getMessage(),
+                level=record.levelno,
+                logger=record.name,
+                file=record.pathname,
+                line=record.lineno,
+                **extras,
+            )
+            if record.exc_info and record.exc_info[0] is not None:
+                span.record_handled_error(record.exc_info)
+        except Exception:
+            self.handleError(record)
+        return True
+
+    def emit(self, record: logging.LogRecord) -> None:  # pragma: no cover - handle() does it
+        self.handle(record)
+
+
+def _pass_through(record: logging.LogRecord, ours: logging.Handler) -> None:
+    """Outside a span, act as if our handler were not there (keep lastResort output)."""
+    logger: logging.Logger | None = logging.getLogger(record.name)
+    while logger is not None:
+        if any(handler is not ours for handler in logger.handlers):
+            return
+        if not logger.propagate:
+            return
+        logger = logger.parent
+    last_resort = logging.lastResort
+    if last_resort is not None and record.levelno >= last_resort.level:
+        last_resort.handle(record)
+
+
+_handler: SpanEventHandler | None = None
+
+
+def install_handler(level: int | None) -> None:
+    """Attach the span handler to the root logger once.
+
+    Args:
+        level: lower the root logger to this level when logging was not configured by
+            the application (root has no handlers), so INFO records inside spans are
+            kept; ``None`` leaves the root level alone.
+    """
+    global _handler
+    root = logging.getLogger()
+    if _handler is None:
+        _handler = SpanEventHandler()
+    if level is not None and not root.handlers and root.level > level:
+        root.setLevel(level)
+    if _handler not in root.handlers:
+        root.addHandler(_handler)
+
+
+def uninstall_handler() -> None:
+    """Detach the span handler (used when tracing is reconfigured or in tests)."""
+    if _handler is not None:
+        logging.getLogger().removeHandler(_handler)
+
+
+class SpanLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """A logger whose calls also open spans: the seed's logger-style API.
+
+    ``log.info(...)`` logs as usual (and lands in the current span); ``with log("name")``
+    and ``log.new_span("name")`` open spans; ``@log.span`` decorates; ``log.log_extra``
+    adds attributes and cross-trace references to the current span.
+    """
+
+    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+        # The stdlib adapter replaces `extra`; merge so per-call extras are kept.
+        kwargs["extra"] = {**(self.extra or {}), **(kwargs.get("extra") or {})}
+        return msg, kwargs
+
+    def __call__(
+        self, name: str | None = None, /, *, force_new_trace: bool = False, **attributes: Any
+    ) -> _span.SpanScope:
+        return _span.SpanScope(name, attributes, force_new_trace=force_new_trace)
+
+    def new_span(
+        self, name: str | None = None, /, *, force_new_trace: bool = False, **attributes: Any
+    ) -> _span.SpanScope:
+        """Open a span; ``force_new_trace`` starts a new trace linked to the current one."""
+        return _span.SpanScope(name, attributes, force_new_trace=force_new_trace)
+
+    def span(self, name: Any = None, /, **attributes: Any) -> Any:
+        """Decorate a function as a span: ``@log.span`` or ``@log.span("name")``."""
+        return _span.span(name, **attributes)
+
+    def log_extra(
+        self,
+        msg: str = "",
+        level: int = logging.INFO,
+        *,
+        ref_src: bool = False,
+        ref_dest: str = "",
+        **attributes: Any,
+    ) -> str | None:
+        """Add attributes to the current span, optionally logging ``msg`` too.
+
+        Args:
+            msg: a message to log at ``level`` (skipped when empty).
+            level: the logging level of ``msg``.
+            ref_src: create a reference id, record it in the span's ``ref_src`` and
+                return it, to put into an outgoing message.
+            ref_dest: a reference id received in a message; recorded in ``ref_dest`` so
+                the producing and consuming traces can be joined.
+            **attributes: attributes to set on the current span.
+
+        Returns:
+            The new reference id when ``ref_src`` is true, else None.
+        """
+        current = _span.current_span()
+        reference = _ids.new_trace_id() if ref_src else None
+        if current is not None:
+            if attributes:
+                current.set_attributes(**attributes)
+            if reference is not None:
+                current.add_ref(reference, outgoing=True)
+            if ref_dest:
+                current.add_ref(ref_dest, outgoing=False)
+        if msg:
+            self.log(level, msg, stacklevel=2, extra=attributes or None)
+        return reference
+
+
+def get_logger(name: str | None = None) -> SpanLogger:
+    """Return a logger-style tracing API for ``name`` (usually ``__name__``)."""
+    return SpanLogger(logging.getLogger(name), {})
+

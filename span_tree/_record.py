@@ -1,0 +1,329 @@
+"""The frozen span record every sink receives, and its JSON form.
+
+``FinishedSpan`` is a ``NamedTuple``: frozen, slotted (no per-instance ``__dict__``) and
+built in one C call from the live span, which keeps the recording path cheap. Its fields
+are exactly the span columns of DESIGN §4 (plus ``seq``, see below), in column order.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
+
+SCHEMA_VERSION = 1
+
+STATUS_STARTED = "started"
+STATUS_SUCCEEDED = "succeeded"
+STATUS_FAILED = "failed"
+
+# Marker key of a span line printed by the jsonl sink, so `spantree ingest` can tell
+# span lines from other log lines in a collected log stream.
+JSON_MARKER = "spantree"
+
+
+class Event(NamedTuple):
+    """A log record emitted inside a span.
+
+    ``seq`` is the trace-wide causal sequence number shared with span starts, so a
+    renderer can interleave events and child spans exactly as they happened.
+    """
+
+    time: int  # microseconds since the Unix epoch, UTC
+    seq: int
+    level: str
+    logger: str
+    message: str
+    file: str | None
+    line: int | None
+    attributes: Mapping[str, Any]
+
+
+class HandledError(NamedTuple):
+    """An exception caught and logged (``logger.exception``) inside a span."""
+
+    time: int  # microseconds since the Unix epoch, UTC
+    type: str
+    message: str
+    traceback: str
+
+
+class FinishedSpan(NamedTuple):
+    """One version of a span, as handed to sinks and written as one Parquet row.
+
+    Times are integers in microseconds since the Unix epoch (UTC); sinks convert them.
+    ``status == "started"`` rows are published for spans still running when their
+    trace's root ended; the finished version follows later with the same ``span_id``.
+    """
+
+    namespace: str
+    date: str  # YYYY-MM-DD of start_time, UTC (the partition)
+    trace_id: str
+    span_id: str
+    parent_id: str | None
+    seq: int  # trace-wide causal order of the span's start (see Event.seq)
+    name: str
+    kind: str
+    status: str
+    level: str
+    start_time: int
+    end_time: int | None
+    duration_us: int | None
+    file: str | None
+    line: int | None
+    function: str | None
+    app: str
+    app_version: str
+    host: str
+    pid: int
+    thread: str
+    task: str | None
+    tags: Mapping[str, str]
+    attributes: Mapping[str, Any]
+    error_type: str | None
+    error_message: str | None
+    error_traceback: str | None
+    handled_errors: tuple[HandledError, ...]
+    events: tuple[Event, ...]
+    links: tuple[str, ...]
+    ref_src: tuple[str, ...]
+    ref_dest: tuple[str, ...]
+    written_at: int | None
+    schema_version: int
+
+
+SPAN_COLUMNS: tuple[str, ...] = FinishedSpan._fields
+
+
+def iso_from_us(micros: int) -> str:
+    """Format microseconds since the epoch as ISO 8601 UTC with a ``Z`` suffix."""
+    return datetime.fromtimestamp(micros / 1e6, tz=UTC).isoformat().replace("+00:00", "Z")
+
+
+def us_from_iso(text: str) -> int:
+    """Parse an ISO 8601 timestamp (``Z`` or offset) into microseconds since the epoch."""
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    delta = moment - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def span_to_json_dict(span: FinishedSpan) -> dict[str, Any]:
+    """Return the JSON-ready dict of a span: the jsonl line and the receiver's body item."""
+    record: dict[str, Any] = {JSON_MARKER: span.schema_version}
+    record.update(span._asdict())
+    record["start_time"] = iso_from_us(span.start_time)
+    record["end_time"] = None if span.end_time is None else iso_from_us(span.end_time)
+    record["written_at"] = None if span.written_at is None else iso_from_us(span.written_at)
+    record["tags"] = dict(span.tags)
+    record["attributes"] = dict(span.attributes)
+    record["handled_errors"] = [
+        {**error._asdict(), "time": iso_from_us(error.time)} for error in span.handled_errors
+    ]
+    record["events"] = [
+        {**event._asdict(), "time": iso_from_us(event.time), "attributes": dict(event.attributes)}
+        for event in span.events
+    ]
+    record["links"] = list(span.links)
+    record["ref_src"] = list(span.ref_src)
+    record["ref_dest"] = list(span.ref_dest)
+    return record
+
+
+def span_to_json(span: FinishedSpan) -> str:
+    """Return one JSON line (no newline) for a span."""
+    return json.dumps(span_to_json_dict(span), ensure_ascii=False, default=repr)
+
+
+class SpanRecordError(ValueError):
+    """A JSON span record is malformed; ``field`` names the offending key."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+_REQUIRED_TEXT = ("trace_id", "span_id", "name", "status")
+_STATUSES = (STATUS_STARTED, STATUS_SUCCEEDED, STATUS_FAILED)
+
+
+def span_from_json_dict(
+    record: Mapping[str, Any], *, namespace: str | None = None
+) -> FinishedSpan:
+    """Validate a JSON span record (as printed by the jsonl sink) and rebuild the span.
+
+    Args:
+        record: the decoded JSON object.
+        namespace: when given, overrides the record's namespace (the receiver uses the
+            namespace of the API key, never the body's).
+
+    Raises:
+        SpanRecordError: a field is missing or has the wrong type or value.
+    """
+    if not isinstance(record, Mapping):
+        raise SpanRecordError("span", "must be a JSON object")
+    for key in _REQUIRED_TEXT:
+        if not isinstance(record.get(key), str) or not record[key]:
+            raise SpanRecordError(key, "must be a non-empty string")
+    if record["status"] not in _STATUSES:
+        raise SpanRecordError("status", f"must be one of {', '.join(_STATUSES)}")
+    start = _time_field(record, "start_time", required=True)
+    assert start is not None
+    end = _time_field(record, "end_time", required=False)
+    duration = record.get("duration_us")
+    if duration is None and end is not None:
+        duration = end - start
+    if duration is not None and (not isinstance(duration, int) or isinstance(duration, bool)):
+        raise SpanRecordError("duration_us", "must be an integer")
+    values: dict[str, Any] = {
+        "namespace": namespace or _text(record, "namespace", default="default"),
+        "date": iso_from_us(start)[:10],
+        "trace_id": record["trace_id"],
+        "span_id": record["span_id"],
+        "parent_id": _text(record, "parent_id", default=None),
+        "seq": _int(record, "seq", default=0),
+        "name": record["name"],
+        "kind": _text(record, "kind", default="internal"),
+        "status": record["status"],
+        "level": _text(record, "level", default="INFO"),
+        "start_time": start,
+        "end_time": end,
+        "duration_us": duration,
+        "file": _text(record, "file", default=None),
+        "line": _int(record, "line", default=None),
+        "function": _text(record, "function", default=None),
+        "app": _text(record, "app", default=""),
+        "app_version": _text(record, "app_version", default=""),
+        "host": _text(record, "host", default=""),
+        "pid": _int(record, "pid", default=0),
+        "thread": _text(record, "thread", default=""),
+        "task": _text(record, "task", default=None),
+        "tags": _string_map(record, "tags"),
+        "attributes": _mapping(record, "attributes"),
+        "error_type": _text(record, "error_type", default=None),
+        "error_message": _text(record, "error_message", default=None),
+        "error_traceback": _text(record, "error_traceback", default=None),
+        "handled_errors": tuple(_handled_errors(record)),
+        "events": tuple(_events(record)),
+        "links": _strings(record, "links"),
+        "ref_src": _strings(record, "ref_src"),
+        "ref_dest": _strings(record, "ref_dest"),
+        "written_at": _time_field(record, "written_at", required=False),
+        "schema_version": _int(record, JSON_MARKER, default=SCHEMA_VERSION),
+    }
+    return FinishedSpan(**values)
+
+
+def _time_field(record: Mapping[str, Any], key: str, *, required: bool) -> int | None:
+    value = record.get(key)
+    if value is None:
+        if required:
+            raise SpanRecordError(key, "is required")
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value  # already microseconds
+    if isinstance(value, str):
+        try:
+            return us_from_iso(value)
+        except ValueError:
+            raise SpanRecordError(key, "must be an ISO 8601 timestamp") from None
+    raise SpanRecordError(key, "must be an ISO 8601 timestamp or integer microseconds")
+
+
+def _text(record: Mapping[str, Any], key: str, *, default: str | None) -> Any:
+    value = record.get(key, default)
+    if value is None:
+        return default
+    if not isinstance(value, str):
+        raise SpanRecordError(key, "must be a string")
+    return value
+
+
+def _int(record: Mapping[str, Any], key: str, *, default: int | None) -> Any:
+    value = record.get(key, default)
+    if value is None:
+        return default
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise SpanRecordError(key, "must be an integer")
+    return value
+
+
+def _mapping(record: Mapping[str, Any], key: str) -> dict[str, Any]:
+    value = record.get(key) or {}
+    if isinstance(value, str):  # attributes may arrive as JSON text (the Parquet form)
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise SpanRecordError(key, "must be a JSON object") from None
+    if not isinstance(value, Mapping):
+        raise SpanRecordError(key, "must be an object")
+    return dict(value)
+
+
+def _string_map(record: Mapping[str, Any], key: str) -> dict[str, str]:
+    value = _mapping(record, key)
+    return {str(k): v if isinstance(v, str) else str(v) for k, v in value.items()}
+
+
+def _strings(record: Mapping[str, Any], key: str) -> tuple[str, ...]:
+    value = record.get(key) or []
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise SpanRecordError(key, "must be a list of strings")
+    return tuple(value)
+
+
+def _handled_errors(record: Mapping[str, Any]) -> list[HandledError]:
+    items = record.get("handled_errors") or []
+    if not isinstance(items, list):
+        raise SpanRecordError("handled_errors", "must be a list")
+    errors = []
+    for index, item in enumerate(items):
+        field = f"handled_errors[{index}]"
+        if not isinstance(item, Mapping):
+            raise SpanRecordError(field, "must be an object")
+        time = _time_field(item, "time", required=True)
+        assert time is not None
+        errors.append(
+            HandledError(
+                time=time,
+                type=_text(item, "type", default="") or "",
+                message=_text(item, "message", default="") or "",
+                traceback=_text(item, "traceback", default="") or "",
+            )
+        )
+    return errors
+
+
+def _events(record: Mapping[str, Any]) -> list[Event]:
+    items = record.get("events") or []
+    if not isinstance(items, list):
+        raise SpanRecordError("events", "must be a list")
+    events = []
+    for index, item in enumerate(items):
+        field = f"events[{index}]"
+        if not isinstance(item, Mapping):
+            raise SpanRecordError(field, "must be an object")
+        try:
+            time = _time_field(item, "time", required=True)
+            assert time is not None
+            events.append(
+                Event(
+                    time=time,
+                    seq=_int(item, "seq", default=0),
+                    level=_text(item, "level", default="INFO"),
+                    logger=_text(item, "logger", default="") or "",
+                    message=_text(item, "message", default="") or "",
+                    file=_text(item, "file", default=None),
+                    line=_int(item, "line", default=None),
+                    attributes=_mapping(item, "attributes"),
+                )
+            )
+        except SpanRecordError as error:
+            raise SpanRecordError(f"{field}.{error.field}", error.reason) from None
+    return events

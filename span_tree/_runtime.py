@@ -1,0 +1,81 @@
+"""Process-wide tracing state: the active settings, processor and test listeners.
+
+Kept in one small module so the hot path reads plain module globals.
+"""
+
+from __future__ import annotations
+
+import re
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from span_tree._record import SCHEMA_VERSION, FinishedSpan
+from span_tree._sanitize import DEFAULT_SCRUB_KEYS, scrub_pattern
+
+if TYPE_CHECKING:
+    from span_tree._processor import BatchProcessor
+
+
+@dataclass
+class Settings:
+    """Resolved configuration; see ``span_tree.configure`` for the meaning of each."""
+
+    namespace: str = "default"
+    app: str = ""
+    app_version: str = ""
+    host: str = field(default_factory=lambda: os.uname().nodename)
+    tags: dict[str, str] = field(default_factory=dict)
+    scrub_pattern: re.Pattern[str] = field(default_factory=lambda: scrub_pattern(DEFAULT_SCRUB_KEYS))
+    schema_version: int = SCHEMA_VERSION
+    exit_timeout: float = 5.0
+
+
+@dataclass
+class Counters:
+    """Counts of what happened outside the normal path (reported by ``stats()``)."""
+
+    late_events: int = 0  # log records aimed at a span that had already ended
+    listener_errors: int = 0
+
+
+settings = Settings()
+stats = Counters()
+processor: BatchProcessor | None = None
+enabled = True
+listeners: list[Callable[[FinishedSpan], None]] = []
+_configure_lock = threading.Lock()
+
+
+def auto_configure() -> None:
+    """Configure from the environment on first use, unless configure() ran already."""
+    with _configure_lock:
+        if processor is not None:
+            return
+    from span_tree._config import configure_from_environment
+
+    configure_from_environment()
+
+
+def emit_snapshot(record: FinishedSpan) -> None:
+    """Hand a ready record (a `started` version) to listeners and the processor."""
+    if listeners:
+        notify_listeners(record)
+    if processor is not None:
+        processor.on_end(record)
+
+
+def notify_listeners(record: FinishedSpan) -> None:
+    for listener in list(listeners):
+        try:
+            listener(record)
+        except Exception:
+            stats.listener_errors += 1
+
+
+def set_state(**values: Any) -> None:
+    """Replace runtime globals (used by configure and the test helpers)."""
+    globals().update(values)
+

@@ -1,0 +1,89 @@
+"""Make attribute values safe for every sink: scrubbed, JSON-able, bounded."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+SCRUBBED = "[scrubbed]"
+DEFAULT_SCRUB_KEYS: tuple[str, ...] = (
+    "password",
+    "passwd",
+    "secret",
+    "token",
+    "authorization",
+    "api_key",
+    "apikey",
+    "api-key",
+    "cookie",
+    "session",
+    "credential",
+    "private_key",
+    "csrf",
+    "jwt",
+)
+MAX_TEXT_CHARS = 4_096
+MAX_ITEMS = 100
+MAX_DEPTH = 4
+TRUNCATED = "…[truncated {} chars]"
+
+_PRIMITIVES = (bool, int, float, type(None))
+
+
+def scrub_pattern(keys: Iterable[str]) -> re.Pattern[str]:
+    """Compile the case-insensitive pattern that marks a key as sensitive."""
+    return re.compile("|".join(re.escape(key) for key in keys), re.IGNORECASE)
+
+
+def truncate(text: str, limit: int = MAX_TEXT_CHARS) -> str:
+    """Cut ``text`` to ``limit`` characters with a marker saying how much was cut."""
+    if len(text) <= limit:
+        return text
+    return text[:limit] + TRUNCATED.format(len(text) - limit)
+
+
+def json_safe(value: Any, depth: int = 0) -> Any:
+    """Return ``value`` as JSON-serialisable data: unknown objects become their repr."""
+    if isinstance(value, str):
+        return truncate(value)
+    if isinstance(value, _PRIMITIVES):
+        return value
+    if depth < MAX_DEPTH:
+        if isinstance(value, Mapping):
+            items = list(value.items())[:MAX_ITEMS]
+            return {str(k): json_safe(v, depth + 1) for k, v in items}
+        if isinstance(value, (list, tuple, set, frozenset)):
+            return [json_safe(v, depth + 1) for v in list(value)[:MAX_ITEMS]]
+    try:
+        text = repr(value)
+    except Exception as error:  # a broken __repr__ must not break tracing
+        text = f"<unrepresentable {type(value).__name__}: {type(error).__name__}>"
+    return truncate(text)
+
+
+def sanitize_attributes(
+    attributes: Mapping[str, Any], scrub: re.Pattern[str]
+) -> dict[str, Any]:
+    """Scrub sensitive keys and make every value JSON-safe and bounded."""
+    clean: dict[str, Any] = {}
+    for key, value in attributes.items():
+        name = key if isinstance(key, str) else str(key)
+        if scrub.search(name):
+            clean[name] = SCRUBBED
+        elif isinstance(value, _PRIMITIVES):
+            clean[name] = value
+        else:
+            clean[name] = json_safe(value)
+        if len(clean) >= MAX_ITEMS * 10:
+            clean["_truncated_attributes"] = len(attributes) - len(clean)
+            break
+    return clean
+
+
+def sanitize_tags(tags: Mapping[str, Any], scrub: re.Pattern[str]) -> dict[str, str]:
+    """Tags are string to string; sensitive ones are scrubbed."""
+    return {
+        str(k): SCRUBBED if scrub.search(str(k)) else truncate(str(v), 256)
+        for k, v in tags.items()
+    }

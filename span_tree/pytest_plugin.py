@@ -1,0 +1,17 @@
+"""pytest plugin (entry point ``span_tree``): the ``capture_spans`` fixture."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from span_tree.testing import CapturedSpans
+from span_tree.testing import capture_spans as _capture_spans
+
+
+@pytest.fixture(name="capture_spans")
+def capture_spans_fixture() -> Iterator[CapturedSpans]:
+    """The spans that end during the test, as a live list of ``FinishedSpan``."""
+    with _capture_spans() as spans:
+        yield spans

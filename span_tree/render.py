@@ -1,0 +1,120 @@
+"""Draw a trace as a rich tree: spans with duration and status, log lines interleaved.
+
+Shared by the console sink and ``spantree trace``. Imports rich.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+
+from rich.text import Text
+from rich.tree import Tree
+
+from span_tree._record import STATUS_FAILED, STATUS_STARTED, Event, FinishedSpan
+
+LEVEL_STYLES = {
+    "DEBUG": "dim",
+    "INFO": "",
+    "WARNING": "yellow",
+    "ERROR": "bold red",
+    "CRITICAL": "bold white on red",
+}
+_LEVEL_ORDER = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40, "CRITICAL": 50}
+
+
+def format_duration(micros: int | None) -> str:
+    """Human duration: 850µs, 12.3ms, 4.56s, 3m 05s."""
+    if micros is None:
+        return "running"
+    if micros < 1_000:
+        return f"{micros}µs"
+    if micros < 1_000_000:
+        return f"{micros / 1_000:.1f}ms"
+    if micros < 60_000_000:
+        return f"{micros / 1_000_000:.2f}s"
+    minutes, seconds = divmod(micros // 1_000_000, 60)
+    return f"{minutes}m {seconds:02d}s"
+
+
+def newest_versions(records: Iterable[FinishedSpan]) -> list[FinishedSpan]:
+    """Keep one record per span id: the finished one, else the latest seen."""
+    chosen: dict[str, FinishedSpan] = {}
+    for record in records:
+        known = chosen.get(record.span_id)
+        if known is None or known.status == STATUS_STARTED or (
+            record.status != STATUS_STARTED and (record.written_at or 0) >= (known.written_at or 0)
+        ):
+            chosen[record.span_id] = record
+    return list(chosen.values())
+
+
+def span_label(span: FinishedSpan) -> Text:
+    """One line for a span: status mark, name, duration, error."""
+    if span.status == STATUS_FAILED:
+        mark, style = "✗", "bold red"
+    elif span.status == STATUS_STARTED:
+        mark, style = "…", "yellow"
+    else:
+        mark, style = "✓", "green"
+    label = Text()
+    label.append(f"{mark} ", style=style)
+    label.append(span.name, style="bold")
+    label.append(f"  {format_duration(span.duration_us)}", style="cyan")
+    if span.attributes:
+        shown = ", ".join(f"{k}={v!r}" for k, v in list(span.attributes.items())[:4])
+        label.append(f"  {shown}", style="dim")
+    if span.error_type:
+        label.append(f"  {span.error_type}: {span.error_message}", style="red")
+    return label
+
+
+def event_label(event: Event) -> Text:
+    """One line for a log event, coloured by level."""
+    text = Text()
+    text.append(f"{event.level:<8} ", style=LEVEL_STYLES.get(event.level, ""))
+    text.append(event.message, style=LEVEL_STYLES.get(event.level, ""))
+    if event.logger:
+        text.append(f"  [{event.logger}]", style="dim")
+    return text
+
+
+def render_trace(records: Sequence[FinishedSpan], *, min_level: str = "DEBUG") -> Tree:
+    """Build the tree of one trace. Spans whose parent is missing hang off the top.
+
+    Args:
+        records: span versions of one trace (older versions are ignored).
+        min_level: hide events below this level.
+    """
+    spans = sorted(newest_versions(records), key=lambda s: (s.seq, s.start_time))
+    by_id = {span.span_id: span for span in spans}
+    children: dict[str | None, list[FinishedSpan]] = defaultdict(list)
+    for span in spans:
+        parent = span.parent_id if span.parent_id in by_id else None
+        children[parent].append(span)
+    roots = children.get(None, [])
+    trace_id = spans[0].trace_id if spans else "?"
+    top = Tree(Text(f"trace {trace_id}", style="dim")) if len(roots) != 1 else None
+    threshold = _LEVEL_ORDER.get(min_level.upper(), 0)
+
+    def add(node: Tree | None, span: FinishedSpan) -> Tree:
+        branch = Tree(span_label(span)) if node is None else node.add(span_label(span))
+        items: list[tuple[int, object]] = [(child.seq, child) for child in children[span.span_id]]
+        items += [
+            (event.seq, event)
+            for event in span.events
+            if _LEVEL_ORDER.get(event.level, 0) >= threshold
+        ]
+        for _, item in sorted(items, key=lambda pair: pair[0]):
+            if isinstance(item, Event):
+                branch.add(event_label(item))
+            else:
+                assert isinstance(item, FinishedSpan)
+                add(branch, item)
+        return branch
+
+    if top is None:
+        return add(None, roots[0])
+    for root in roots:
+        add(top, root)
+    return top

@@ -1,0 +1,1 @@
+"""Built-in sinks. Each module imports its own dependencies; import the one you need."""

@@ -1,0 +1,26 @@
+"""Extension points: the protocols user code can implement."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+from span_tree._record import FinishedSpan
+
+
+@runtime_checkable
+class Sink(Protocol):
+    """Where finished spans go. Called only from the processor's worker thread.
+
+    A sink turns a batch into bytes somewhere; it may raise or be slow: the processor
+    isolates the traced application from both.
+    """
+
+    def export(self, batch: Sequence[FinishedSpan]) -> None:
+        """Write one batch of span versions."""
+
+    def force_flush(self, timeout: float) -> bool:
+        """Push out anything the sink buffers; return False if ``timeout`` ran out."""
+
+    def shutdown(self) -> None:
+        """Release resources; no export follows."""
