@@ -1,0 +1,31 @@
+"""Shared fixtures: every test starts with tracing reset to an in-memory sink."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+import span_tree
+from span_tree import _runtime, _threads
+from span_tree.sinks.memory import MemorySink
+
+
+@pytest.fixture(autouse=True)
+def reset_tracing() -> Iterator[MemorySink]:
+    """Configure span_tree with only a memory sink; undo patches afterwards."""
+    sink = MemorySink()
+    span_tree.configure(
+        sinks=[sink], console=False, jsonl=False, store=None, schedule_delay=0.05
+    )
+    yield sink
+    span_tree.shutdown(timeout=5)
+    _threads.unpatch_threads()
+    _runtime.listeners.clear()
+    _runtime.set_state(processor=None, enabled=True)
+
+
+@pytest.fixture
+def memory_sink(reset_tracing: MemorySink) -> MemorySink:
+    """The memory sink every test's spans go to (call span_tree.flush() first)."""
+    return reset_tracing
