@@ -235,13 +235,19 @@ def _start_span(
     *,
     force_new_trace: bool = False,
     kind: str = "internal",
+    remote_parent: tuple[str, str] | None = None,
 ) -> Span | None:
     if _runtime.processor is None:
         _runtime.auto_configure()
     parent = current_span_var.get()
     if parent is SUPPRESSED or not _runtime.enabled:
         return None
-    if parent is None or force_new_trace:
+    if remote_parent is not None:
+        # Continue a trace started in another process (W3C traceparent): same trace id,
+        # parent span id from the caller; this process's part has its own local state.
+        trace = TraceState(remote_parent[0], dict(_runtime.settings.tags))
+        span = Span(name, trace, remote_parent[1], attributes, location, kind)
+    elif parent is None or force_new_trace:
         links = (parent.trace.trace_id,) if parent is not None else ()
         trace = TraceState(new_trace_id(), dict(_runtime.settings.tags), links)
         span = Span(name, trace, None, attributes, location, kind)
@@ -365,7 +371,7 @@ class SpanScope:
     functions, the span covering the whole call (or the whole ``await``).
     """
 
-    __slots__ = ("_active", "attributes", "force_new_trace", "kind", "name")
+    __slots__ = ("_active", "attributes", "force_new_trace", "kind", "name", "remote_parent")
 
     def __init__(
         self,
@@ -374,11 +380,13 @@ class SpanScope:
         *,
         force_new_trace: bool = False,
         kind: str = "internal",
+        remote_parent: tuple[str, str] | None = None,
     ) -> None:
         self.name = name
         self.attributes = attributes
         self.force_new_trace = force_new_trace
         self.kind = kind
+        self.remote_parent = remote_parent
         self._active: dict[int, list[tuple[Span | None, Any]]] = {}
 
     def __enter__(self) -> Span:
@@ -390,6 +398,7 @@ class SpanScope:
             _frame_location(frame),
             force_new_trace=self.force_new_trace,
             kind=self.kind,
+            remote_parent=self.remote_parent,
         )
         token = current_span_var.set(span) if span is not None else None
         self._active.setdefault(threading.get_ident(), []).append((span, token))
