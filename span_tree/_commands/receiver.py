@@ -1,0 +1,127 @@
+"""``spantree serve`` (the HTTP receiver) and ``spantree keys create|list|revoke``."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import typer
+
+from span_tree.receiver._ingest import DEFAULT_MAX_BODY, DEFAULT_MAX_SPANS
+
+STORE_HELP = "Store path or fsspec URL (default: SPANTREE_STORE or ~/.spantree)."
+OPTIONS_HELP = "fsspec storage options as a JSON object (credentials, endpoint_url...)."
+
+
+def _storage_options(text: str | None) -> dict[str, Any] | None:
+    if not text:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError as error:
+        raise typer.BadParameter(f"not JSON: {error}", param_hint="--storage-options") from None
+    if not isinstance(value, dict):
+        raise typer.BadParameter("must be a JSON object", param_hint="--storage-options")
+    return value
+
+
+def _store(store: str | None) -> str:
+    from span_tree._config import default_store
+
+    return store or default_store()
+
+
+def serve(
+    store: str | None = typer.Option(None, "--store", help=STORE_HELP),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
+    port: int = typer.Option(4319, "--port", help="TCP port to listen on."),
+    max_body: int = typer.Option(
+        DEFAULT_MAX_BODY, "--max-body", help="Largest request body in bytes (also unzipped)."
+    ),
+    max_spans: int = typer.Option(
+        DEFAULT_MAX_SPANS, "--max-spans", help="Most spans accepted in one request."
+    ),
+    workers: int = typer.Option(1, "--workers", help="Worker processes."),
+    storage_options: str | None = typer.Option(None, "--storage-options", help=OPTIONS_HELP),
+    access_log: bool = typer.Option(False, "--access-log", help="Log every request."),
+) -> None:
+    """Run the HTTP receiver: POST /v1/spans with X-API-Key writes spans to the store."""
+    from span_tree.receiver import serve as run
+
+    run(
+        _store(store),
+        host=host,
+        port=port,
+        storage_options=_storage_options(storage_options),
+        max_body=max_body,
+        max_spans=max_spans,
+        workers=workers,
+        access_log=access_log,
+    )
+
+
+keys_app = typer.Typer(
+    help="Create, list and revoke the receiver's API keys.", no_args_is_help=True
+)
+
+
+@keys_app.command("create")
+def keys_create(
+    namespace: str = typer.Option(..., "--namespace", "-n", help="Namespace the key writes to."),
+    store: str | None = typer.Option(None, "--store", help=STORE_HELP),
+    storage_options: str | None = typer.Option(None, "--storage-options", help=OPTIONS_HELP),
+) -> None:
+    """Create an API key for NAMESPACE and print it (only the key, on stdout)."""
+    from span_tree.receiver import key_store
+
+    keys = key_store(_store(store), storage_options=_storage_options(storage_options))
+    try:
+        key = keys.create(namespace)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--namespace") from None
+    typer.echo(key)
+    typer.echo("Keep this key: it is stored hashed and cannot be shown again.", err=True)
+
+
+@keys_app.command("list")
+def keys_list(
+    store: str | None = typer.Option(None, "--store", help=STORE_HELP),
+    storage_options: str | None = typer.Option(None, "--storage-options", help=OPTIONS_HELP),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
+) -> None:
+    """List the keys (id, namespace, created, revoked); never the keys themselves."""
+    from span_tree.receiver import key_store
+
+    infos = key_store(_store(store), storage_options=_storage_options(storage_options)).list_keys()
+    if as_json:
+        for info in infos:
+            typer.echo(json.dumps(info.__dict__))
+        return
+    typer.echo(f"{'ID':<14} {'NAMESPACE':<24} {'CREATED':<28} REVOKED")
+    for info in infos:
+        created = info.created_at
+        typer.echo(f"{info.key_id:<14} {info.namespace:<24} {created:<28} {info.revoked_at or '-'}")
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key: str = typer.Argument(..., help="The key, or its id as `keys list` shows it."),
+    store: str | None = typer.Option(None, "--store", help=STORE_HELP),
+    storage_options: str | None = typer.Option(None, "--storage-options", help=OPTIONS_HELP),
+) -> None:
+    """Revoke a key: receivers refuse it within seconds."""
+    from span_tree.receiver import key_store
+
+    keys = key_store(_store(store), storage_options=_storage_options(storage_options))
+    try:
+        info = keys.revoke(key)
+    except KeyError:
+        typer.echo("no such key", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"revoked {info.key_id} ({info.namespace})")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``serve`` and ``keys`` to the ``spantree`` app."""
+    app.command("serve")(serve)
+    app.add_typer(keys_app, name="keys")

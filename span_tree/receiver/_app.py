@@ -1,0 +1,238 @@
+"""The receiver's ASGI application (Starlette): ingest, liveness, status, OpenAPI."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from span_tree._record import FinishedSpan
+from span_tree.receiver._ingest import (
+    DEFAULT_MAX_BODY,
+    DEFAULT_MAX_SPANS,
+    IngestError,
+    gunzip_bounded,
+    parse_spans,
+)
+from span_tree.receiver._keys import KeyStore
+from span_tree.receiver._openapi import openapi_document
+
+logger = logging.getLogger("span_tree.receiver")
+
+API_KEY_HEADER = "x-api-key"
+
+
+@dataclass(frozen=True)
+class ReceiverConfig:
+    """Settings of one receiver process (see ``create_app``)."""
+
+    store: str | None
+    storage_options: Mapping[str, Any] | None = None
+    max_body: int = DEFAULT_MAX_BODY
+    max_spans: int = DEFAULT_MAX_SPANS
+    max_concurrent_writes: int = 4
+    key_refresh_seconds: float = 5.0
+
+
+def create_app(
+    store: str | None = None,
+    *,
+    storage_options: Mapping[str, Any] | None = None,
+    max_body: int = DEFAULT_MAX_BODY,
+    max_spans: int = DEFAULT_MAX_SPANS,
+    max_concurrent_writes: int = 4,
+    key_refresh_seconds: float = 5.0,
+) -> Starlette:
+    """Build the receiver's ASGI app writing into ``store``.
+
+    Args:
+        store: store path or fsspec URL (default: the local store).
+        storage_options: fsspec options for the store (credentials, endpoint_url...).
+        max_body: largest request body in bytes, as sent and once decompressed (413).
+        max_spans: most spans in one request (413).
+        max_concurrent_writes: requests parsed and written at once; the rest wait, which
+            bounds the receiver's memory.
+        key_refresh_seconds: how soon a created or revoked key takes effect.
+
+    Returns:
+        A Starlette application (serve it with uvicorn or any ASGI server).
+
+    Raises:
+        ValueError: the store URL cannot be opened.
+    """
+    return _build(
+        ReceiverConfig(
+            store=store,
+            storage_options=storage_options,
+            max_body=max_body,
+            max_spans=max_spans,
+            max_concurrent_writes=max_concurrent_writes,
+            key_refresh_seconds=key_refresh_seconds,
+        )
+    )
+
+
+def _build(config: ReceiverConfig) -> Starlette:
+    from span_tree.storage import open_store
+
+    location = open_store(config.store, storage_options=config.storage_options)
+    keys = KeyStore(location.fs, location.root, refresh_seconds=config.key_refresh_seconds)
+    service = _Service(config, location, keys)
+    routes = [
+        Route("/v1/spans", service.ingest, methods=["POST"]),
+        Route("/v1/health", service.health, methods=["GET"]),
+        Route("/v1/status", service.status, methods=["GET"]),
+        Route("/openapi.json", service.openapi, methods=["GET"]),
+    ]
+    app = Starlette(routes=routes)
+    app.state.receiver = service
+    return app
+
+
+class _Service:
+    def __init__(self, config: ReceiverConfig, location: Any, keys: KeyStore) -> None:
+        self.config = config
+        self.location = location
+        self.keys = keys
+        self.limiter = anyio.CapacityLimiter(config.max_concurrent_writes)
+        self.accepted_spans = 0
+        self.accepted_requests = 0
+
+    async def _namespace(self, request: Request) -> str | None:
+        key = request.headers.get(API_KEY_HEADER)
+        if not key:
+            return None
+        # The key list may be re-read from the store (object store: a network call).
+        return await anyio.to_thread.run_sync(self.keys.namespace_of, key)
+
+    async def ingest(self, request: Request) -> Response:
+        namespace = await self._namespace(request)
+        if namespace is None:
+            return _problem(401, "missing or invalid API key (header X-API-Key)")
+        try:
+            body = await self._read_body(request)
+            encoding = request.headers.get("content-encoding", "identity").strip().lower()
+            if encoding not in ("identity", "", "gzip"):
+                raise IngestError(415, {"error": f"unsupported Content-Encoding {encoding!r}"})
+            async with self.limiter:
+                records = await anyio.to_thread.run_sync(
+                    self._parse, body, encoding == "gzip", namespace
+                )
+                await anyio.to_thread.run_sync(self._write, records)
+        except IngestError as error:
+            return JSONResponse(error.detail, status_code=error.status)
+        except _StoreUnavailable as error:
+            return _problem(503, f"the store could not be written: {error}", retry_after=1)
+        self.accepted_requests += 1
+        self.accepted_spans += len(records)
+        return JSONResponse({"accepted": len(records)}, status_code=202)
+
+    async def _read_body(self, request: Request) -> bytes:
+        limit = self.config.max_body
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.strip().isdigit() and int(declared) > limit:
+            raise IngestError(413, {"error": "body too large", "limit": limit})
+        # Count while streaming too: Content-Length may be absent (chunked) or lie.
+        chunks = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise IngestError(413, {"error": "body too large", "limit": limit})
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _parse(self, body: bytes, gzipped: bool, namespace: str) -> list[FinishedSpan]:
+        if gzipped:
+            body = gunzip_bounded(body, limit=self.config.max_body)
+        try:
+            return parse_spans(body, namespace=namespace, max_spans=self.config.max_spans)
+        except IngestError:
+            raise
+        except Exception as error:
+            # A body the validator did not foresee is still the client's problem: say
+            # so (422) rather than fail with a 5xx; log it to fix the validator.
+            logger.exception("unexpected error while validating a request body")
+            raise IngestError(422, {"error": f"invalid body: {error!r}", "field": "body"}) from None
+
+    def _write(self, records: list[FinishedSpan]) -> None:
+        from span_tree.storage import write_spans
+
+        if not records:
+            return
+        try:
+            write_spans(self.location, records)
+        except Exception as error:
+            logger.exception("could not write %d spans to the store", len(records))
+            raise _StoreUnavailable(type(error).__name__) from None
+
+    async def health(self, request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def status(self, request: Request) -> Response:
+        namespace = await self._namespace(request)
+        if namespace is None:
+            return _problem(401, "missing or invalid API key (header X-API-Key)")
+        asked = request.query_params.get("namespace") or namespace
+        if asked != namespace:
+            return _problem(403, "this key may only read the status of its own namespace")
+        try:
+            rows = await anyio.to_thread.run_sync(self._health_rows, namespace)
+        except _NotAvailable as error:
+            return _problem(501, str(error))
+        except Exception as error:
+            logger.exception("status query failed")
+            return _problem(503, f"status unavailable: {type(error).__name__}", retry_after=5)
+        return JSONResponse({"namespace": namespace, "health": rows})
+
+    def _health_rows(self, namespace: str) -> list[dict[str, Any]]:
+        try:
+            analytics: Any = importlib.import_module("span_tree.analytics")
+            store_class = analytics.Store
+        except (ImportError, AttributeError) as error:
+            raise _NotAvailable("the analytics engine is not installed") from error
+        store = store_class(self.location.url, storage_options=self.config.storage_options)
+        try:
+            frame = store.health(namespace=namespace)
+            rows = frame.to_dicts() if hasattr(frame, "to_dicts") else list(frame)
+        finally:
+            close = getattr(store, "close", None)
+            if callable(close):
+                close()
+        return [{key: _json_value(value) for key, value in dict(row).items()} for row in rows]
+
+    async def openapi(self, request: Request) -> Response:
+        return JSONResponse(openapi_document(self.config.max_body, self.config.max_spans))
+
+
+class _StoreUnavailable(Exception):
+    pass
+
+
+class _NotAvailable(Exception):
+    pass
+
+
+def _json_value(value: Any) -> Any:
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if isinstance(value, list | tuple):
+        return [_json_value(item) for item in value]
+    if isinstance(value, dict):
+        return {str(k): _json_value(v) for k, v in value.items()}
+    return str(value)
+
+
+def _problem(status: int, message: str, *, retry_after: int | None = None) -> Response:
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+    return JSONResponse({"error": message}, status_code=status, headers=headers)

@@ -1,0 +1,151 @@
+"""Turn one ``POST /v1/spans`` body into validated span records, or one clear error.
+
+All or nothing: every span of the body is validated before any is returned, so a bad
+span at index 997 means nothing of the request is written.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Mapping
+from typing import Any
+
+# orjson parses a 1,000-span body ~1.6x faster than json (4.2 ms vs 6.5 ms, measured in
+# benchmarks/receiver.py's profile).
+import orjson
+
+from span_tree._record import FinishedSpan, SpanRecordError, span_from_json_dict
+
+DEFAULT_MAX_BODY = 5 * 1024 * 1024
+DEFAULT_MAX_SPANS = 10_000
+MAX_TAGS = 64
+MAX_TAG_LENGTH = 1024
+
+
+class IngestError(Exception):
+    """A request the receiver refuses: HTTP ``status`` and a JSON-ready ``detail``."""
+
+    def __init__(self, status: int, detail: dict[str, Any]) -> None:
+        super().__init__(detail.get("error", ""))
+        self.status = status
+        self.detail = detail
+
+
+def gunzip_bounded(data: bytes, *, limit: int) -> bytes:
+    """Decompress a gzip body, refusing to produce more than ``limit`` bytes.
+
+    Raises:
+        IngestError: 413 when the decompressed body is over ``limit`` (a zip bomb
+            costs at most ``limit`` bytes of memory), 422 when it is not valid gzip.
+    """
+    decompressor = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    try:
+        out = decompressor.decompress(data, limit + 1)
+        if len(out) > limit or decompressor.unconsumed_tail:
+            raise IngestError(413, _error("body too large once decompressed", limit=limit))
+        out += decompressor.flush()
+    except zlib.error as error:
+        raise IngestError(422, _error(f"invalid gzip body: {error}", field="body")) from None
+    if len(out) > limit:
+        raise IngestError(413, _error("body too large once decompressed", limit=limit))
+    if not decompressor.eof:
+        raise IngestError(422, _error("truncated gzip body", field="body"))
+    return out
+
+
+def parse_spans(
+    body: bytes, *, namespace: str, max_spans: int = DEFAULT_MAX_SPANS
+) -> list[FinishedSpan]:
+    """Parse and validate a body ``{"tags": {...}, "spans": [...]}`` for ``namespace``.
+
+    Body tags apply to every span; a span's own tags win on conflict. The namespace
+    comes from the API key, never from the body.
+
+    Raises:
+        IngestError: 422 naming the field (and the index of the bad span), or 413
+            when there are more than ``max_spans`` spans.
+    """
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        raise IngestError(422, _error(f"malformed JSON: {error}", field="body")) from None
+    if not isinstance(document, dict):
+        raise IngestError(422, _error("the body must be a JSON object", field="body"))
+    spans = document.get("spans")
+    if not isinstance(spans, list):
+        raise IngestError(422, _error("must be a list of span objects", field="spans"))
+    if len(spans) > max_spans:
+        raise IngestError(413, _error("too many spans in one request", limit=max_spans))
+    tags = _body_tags(document.get("tags"))
+    records = []
+    for index, item in enumerate(spans):
+        try:
+            if tags and isinstance(item, dict):
+                own = item.get("tags")
+                item = {**item, "tags": {**tags, **own} if isinstance(own, Mapping) else tags}
+                if own is not None and not isinstance(own, Mapping):
+                    raise SpanRecordError("tags", "must be an object")
+            record = span_from_json_dict(item, namespace=namespace)
+            _check_ranges(record)
+            records.append(record)
+        except SpanRecordError as error:
+            raise IngestError(
+                422,
+                _error(
+                    f"invalid span at index {index}: {error.field}: {error.reason}",
+                    index=index,
+                    field=error.field,
+                    reason=error.reason,
+                ),
+            ) from None
+        except (TypeError, ValueError, OverflowError, OSError) as error:
+            # A value the validator let through but the record cannot hold (a huge
+            # integer, an out-of-range date): still the client's fault, still a 422.
+            raise IngestError(
+                422,
+                _error(f"invalid span at index {index}: {error}", index=index, field="span"),
+            ) from None
+    return records
+
+
+_INT64 = (-(2**63), 2**63 - 1)
+_INT32 = (-(2**31), 2**31 - 1)
+
+
+def _check_ranges(record: FinishedSpan) -> None:
+    """Refuse integers the Parquet columns cannot hold, before anything is written."""
+    for name in ("seq", "start_time", "end_time", "duration_us", "pid", "written_at"):
+        _in_range(getattr(record, name), _INT64, name)
+    _in_range(record.line, _INT32, "line")
+    for index, event in enumerate(record.events):
+        _in_range(event.time, _INT64, f"events[{index}].time")
+        _in_range(event.seq, _INT64, f"events[{index}].seq")
+        _in_range(event.line, _INT32, f"events[{index}].line")
+    for index, error in enumerate(record.handled_errors):
+        _in_range(error.time, _INT64, f"handled_errors[{index}].time")
+
+
+def _in_range(value: int | None, bounds: tuple[int, int], field: str) -> None:
+    if value is not None and not bounds[0] <= value <= bounds[1]:
+        raise SpanRecordError(field, "is out of range")
+
+
+def _body_tags(value: Any) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise IngestError(422, _error("must be an object of strings", field="tags"))
+    if len(value) > MAX_TAGS:
+        raise IngestError(422, _error(f"at most {MAX_TAGS} tags", field="tags"))
+    tags = {}
+    for key, item in value.items():
+        if not isinstance(item, str) or len(key) > MAX_TAG_LENGTH or len(item) > MAX_TAG_LENGTH:
+            raise IngestError(
+                422, _error(f"tag values must be strings of <= {MAX_TAG_LENGTH}", field="tags")
+            )
+        tags[key] = item
+    return tags
+
+
+def _error(message: str, **extra: Any) -> dict[str, Any]:
+    return {"error": message, **extra}
