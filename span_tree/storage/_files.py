@@ -1,0 +1,173 @@
+"""Finding the span files of a store and telling valid ones from corrupt or foreign ones.
+
+Readers build their views over exactly the valid files, so one truncated upload or a
+stray text file in the store costs a reported problem, never a failed query. Span
+files are immutable, so a file's verdict is cached by (path, size).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from span_tree.schema import SPAN_SCHEMA
+from span_tree.storage._layout import is_temporary, parse_partition
+from span_tree.storage._location import StoreLocation
+
+# Columns without which a file is not a span file. Files of an older schema version
+# may lack other columns: readers fill those in (union_by_name / defaults).
+CORE_COLUMNS: tuple[str, ...] = ("trace_id", "span_id", "name", "status", "start_time")
+
+
+@dataclass(frozen=True)
+class FileProblem:
+    """A file in the store that readers skip, and why."""
+
+    path: str
+    reason: str
+
+
+@dataclass
+class SpanFiles:
+    """The result of scanning a store.
+
+    Attributes:
+        files: fs paths of valid span files, sorted.
+        urls: the same files as URLs for DuckDB / polars / pyarrow (``location.url_of``).
+        problems: corrupt or foreign files, with the reason each was skipped.
+    """
+
+    files: list[str] = field(default_factory=list)
+    urls: list[str] = field(default_factory=list)
+    problems: list[FileProblem] = field(default_factory=list)
+
+
+_cache: dict[tuple[str, str, int], str | None] = {}
+_cache_lock = threading.Lock()
+_CACHE_LIMIT = 200_000
+
+
+def span_files(location: StoreLocation, *, namespace: str | None = None) -> SpanFiles:
+    """List the valid span files of a store and report the others. Never raises on a bad file.
+
+    Args:
+        location: the store.
+        namespace: only this namespace's partitions.
+
+    Returns:
+        Valid files (Parquet whose footer reads, with the core columns in compatible
+        types, inside a ``namespace=/date=`` directory) and the problems found.
+        Hidden temporary files (writes in progress) are neither.
+
+    Raises:
+        OSError: the store itself cannot be listed.
+    """
+    fs = location.fs
+    result = SpanFiles()
+    base = location.spans_root
+    if namespace is not None:
+        base = f"{base}/namespace={namespace}"
+    if not fs.exists(base):
+        return result
+    entries: dict[str, Any] = fs.find(base, detail=True)
+    for path in sorted(entries):
+        info = entries[path]
+        if info.get("type", "file") != "file" or is_temporary(path):
+            continue
+        reason = file_problem(location, path, int(info.get("size") or 0))
+        if reason is None:
+            result.files.append(path)
+            result.urls.append(location.url_of(path))
+        else:
+            result.problems.append(FileProblem(location.url_of(path), reason))
+    return result
+
+
+def file_problem(location: StoreLocation, path: str, size: int) -> str | None:
+    """Return why ``path`` is not a readable span file, or ``None`` when it is."""
+    directory, _, name = path.rpartition("/")
+    if parse_partition(location, directory) is None:
+        return "outside the namespace=<ns>/date=<YYYY-MM-DD> layout"
+    if not name.endswith(".parquet"):
+        return "not a .parquet file"
+    key = (location.protocol, path, size)
+    with _cache_lock:
+        if key in _cache:
+            return _cache[key]
+    reason = _check_file(location, path, size)
+    with _cache_lock:
+        if len(_cache) >= _CACHE_LIMIT:
+            _cache.clear()
+        _cache[key] = reason
+    return reason
+
+
+def _check_file(location: StoreLocation, path: str, size: int) -> str | None:
+    if size < 12:  # magic + footer length + magic
+        return f"truncated or empty ({size} bytes)"
+    try:
+        with location.fs.open(path, "rb") as handle:
+            schema = pq.ParquetFile(handle).schema_arrow
+    except Exception as error:  # any failure to parse the footer means "not readable"
+        return f"unreadable Parquet footer: {_short(error)}"
+    return schema_problem(schema)
+
+
+def schema_problem(schema: pa.Schema) -> str | None:
+    """Return why ``schema`` cannot be read as span rows, or ``None`` when it can."""
+    missing = [name for name in CORE_COLUMNS if schema.get_field_index(name) < 0]
+    if missing:
+        return f"not a span file: missing column(s) {', '.join(missing)}"
+    for span_field in SPAN_SCHEMA:
+        index = schema.get_field_index(span_field.name)
+        if index < 0:
+            continue
+        actual = schema.field(index).type
+        if not compatible(actual, span_field.type):
+            return f"column {span_field.name} has type {actual}, expected {span_field.type}"
+    return None
+
+
+def compatible(actual: pa.DataType, expected: pa.DataType) -> bool:
+    """Tell whether a column of type ``actual`` reads as ``expected`` (same family)."""
+    if actual == expected:
+        return True
+    if pa.types.is_string(expected) or pa.types.is_large_string(expected):
+        return _is_text(actual)
+    if pa.types.is_integer(expected):
+        return bool(pa.types.is_integer(actual))
+    if pa.types.is_timestamp(expected):
+        return bool(pa.types.is_timestamp(actual))
+    if pa.types.is_map(expected):
+        return pa.types.is_map(actual) and _is_text(actual.key_type) and _is_text(actual.item_type)
+    if pa.types.is_list(expected):
+        if not (pa.types.is_list(actual) or pa.types.is_large_list(actual)):
+            return False
+        return compatible(actual.value_type, expected.value_type)
+    if pa.types.is_struct(expected):
+        if not pa.types.is_struct(actual):
+            return False
+        names = {actual.field(i).name: actual.field(i).type for i in range(actual.num_fields)}
+        return all(
+            compatible(names[expected.field(i).name], expected.field(i).type)
+            for i in range(expected.num_fields)
+            if expected.field(i).name in names
+        )
+    return False
+
+
+def _is_text(data_type: pa.DataType) -> bool:
+    return bool(
+        pa.types.is_string(data_type)
+        or pa.types.is_large_string(data_type)
+        or getattr(pa.types, "is_string_view", lambda _: False)(data_type)
+    )
+
+
+def _short(error: Exception) -> str:
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__

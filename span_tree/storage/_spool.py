@@ -1,0 +1,127 @@
+"""A bounded local directory that keeps span files the store could not take yet.
+
+The spool has the store's own layout (``namespace=/date=/<ksuid>.parquet``), so a
+spooled file is replayed by putting it at the same relative path in the store. Putting
+the same name twice yields the same file, which makes a replay idempotent even when
+several processes share the spool: nothing is duplicated.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+from collections.abc import Callable
+
+import pyarrow.parquet as pq
+
+from span_tree.storage._layout import TEMP_PREFIX
+from span_tree.storage._location import StoreLocation
+from span_tree.storage._writer import PreparedFile, put_prepared
+
+DEFAULT_SPOOL_BYTES = 256 * 1024 * 1024
+
+
+def default_spool_dir(store_url: str) -> str:
+    """Return the spool directory of a store: one per store URL under the user cache."""
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    digest = hashlib.sha256(store_url.encode()).hexdigest()[:16]
+    return os.path.join(cache, "spantree", "spool", digest)
+
+
+class Spool:
+    """Span files waiting for their store.
+
+    Args:
+        directory: the spool directory (created on first use).
+        max_bytes: the spool never grows beyond this; files that do not fit are refused.
+    """
+
+    def __init__(self, directory: str, *, max_bytes: int = DEFAULT_SPOOL_BYTES) -> None:
+        self.directory = os.path.abspath(os.path.expanduser(directory))
+        self.max_bytes = max_bytes
+
+    def put(self, prepared: PreparedFile) -> bool:
+        """Keep one file; False when it does not fit or the spool cannot be written."""
+        try:
+            if self.size() + len(prepared.data) > self.max_bytes:
+                return False
+            path = os.path.join(self.directory, prepared.relative_path)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            temporary = os.path.join(
+                os.path.dirname(path), f"{TEMP_PREFIX}{os.path.basename(path)}.tmp"
+            )
+            with open(temporary, "wb") as handle:
+                handle.write(prepared.data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temporary, path)
+        except OSError:
+            return False
+        return True
+
+    def pending(self) -> list[str]:
+        """Relative paths of spooled files, oldest (KSUID order) first."""
+        found: list[str] = []
+        if not os.path.isdir(self.directory):
+            return found
+        for folder, _, names in os.walk(self.directory):
+            for name in names:
+                if name.endswith(".parquet") and not name.startswith(TEMP_PREFIX):
+                    found.append(os.path.relpath(os.path.join(folder, name), self.directory))
+        return sorted(found, key=lambda relative: os.path.basename(relative))
+
+    def size(self) -> int:
+        """Bytes held by the spool."""
+        total = 0
+        for folder, _, names in os.walk(self.directory):
+            for name in names:
+                try:
+                    total += os.path.getsize(os.path.join(folder, name))
+                except OSError:
+                    continue
+        return total
+
+    def pending_rows(self) -> int:
+        """Span rows held by the spool (read from the Parquet footers)."""
+        rows = 0
+        for relative in self.pending():
+            try:
+                rows += pq.read_metadata(os.path.join(self.directory, relative)).num_rows
+            except (OSError, ValueError):
+                continue
+        return rows
+
+    def replay(
+        self,
+        location: StoreLocation,
+        *,
+        should_stop: Callable[[], bool] = lambda: False,
+    ) -> int:
+        """Move spooled files into the store, oldest first; return the rows moved.
+
+        Stops at the first file the store refuses (it is still down) and lets that
+        error propagate; files already moved stay moved.
+
+        Raises:
+            OSError (or the filesystem's own error): the store refused a file.
+        """
+        moved = 0
+        for relative in self.pending():
+            if should_stop():
+                break
+            path = os.path.join(self.directory, relative)
+            try:
+                with open(path, "rb") as handle:
+                    data = handle.read()
+            except FileNotFoundError:  # another process replayed it meanwhile
+                continue
+            try:
+                rows = pq.read_metadata(path).num_rows
+            except (OSError, ValueError):
+                rows = 0
+            put_prepared(location, PreparedFile(relative.replace(os.sep, "/"), data, rows))
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(path)
+            moved += rows
+        return moved

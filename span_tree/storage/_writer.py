@@ -1,0 +1,210 @@
+"""Writing span files: one whole, sorted, zstd Parquet file per partition, atomically."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any, NamedTuple
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from span_tree._record import FinishedSpan
+from span_tree.schema import SPAN_SCHEMA, TIMESTAMP, records_to_table
+from span_tree.storage._layout import (
+    TEMP_PREFIX,
+    check_namespace,
+    new_file_name,
+    safe_namespace,
+)
+from span_tree.storage._location import StoreLocation
+
+# Rows per row group: small enough that DuckDB skips most of a file when looking up
+# one trace (rows are sorted by trace_id, so min/max statistics prune), large enough
+# that zstd and dictionary encoding work well.
+ROW_GROUP_ROWS = 65_536
+COMPRESSION = "zstd"
+SORT_KEYS = [("trace_id", "ascending"), ("start_time", "ascending")]
+
+_stamp_lock = threading.Lock()
+_last_stamp = 0
+
+
+def write_stamp() -> int:
+    """Return a ``written_at`` (µs since the epoch), strictly increasing in this process.
+
+    Strictly increasing so that two versions of one span written one after the other
+    never tie, whatever the clock's resolution.
+    """
+    global _last_stamp
+    with _stamp_lock:
+        stamp = max(time.time_ns() // 1000, _last_stamp + 1)
+        _last_stamp = stamp
+        return stamp
+
+
+class PreparedFile(NamedTuple):
+    """One encoded span file, ready to put at ``<spans>/<relative_path>``."""
+
+    relative_path: str  # namespace=<ns>/date=<YYYY-MM-DD>/<ksuid>.parquet
+    data: bytes
+    rows: int
+
+
+def prepare_files(records: Sequence[FinishedSpan]) -> list[PreparedFile]:
+    """Encode span records as one Parquet file per (namespace, date), stamped and sorted.
+
+    Every row gets ``written_at`` = now; when one span appears more than once in
+    ``records`` (started, then finished), later occurrences get later stamps so the
+    newest-version rule keeps the last one.
+    """
+    if not records:
+        return []
+    stamp = write_stamp()
+    prepared = []
+    for (namespace, date), group in _group(records).items():
+        table = _stamped_table(group, stamp)
+        relative = f"namespace={check_namespace(namespace)}/date={date}/{new_file_name()}"
+        prepared.append(PreparedFile(relative, table_bytes(table), table.num_rows))
+    return prepared
+
+
+def put_prepared(location: StoreLocation, prepared: PreparedFile) -> str:
+    """Put one prepared file into the store atomically; return its fs path."""
+    path = f"{location.spans_root}/{prepared.relative_path}"
+    write_bytes_atomic(location, path, prepared.data)
+    return path
+
+
+def write_spans(location: StoreLocation, records: Sequence[FinishedSpan]) -> list[str]:
+    """Write span records into the store, one new file per (namespace, date).
+
+    Each file is complete before it becomes visible (temporary name then rename on a
+    local disk, one PUT on an object store), rows are sorted by ``(trace_id,
+    start_time)``, and every row is stamped with ``written_at``. When one span appears
+    more than once in ``records`` (started, then finished), later occurrences get later
+    stamps so the newest-version rule keeps the last one.
+
+    Args:
+        location: the store (see ``open_store``).
+        records: span versions in the order they were produced.
+
+    Returns:
+        The fs paths of the files written.
+
+    Raises:
+        OSError: the store could not be written (nothing partial is left visible).
+    """
+    return [put_prepared(location, prepared) for prepared in prepare_files(records)]
+
+
+def _group(records: Sequence[FinishedSpan]) -> dict[tuple[str, str], list[FinishedSpan]]:
+    groups: dict[tuple[str, str], list[FinishedSpan]] = {}
+    for record in records:
+        key = (record.namespace, record.date)
+        group = groups.get(key)
+        if group is None:
+            group = groups[key] = []
+        group.append(record)
+    if all(safe_namespace(namespace) == namespace for namespace, _ in groups):
+        return groups
+    # Rare: a namespace that is not a safe directory name; store it under its safe form
+    # in the path and in the rows alike, so both always agree.
+    cleaned: dict[tuple[str, str], list[FinishedSpan]] = {}
+    for (namespace, date), group in groups.items():
+        safe = safe_namespace(namespace)
+        fixed = group if safe == namespace else [r._replace(namespace=safe) for r in group]
+        cleaned.setdefault((safe, date), []).extend(fixed)
+    return cleaned
+
+
+def _stamped_table(records: Sequence[FinishedSpan], stamp: int) -> pa.Table:
+    table = records_to_table(records, written_at=stamp)
+    span_ids = table.column("span_id")
+    if pc.count_distinct(span_ids).as_py() != len(span_ids):
+        table = table.set_column(
+            SPAN_SCHEMA.get_field_index("written_at"),
+            SPAN_SCHEMA.field("written_at"),
+            pa.array(_version_stamps(span_ids.to_pylist(), stamp), TIMESTAMP),
+        )
+    return sort_table(table)
+
+
+def _version_stamps(span_ids: Iterable[str], stamp: int) -> list[int]:
+    """Stamp the n-th occurrence of a span id with ``stamp + n`` microseconds."""
+    global _last_stamp
+    seen: dict[str, int] = {}
+    stamps = []
+    for span_id in span_ids:
+        occurrence = seen.get(span_id, 0)
+        seen[span_id] = occurrence + 1
+        stamps.append(stamp + occurrence)
+    with _stamp_lock:
+        _last_stamp = max(_last_stamp, stamp + max(seen.values()))
+    return stamps
+
+
+def sort_table(table: pa.Table) -> pa.Table:
+    """Sort rows by ``(trace_id, start_time)``, the store's file order."""
+    indices = pc.sort_indices(table, sort_keys=SORT_KEYS)
+    return table.take(indices)
+
+
+def table_bytes(table: pa.Table) -> bytes:
+    """Encode a span table as one Parquet file (zstd, row groups for pruning)."""
+    sink = pa.BufferOutputStream()
+    pq.write_table(
+        table,
+        sink,
+        compression=COMPRESSION,
+        row_group_size=ROW_GROUP_ROWS,
+        write_statistics=True,
+        sorting_columns=_sorting_columns(table.schema),
+    )
+    return bytes(sink.getvalue())
+
+
+def _sorting_columns(schema: pa.Schema) -> Any:
+    return [
+        pq.SortingColumn(schema.get_field_index(name))
+        for name, _ in SORT_KEYS
+        if schema.get_field_index(name) >= 0
+    ]
+
+
+def write_table_atomic(location: StoreLocation, table: pa.Table, path: str) -> None:
+    """Write ``table`` to ``path`` so that readers see either nothing or the whole file."""
+    write_bytes_atomic(location, path, table_bytes(table))
+
+
+def write_bytes_atomic(location: StoreLocation, path: str, data: bytes) -> None:
+    """Put ``data`` at ``path`` atomically.
+
+    Local: written under a hidden temporary name in the same directory, fsynced, then
+    renamed (atomic on POSIX); a crash leaves only a hidden temporary file that readers
+    ignore. Object stores: one PUT of the whole object (never visible half-written).
+    """
+    if location.is_local:
+        directory, name = os.path.split(path)
+        os.makedirs(directory, exist_ok=True)
+        temporary = os.path.join(directory, f"{TEMP_PREFIX}{name}.{os.getpid()}.tmp")
+        try:
+            with open(temporary, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temporary, path)
+        except BaseException:
+            _remove_quietly(temporary)
+            raise
+        return
+    location.fs.pipe_file(path, data)
+
+
+def _remove_quietly(path: str) -> None:
+    with contextlib.suppress(OSError):
+        os.remove(path)

@@ -1,0 +1,138 @@
+"""The store layout, atomic writer and file validation (local disk and memory://)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+import span_tree
+from span_tree._record import FinishedSpan
+from span_tree.schema import table_to_records
+from span_tree.storage import FileProblem, open_store, span_files, write_spans
+from span_tree.testing import capture_spans
+
+
+def make_spans(count: int = 3, *, namespace: str = "default") -> list[FinishedSpan]:
+    """Record ``count`` small traces (root + child with an event) and return them."""
+    with capture_spans() as spans:
+        for index in range(count):
+            with span_tree.span("root", index=index), span_tree.span("child"):
+                logging.getLogger("test").warning("step %s", index)
+    return [span._replace(namespace=namespace) for span in spans]
+
+
+def read_back(paths: list[str]) -> list[FinishedSpan]:
+    """Read span files back into records."""
+    return [record for path in paths for record in table_to_records(pq.read_table(path))]
+
+
+def test_open_store_local_path(tmp_path: Path) -> None:
+    """A plain path opens as a local store with an absolute root and the file protocol."""
+    location = open_store(str(tmp_path / "store"))
+    assert (str(tmp_path / "store"), "file", True) == (
+        location.root,
+        location.protocol,
+        location.is_local,
+    )
+
+
+def test_open_store_default_is_spantree_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No URL means the local store named by SPANTREE_STORE."""
+    monkeypatch.setenv("SPANTREE_STORE", str(tmp_path))
+    assert str(tmp_path) == open_store().root
+
+
+def test_open_store_memory_url() -> None:
+    """Any fsspec URL opens; the URL keeps its protocol."""
+    location = open_store("memory://teststore/a")
+    assert ("memory", "memory://teststore/a") == (location.protocol, location.url)
+
+
+def test_write_spans_layout_and_round_trip(tmp_path: Path) -> None:
+    """Spans land in namespace=/date= partitions and read back as the same records."""
+    spans = make_spans(3, namespace="shop")
+    location = open_store(str(tmp_path))
+    paths = write_spans(location, spans)
+    assert 1 == len(paths)
+    date = spans[0].date
+    assert paths[0].startswith(f"{tmp_path}/spans/namespace=shop/date={date}/")
+    back = read_back(paths)
+    assert all(record.written_at is not None for record in back)
+    key = lambda r: r.span_id  # noqa: E731
+    assert sorted((s._replace(written_at=None) for s in spans), key=key) == sorted(
+        (r._replace(written_at=None) for r in back), key=key
+    )
+
+
+def test_rows_sorted_by_trace_and_start(tmp_path: Path) -> None:
+    """Rows in a file are sorted by (trace_id, start_time)."""
+    paths = write_spans(open_store(str(tmp_path)), list(reversed(make_spans(5))))
+    table = pq.read_table(paths[0])
+    keys = list(zip(table["trace_id"].to_pylist(), table["start_time"].to_pylist(), strict=True))
+    assert sorted(keys) == keys
+    assert "ZSTD" == pq.ParquetFile(paths[0]).metadata.row_group(0).column(0).compression
+
+
+def test_versions_of_one_span_in_one_write_get_increasing_stamps(tmp_path: Path) -> None:
+    """A span written twice in one batch: the later version has the later written_at."""
+    span = make_spans(1)[0]
+    started = span._replace(status="started", end_time=None, duration_us=None)
+    paths = write_spans(open_store(str(tmp_path)), [started, span])
+    back = {r.status: r.written_at for r in read_back(paths) if r.span_id == span.span_id}
+    assert back["succeeded"] is not None and back["started"] is not None
+    assert back["succeeded"] > back["started"]
+
+
+def test_span_files_reports_corrupt_and_foreign_files(tmp_path: Path) -> None:
+    """Truncated Parquet, wrong schema and stray text are reported with path and skipped."""
+    location = open_store(str(tmp_path))
+    good = write_spans(location, make_spans(2))[0]
+    partition = Path(good).parent
+    truncated = partition / "truncated.parquet"
+    truncated.write_bytes(Path(good).read_bytes()[:-40])
+    foreign = partition / "foreign.parquet"
+    pq.write_table(pa.table({"x": [1, 2]}), foreign)
+    stray = partition / "notes.txt"
+    stray.write_text("hello")
+    (partition / ".inflight.parquet.123.tmp").write_bytes(b"PAR1")
+    found = span_files(location)
+    assert [good] == found.files
+    reasons = {Path(p.path).name: p.reason for p in found.problems}
+    assert {"truncated.parquet", "foreign.parquet", "notes.txt"} == set(reasons)
+    assert reasons["foreign.parquet"].startswith("not a span file: missing column(s)")
+    assert reasons["truncated.parquet"].startswith("unreadable Parquet footer")
+    assert FileProblem(str(stray), "not a .parquet file") in found.problems
+
+
+def test_span_files_namespace_filter(tmp_path: Path) -> None:
+    """span_files(namespace=...) lists only that namespace's files."""
+    location = open_store(str(tmp_path))
+    write_spans(location, make_spans(1, namespace="a"))
+    only_b = write_spans(location, make_spans(1, namespace="b"))
+    assert only_b == span_files(location, namespace="b").files
+
+
+def test_unsafe_namespace_is_made_safe(tmp_path: Path) -> None:
+    """A namespace with path characters is stored under a safe name, in path and rows."""
+    paths = write_spans(open_store(str(tmp_path)), make_spans(1, namespace="../evil/x"))
+    assert "/namespace=_evil_x/" in paths[0]
+    assert {"_evil_x"} == {r.namespace for r in read_back(paths)}
+
+
+def test_memory_store_round_trip() -> None:
+    """write_spans works on a non-local fsspec filesystem (one put per file)."""
+    location = open_store("memory://roundtrip")
+    spans = make_spans(2)
+    paths = write_spans(location, spans)
+    found = span_files(location)
+    assert paths == found.files
+    assert ["memory://" + paths[0].lstrip("/")] == found.urls
+    with location.fs.open(paths[0], "rb") as handle:
+        assert len(spans) == pq.read_table(handle).num_rows
+    location.fs.rm(location.root, recursive=True)
