@@ -8,7 +8,7 @@ from span_tree._config import configure, flush, shutdown, stats
 from span_tree._ids import new_span_id, new_trace_id, trace_id_from_w3c, w3c_trace_id
 from span_tree._logging import SpanLogger, get_logger
 from span_tree._record import Event, FinishedSpan, HandledError
-from span_tree._span import Span, SpanScope, SpanTreeWarning, current_span, set_tags, span, wrap
+from span_tree._span import Span, SpanTreeWarning, current_span, set_tags, span, wrap
 
 __version__ = "0.1.0"
 
@@ -18,7 +18,6 @@ __all__ = [
     "HandledError",
     "Span",
     "SpanLogger",
-    "SpanScope",
     "SpanTreeWarning",
     "__version__",
     "configure",

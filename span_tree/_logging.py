@@ -112,14 +112,14 @@ class SpanLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
 
     def __call__(
         self, name: str | None = None, /, *, force_new_trace: bool = False, **attributes: Any
-    ) -> _span.SpanScope:
-        return _span.SpanScope(name, attributes, force_new_trace=force_new_trace)
+    ) -> _span.Span:
+        return _span.Span(name, attributes, force_new_trace=force_new_trace)
 
     def new_span(
         self, name: str | None = None, /, *, force_new_trace: bool = False, **attributes: Any
-    ) -> _span.SpanScope:
+    ) -> _span.Span:
         """Open a span; ``force_new_trace`` starts a new trace linked to the current one."""
-        return _span.SpanScope(name, attributes, force_new_trace=force_new_trace)
+        return _span.Span(name, attributes, force_new_trace=force_new_trace)
 
     def span(self, name: Any = None, /, **attributes: Any) -> Any:
         """Decorate a function as a span: ``@log.span`` or ``@log.span("name")``."""

@@ -177,20 +177,28 @@ class BatchProcessor:
         from span_tree._span import Span, to_record
 
         queue = self._queue
+        popleft = queue.popleft
         while queue:
-            batch: list[FinishedSpan] = []
-            while queue and len(batch) < self._batch_size:
-                item = queue.popleft()
-                if isinstance(item, Span):
-                    try:
-                        item = to_record(item)
-                    except Exception as error:
-                        self.converted_errors += 1
-                        _report(f"span_tree: could not record span {item.name!r}: {error!r}")
-                        continue
-                batch.append(item)
+            items = [popleft() for _ in range(min(len(queue), self._batch_size))]
+            try:
+                batch = [to_record(item) if item.__class__ is Span else item for item in items]
+            except Exception:
+                batch = self._convert_one_by_one(items)
             if batch:
                 self._export(batch)
+
+    def _convert_one_by_one(self, items: list[Any]) -> list[FinishedSpan]:
+        """The slow path after a conversion failed: keep every span that converts."""
+        from span_tree._span import Span, to_record
+
+        batch = []
+        for item in items:
+            try:
+                batch.append(to_record(item) if isinstance(item, Span) else item)
+            except Exception as error:
+                self.converted_errors += 1
+                _report(f"span_tree: could not record span {item.name!r}: {error!r}")
+        return batch
 
     def _export(self, batch: list[FinishedSpan]) -> None:
         assert self._sinks is not None

@@ -45,6 +45,7 @@ settings = Settings()
 stats = Counters()
 processor: BatchProcessor | None = None
 enabled = True
+pid = os.getpid()  # cached: read for every span record; reset in forked children
 listeners: list[Callable[[FinishedSpan], None]] = []
 _configure_lock = threading.Lock()
 
@@ -73,6 +74,14 @@ def notify_listeners(record: FinishedSpan) -> None:
             listener(record)
         except Exception:
             stats.listener_errors += 1
+
+
+def _after_fork() -> None:
+    global pid
+    pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_after_fork)
 
 
 def set_state(**values: Any) -> None:

@@ -1,26 +1,28 @@
 """Live spans: the context manager / decorator, and the end-of-span hand-off.
 
 Everything here runs on the caller's thread, so it is kept short: no formatting, no
-I/O, no locks on the common path. Turning a live span into a ``FinishedSpan`` (scrubbing,
-JSON-safety) happens on the processor's worker thread.
+I/O, no locks on the common path, and optional fields are only set when used. Turning a
+live span into a ``FinishedSpan`` (scrubbing, JSON-safety) happens on the processor's
+worker thread (``to_record``).
 """
 
 from __future__ import annotations
 
 import functools
 import os
+import random
 import sys
 import threading
 import time
 import traceback
 import warnings
 from collections.abc import Callable
-from types import FrameType, TracebackType
+from types import CodeType, FrameType, TracebackType
 from typing import Any, TypeVar, cast, overload
 
 from span_tree import _runtime
 from span_tree._context import TraceState, current_span_var
-from span_tree._ids import new_span_id, new_trace_id
+from span_tree._ids import new_trace_id
 from span_tree._record import (
     STATUS_FAILED,
     STATUS_STARTED,
@@ -34,8 +36,12 @@ from span_tree._sanitize import sanitize_attributes, sanitize_tags, truncate
 F = TypeVar("F", bound=Callable[..., Any])
 
 _LEVEL_NAMES = {10: "DEBUG", 20: "INFO", 30: "WARNING", 40: "ERROR", 50: "CRITICAL"}
-_time_us = time.time_ns
+_time_ns = time.time_ns
 _current_thread = threading.current_thread
+# A private generator: user code calling random.seed() must not make span ids collide.
+_random = random.Random()
+_random_bits = _random.getrandbits
+os.register_at_fork(after_in_child=_random.seed)
 
 
 class SpanTreeWarning(UserWarning):
@@ -55,90 +61,156 @@ def _task_name() -> str | None:
 
 
 class Span:
-    """A span being recorded. Returned by ``with span(...) as s`` and ``current_span()``.
+    """A span: what ``span(...)`` returns, what ``with ... as s`` and ``current_span()`` give.
 
-    Mutations after the span ended are ignored with a ``SpanTreeWarning``.
+    Usable as a context manager (the span starts on ``with`` and ends when the block
+    exits) and as a decorator (each call of the function records a new span). Changes
+    after the span ended are ignored with a ``SpanTreeWarning``.
+
+    Args:
+        name: the span name (None: the calling function's name, taken on ``with``).
+        attributes: this span's attributes.
+        force_new_trace: start a new trace that links to the current one.
+        kind: "internal", "server", "client"...
+        remote_parent: ``(trace_id, parent_span_id)`` to continue a trace begun in
+            another process (W3C traceparent).
     """
 
     __slots__ = (
         "__weakref__",
         "attributes",
-        "end_us",
+        "code",
+        "copy_of",
+        "end_ns",
         "error",
         "events",
-        "file",
-        "function",
         "handled_errors",
         "kind",
         "levelno",
         "line",
         "name",
+        "options",
         "parent_id",
         "ref_dest",
         "ref_src",
         "seq",
         "span_id",
-        "start_us",
-        "status",
+        "start_ns",
         "task",
         "thread",
+        "token",
         "trace",
     )
 
     def __init__(
         self,
-        name: str,
-        trace: TraceState,
-        parent_id: str | None,
-        attributes: dict[str, Any],
-        location: tuple[str | None, int | None, str | None],
+        name: str | None = None,
+        attributes: dict[str, Any] | None = None,
+        *,
+        force_new_trace: bool = False,
         kind: str = "internal",
+        remote_parent: tuple[str, str] | None = None,
     ) -> None:
         self.name = name
-        self.trace = trace
-        self.parent_id = parent_id
-        self.span_id = new_span_id()
-        self.seq = next(trace.counter)
         self.attributes = attributes
-        self.file, self.line, self.function = location
         self.kind = kind
+        self.options = (
+            (force_new_trace, remote_parent) if force_new_trace or remote_parent else None
+        )
+        self.start_ns = 0
+        self.end_ns = 0
+        # Optional fields start as None: a getattr() default on an unset slot raises
+        # internally and costs more on the worker than these stores cost here.
         self.events: list[Event] | None = None
         self.handled_errors: list[HandledError] | None = None
+        self.error: tuple[str, str, str] | None = None
         self.ref_src: list[str] | None = None
         self.ref_dest: list[str] | None = None
-        self.error: tuple[str, str, str] | None = None
+        self.token: Any = None
+        self.copy_of: Span | None = None
+        self.code: CodeType | None = None
+        self.line: int | None = None
+        self.trace: TraceState | None = None
         self.levelno = 20
-        self.status = STATUS_STARTED
-        self.thread = _current_thread().name
-        self.task = _task_name()
-        self.end_us: int | None = None
-        self.start_us = _time_us() // 1000
+
+    # -- context manager and decorator ------------------------------------------------
+    def __enter__(self) -> Span:
+        frame = sys._getframe(1)
+        if self.start_ns:
+            # Entering a span object again (or from a second thread) records a new span
+            # with the same name and attributes rather than corrupting this one.
+            span = Span(self.name, dict(self.attributes or {}), kind=self.kind)
+            span.options = self.options
+            span.copy_of = self
+            return span._enter_from(frame)
+        return self._enter_from(frame)
+
+    def _enter_from(self, frame: FrameType) -> Span:
+        if self.name is None:
+            self.name = _default_name(frame)
+        self.code = frame.f_code
+        self.line = frame.f_lineno
+        if _start(self):
+            self.token = current_span_var.set(self)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        span = self
+        current = current_span_var.get()
+        if current is not self and current is not None and current.copy_of is self:
+            span = current
+        if not span.start_ns:
+            warnings.warn("span exited without being entered", SpanTreeWarning, stacklevel=2)
+            return
+        _exit(span, exc_type, exc, tb)
+
+    def __call__(self, fn: F) -> F:
+        return _decorate(fn, self.name, self.attributes or {}, self.options, self.kind)
 
     # -- public API -------------------------------------------------------------------
     @property
     def trace_id(self) -> str:
-        """The KSUID of this span's trace."""
-        return self.trace.trace_id
+        """The KSUID of this span's trace ("" before the span started)."""
+        return self.trace.trace_id if self.trace is not None else ""
 
     @property
     def ended(self) -> bool:
         """True once the span finished (further changes are ignored)."""
-        return self.end_us is not None
+        return bool(self.end_ns)
+
+    @property
+    def status(self) -> str:
+        """``started`` while running, then ``succeeded`` or ``failed``."""
+        if not self.end_ns:
+            return STATUS_STARTED
+        return STATUS_FAILED if self.error else STATUS_SUCCEEDED
 
     def set_attribute(self, key: str, value: Any) -> None:
         """Set one attribute of this span."""
         if self._check_live("set_attribute"):
+            if self.attributes is None:
+                self.attributes = {}
             self.attributes[key] = value
 
     def set_attributes(self, **attributes: Any) -> None:
         """Set several attributes of this span."""
         if self._check_live("set_attributes"):
+            if self.attributes is None:
+                self.attributes = {}
             self.attributes.update(attributes)
 
     def set_tags(self, **tags: Any) -> None:
         """Set tags on this span's whole trace (copied onto every span row)."""
-        with self.trace.lock:
-            self.trace.tags.update({k: str(v) for k, v in tags.items()})
+        trace = self.trace
+        if trace is None:
+            return
+        with trace.lock:
+            trace.tags.update({k: str(v) for k, v in tags.items()})
 
     def add_event(
         self,
@@ -151,11 +223,11 @@ class Span:
         **attributes: Any,
     ) -> None:
         """Record a log event in this span (``logging`` records arrive here too)."""
-        if self.end_us is not None:
+        if self.end_ns or not self.start_ns:
             _runtime.stats.late_events += 1
             return
         event = Event(
-            _time_us() // 1000,
+            _time_ns() // 1000,
             next(self.trace.counter),
             _level_name(level),
             logger,
@@ -173,14 +245,14 @@ class Span:
 
     def record_handled_error(self, error: BaseException | tuple[Any, Any, Any]) -> None:
         """Record an exception that was caught and handled inside this span."""
-        if self.end_us is not None:
+        if self.end_ns:
             return
         if isinstance(error, tuple):
             exc_type, exc_value, exc_tb = error
         else:
             exc_type, exc_value, exc_tb = type(error), error, error.__traceback__
         handled = HandledError(
-            _time_us() // 1000,
+            _time_ns() // 1000,
             _type_name(exc_type),
             truncate(str(exc_value)),
             "".join(traceback.format_exception(exc_type, exc_value, exc_tb)),
@@ -198,22 +270,27 @@ class Span:
             self.ref_dest = [*(self.ref_dest or ()), ref]
 
     def end(self, error: BaseException | None = None) -> None:
-        """Finish the span (the context manager and decorator call this for you)."""
-        if self.end_us is not None:
-            warnings.warn(f"span {self.name!r} already ended", SpanTreeWarning, stacklevel=2)
+        """Finish the span now (the context manager and decorator do this for you)."""
+        if self.end_ns or not self.start_ns:
+            what = "already ended" if self.end_ns else "was never started"
+            warnings.warn(f"span {self.name!r} {what}", SpanTreeWarning, stacklevel=2)
             return
         _finish(self, type(error) if error else None, error, error.__traceback__ if error else None)
 
     def __repr__(self) -> str:
-        return f"<Span {self.name!r} {self.status} trace={self.trace.trace_id} id={self.span_id}>"
+        return f"<Span {self.name!r} {self.status} trace={self.trace_id}>"
 
     def _check_live(self, what: str) -> bool:
-        if self.end_us is None:
+        if not self.end_ns:
             return True
         warnings.warn(
             f"{what} on span {self.name!r} after it ended is ignored", SpanTreeWarning, stacklevel=3
         )
         return False
+
+
+# Kept for code written against the first API name of the context-manager object.
+SpanScope = Span
 
 
 def _type_name(exc_type: Any) -> str:
@@ -225,215 +302,50 @@ def _type_name(exc_type: Any) -> str:
 
 
 # A stand-in current span for threads whose work must not be traced (the processor).
-SUPPRESSED = cast(Span, object.__new__(Span))
+SUPPRESSED = Span("<suppressed>")
 
 
-def _start_span(
-    name: str,
-    attributes: dict[str, Any],
-    location: tuple[str | None, int | None, str | None],
-    *,
-    force_new_trace: bool = False,
-    kind: str = "internal",
-    remote_parent: tuple[str, str] | None = None,
-) -> Span | None:
+def _start(span: Span) -> bool:
+    """Attach ``span`` to the current trace (or a new one) and start its clock."""
     if _runtime.processor is None:
         _runtime.auto_configure()
     parent = current_span_var.get()
     if parent is SUPPRESSED or not _runtime.enabled:
-        return None
-    if remote_parent is not None:
+        return False
+    options = span.options
+    if options is None and parent is not None:
+        trace = parent.trace
+        span.parent_id = parent.span_id
+    elif options is not None and options[1] is not None:
         # Continue a trace started in another process (W3C traceparent): same trace id,
         # parent span id from the caller; this process's part has its own local state.
-        trace = TraceState(remote_parent[0], dict(_runtime.settings.tags))
-        span = Span(name, trace, remote_parent[1], attributes, location, kind)
-    elif parent is None or force_new_trace:
+        trace = TraceState(options[1][0], dict(_runtime.settings.tags))
+        span.parent_id = options[1][1]
+    else:
         links = (parent.trace.trace_id,) if parent is not None else ()
         trace = TraceState(new_trace_id(), dict(_runtime.settings.tags), links)
-        span = Span(name, trace, None, attributes, location, kind)
-    else:
-        trace = parent.trace
-        span = Span(name, trace, parent.span_id, attributes, location, kind)
+        span.parent_id = None
+    span.trace = trace
+    span.span_id = "%016x" % _random_bits(64)
+    span.seq = next(trace.counter)
+    span.thread = _current_thread().name
+    span.task = _task_name()
     trace.open_spans.add(span)
-    return span
+    span.start_ns = _time_ns()
+    return True
 
 
-def _finish(
+def _exit(
     span: Span,
     exc_type: type[BaseException] | None,
     exc: BaseException | None,
     tb: TracebackType | None,
 ) -> None:
-    span.end_us = _time_us() // 1000
-    if exc_type is None:
-        span.status = STATUS_SUCCEEDED
-    else:
-        span.status = STATUS_FAILED
-        span.error = (
-            _type_name(exc_type),
-            truncate(str(exc)),
-            "".join(traceback.format_exception(exc_type, exc, tb)),
-        )
-    trace = span.trace
-    trace.open_spans.discard(span)
-    processor = _runtime.processor
-    if span.parent_id is None:
-        trace.root_ended = True
-        # A parent never finishes silently before its children: publish the ones still
-        # running as `started` now; their finished version follows when they end.
-        for child in list(trace.open_spans):
-            _runtime.emit_snapshot(to_record(child, status=STATUS_STARTED))
-    if _runtime.listeners:
-        _runtime.notify_listeners(to_record(span))
-    if processor is not None:
-        processor.on_end(span)
-
-
-def to_record(span: Span, *, status: str | None = None) -> FinishedSpan:
-    """Freeze a live span into the record sinks receive (scrubbed and JSON-safe)."""
-    settings = _runtime.settings
-    scrub = settings.scrub_pattern
-    trace = span.trace
-    end = span.end_us if status is None else None
-    error = span.error or (None, None, None)
-    events = span.events
-    if events:
-        events = [
-            event._replace(attributes=sanitize_attributes(event.attributes, scrub))
-            if event.attributes
-            else event
-            for event in events
-        ]
-    levelno = 40 if span.status == STATUS_FAILED and status is None else span.levelno
-    start = span.start_us
-    return FinishedSpan(
-        settings.namespace,
-        time.strftime("%Y-%m-%d", time.gmtime(start / 1e6)),
-        trace.trace_id,
-        span.span_id,
-        span.parent_id,
-        span.seq,
-        span.name,
-        span.kind,
-        status or span.status,
-        _level_name(levelno),
-        start,
-        end,
-        None if end is None else end - start,
-        span.file,
-        span.line,
-        span.function,
-        settings.app,
-        settings.app_version,
-        settings.host,
-        os.getpid(),
-        span.thread,
-        span.task,
-        sanitize_tags(trace.tags, scrub) if trace.tags else {},
-        sanitize_attributes(span.attributes, scrub) if span.attributes else {},
-        error[0],
-        error[1],
-        error[2],
-        tuple(span.handled_errors or ()),
-        tuple(events or ()),
-        trace.links,
-        tuple(span.ref_src or ()),
-        tuple(span.ref_dest or ()),
-        None,
-        settings.schema_version,
-    )
-
-
-# -- the public context manager / decorator --------------------------------------------
-
-
-def _frame_location(frame: FrameType | None) -> tuple[str | None, int | None, str | None]:
-    if frame is None:
-        return (None, None, None)
-    code = frame.f_code
-    return (code.co_filename, frame.f_lineno, code.co_qualname)
-
-
-def _default_name(frame: FrameType | None) -> str:
-    if frame is None:
-        return "span"
-    qualname = frame.f_code.co_qualname
-    if qualname == "<module>":
-        return frame.f_globals.get("__name__", "<module>")
-    return qualname
-
-
-class SpanScope:
-    """What ``span(...)`` returns: a context manager and a decorator.
-
-    As a context manager it opens a new span on each ``with`` (so one scope object can be
-    entered again, even from several threads); as a decorator it wraps sync and async
-    functions, the span covering the whole call (or the whole ``await``).
-    """
-
-    __slots__ = ("_active", "attributes", "force_new_trace", "kind", "name", "remote_parent")
-
-    def __init__(
-        self,
-        name: str | None,
-        attributes: dict[str, Any],
-        *,
-        force_new_trace: bool = False,
-        kind: str = "internal",
-        remote_parent: tuple[str, str] | None = None,
-    ) -> None:
-        self.name = name
-        self.attributes = attributes
-        self.force_new_trace = force_new_trace
-        self.kind = kind
-        self.remote_parent = remote_parent
-        self._active: dict[int, list[tuple[Span | None, Any]]] = {}
-
-    def __enter__(self) -> Span:
-        frame = sys._getframe(1)
-        name = self.name if self.name is not None else _default_name(frame)
-        span = _start_span(
-            name,
-            dict(self.attributes),
-            _frame_location(frame),
-            force_new_trace=self.force_new_trace,
-            kind=self.kind,
-            remote_parent=self.remote_parent,
-        )
-        token = current_span_var.set(span) if span is not None else None
-        self._active.setdefault(threading.get_ident(), []).append((span, token))
-        return span if span is not None else _detached_span(name)
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        stack = self._active.get(threading.get_ident())
-        if not stack:
-            warnings.warn("span scope exited without being entered", SpanTreeWarning, stacklevel=2)
-            return
-        span, token = stack.pop()
-        if not stack:
-            del self._active[threading.get_ident()]
-        if span is None:
-            return
-        _exit_span(span, token, exc_type, exc, tb)
-
-    def __call__(self, fn: F) -> F:
-        return _decorate(fn, self.name, self.attributes, self.force_new_trace, self.kind)
-
-
-def _exit_span(
-    span: Span,
-    token: Any,
-    exc_type: type[BaseException] | None,
-    exc: BaseException | None,
-    tb: TracebackType | None,
-) -> None:
-    if span.end_us is None:
+    if not span.end_ns:
         _finish(span, exc_type, exc, tb)
+    token = span.token
+    if token is None:
+        return
     try:
         current_span_var.reset(token)
     except ValueError:
@@ -443,16 +355,137 @@ def _exit_span(
             current_span_var.set(None)
 
 
-def _detached_span(name: str) -> Span:
-    """A span that records nothing, for when tracing is suppressed or disabled."""
-    trace = TraceState("", {})
-    span = Span(name, trace, None, {}, (None, None, None))
-    span.end_us = span.start_us
-    return span
+def _finish(
+    span: Span,
+    exc_type: type[BaseException] | None,
+    exc: BaseException | None,
+    tb: TracebackType | None,
+) -> None:
+    span.end_ns = _time_ns()
+    if exc_type is not None:
+        span.error = (
+            _type_name(exc_type),
+            truncate(str(exc)),
+            "".join(traceback.format_exception(exc_type, exc, tb)),
+        )
+    trace = span.trace
+    trace.open_spans.discard(span)
+    if span.parent_id is None:
+        trace.root_ended = True
+        # A parent never finishes silently before its children: publish the ones still
+        # running as `started` now; their finished version follows when they end.
+        for child in list(trace.open_spans):
+            _runtime.emit_snapshot(to_record(child, status=STATUS_STARTED))
+    if _runtime.listeners:
+        _runtime.notify_listeners(to_record(span))
+    processor = _runtime.processor
+    if processor is not None:
+        processor.on_end(span)
+
+
+_day_cache: dict[int, str] = {}
+_new_record = tuple.__new__
+
+
+def _day(start_us: int) -> str:
+    day = start_us // 86_400_000_000
+    text = _day_cache.get(day)
+    if text is None:
+        text = time.strftime("%Y-%m-%d", time.gmtime(day * 86_400))
+        _day_cache[day] = text
+    return text
+
+
+def to_record(span: Span, *, status: str | None = None) -> FinishedSpan:
+    """Freeze a live span into the record sinks receive (scrubbed and JSON-safe).
+
+    Args:
+        span: a started span.
+        status: force a status (``started`` for the snapshot of a running span).
+    """
+    settings = _runtime.settings
+    scrub = settings.scrub_pattern
+    trace = span.trace
+    start = span.start_ns // 1000
+    end = span.end_ns // 1000 if span.end_ns and status is None else None
+    error = span.error
+    if status is None:
+        status = STATUS_FAILED if error else STATUS_SUCCEEDED
+    if error is None:
+        error = (None, None, None)
+    events = span.events
+    if events:
+        events = [
+            event._replace(attributes=sanitize_attributes(event.attributes, scrub))
+            if event.attributes
+            else event
+            for event in list(events)
+        ]
+    levelno = span.levelno
+    if status == STATUS_FAILED and levelno < 40:
+        levelno = 40
+    code = span.code
+    attributes = span.attributes
+    handled = span.handled_errors
+    return _new_record(  # type: ignore[no-any-return]
+        FinishedSpan,
+        (
+            settings.namespace,
+            _day(start),
+            trace.trace_id,
+            span.span_id,
+            span.parent_id,
+            span.seq,
+            span.name,
+            span.kind,
+            status,
+            _level_name(levelno),
+            start,
+            end,
+            None if end is None else end - start,
+            None if code is None else code.co_filename,
+            span.line,
+            None if code is None else code.co_qualname,
+            settings.app,
+            settings.app_version,
+            settings.host,
+            _runtime.pid,
+            span.thread,
+            span.task,
+            sanitize_tags(trace.tags, scrub) if trace.tags else {},
+            sanitize_attributes(attributes, scrub) if attributes else {},
+            error[0],
+            error[1],
+            error[2],
+            tuple(handled) if handled else (),
+            tuple(events) if events else (),
+            trace.links,
+            tuple(span.ref_src) if span.ref_src else (),
+            tuple(span.ref_dest) if span.ref_dest else (),
+            None,
+            settings.schema_version,
+        ),
+    )
+
+
+# -- helpers of the public API -----------------------------------------------------------
+
+
+def _default_name(frame: FrameType | None) -> str:
+    if frame is None:
+        return "span"
+    qualname = frame.f_code.co_qualname
+    if qualname == "<module>":
+        return str(frame.f_globals.get("__name__", "<module>"))
+    return qualname
 
 
 def _decorate(
-    fn: F, name: str | None, attributes: dict[str, Any], force_new_trace: bool, kind: str
+    fn: F,
+    name: str | None,
+    attributes: dict[str, Any],
+    options: tuple[bool, tuple[str, str] | None] | None,
+    kind: str,
 ) -> F:
     import inspect
 
@@ -460,46 +493,45 @@ def _decorate(
         raise TypeError(f"span() decorates functions, not {type(fn).__name__}")
     span_name = name if name is not None else getattr(fn, "__qualname__", repr(fn))
     code = getattr(inspect.unwrap(fn), "__code__", None)
-    location = (
-        (code.co_filename, code.co_firstlineno, code.co_qualname)
-        if code is not None
-        else (None, None, span_name)
-    )
+    line = code.co_firstlineno if code is not None else None
+
+    def new_span() -> Span:
+        span = Span(span_name, dict(attributes) if attributes else {}, kind=kind)
+        span.options = options
+        span.code = code
+        span.line = line
+        return span
 
     if inspect.iscoroutinefunction(fn):
 
         @functools.wraps(fn)
         async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-            span = _start_span(
-                span_name, dict(attributes), location, force_new_trace=force_new_trace, kind=kind
-            )
-            if span is None:
+            span = new_span()
+            if not _start(span):
                 return await fn(*args, **kwargs)
-            token = current_span_var.set(span)
+            span.token = current_span_var.set(span)
             try:
                 result = await fn(*args, **kwargs)
             except BaseException as error:
-                _exit_span(span, token, type(error), error, error.__traceback__)
+                _exit(span, type(error), error, error.__traceback__)
                 raise
-            _exit_span(span, token, None, None, None)
+            _exit(span, None, None, None)
             return result
 
         return cast(F, async_wrapper)
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        span = _start_span(
-            span_name, dict(attributes), location, force_new_trace=force_new_trace, kind=kind
-        )
-        if span is None:
+        span = new_span()
+        if not _start(span):
             return fn(*args, **kwargs)
-        token = current_span_var.set(span)
+        span.token = current_span_var.set(span)
         try:
             result = fn(*args, **kwargs)
         except BaseException as error:
-            _exit_span(span, token, type(error), error, error.__traceback__)
+            _exit(span, type(error), error, error.__traceback__)
             raise
-        _exit_span(span, token, None, None, None)
+        _exit(span, None, None, None)
         return result
 
     return cast(F, wrapper)
@@ -508,7 +540,7 @@ def _decorate(
 @overload
 def span(name: F, /) -> F: ...
 @overload
-def span(name: str | None = None, /, **attributes: Any) -> SpanScope: ...
+def span(name: str | None = None, /, **attributes: Any) -> Span: ...
 def span(name: Any = None, /, **attributes: Any) -> Any:
     """Open a span: ``with span("load", user=42):`` or ``@span`` / ``@span("name")``.
 
@@ -520,14 +552,14 @@ def span(name: Any = None, /, **attributes: Any) -> Any:
             others as their ``repr``; sensitive keys are scrubbed).
 
     Returns:
-        A ``SpanScope`` usable as context manager and decorator, or the decorated
-        function for bare ``@span``.
+        A ``Span`` usable as context manager and decorator, or the decorated function
+        for bare ``@span``.
     """
-    if callable(name) and not isinstance(name, str):
-        return _decorate(name, None, attributes, False, "internal")
-    if name is not None and not isinstance(name, str):
-        name = str(name)
-    return SpanScope(name, attributes)
+    if name is None or name.__class__ is str:
+        return Span(name, attributes)
+    if callable(name):
+        return _decorate(name, None, attributes, None, "internal")
+    return Span(str(name), attributes)
 
 
 def current_span() -> Span | None:
