@@ -44,8 +44,12 @@ def bench_span_tree(n: int) -> float:
     import span_tree
 
     span_tree.configure(
-        sinks=[DiscardingSink()], console=False, jsonl=False, store=None,
-        capture_logging=False, max_queue_size=n + 10,
+        sinks=[DiscardingSink()],
+        console=False,
+        jsonl=False,
+        store=None,
+        capture_logging=False,
+        max_queue_size=n + 10,
     )
     span = span_tree.span
     with span("parent"):
@@ -64,8 +68,12 @@ def bench_span_tree_decorator(n: int) -> float:
     import span_tree
 
     span_tree.configure(
-        sinks=[DiscardingSink()], console=False, jsonl=False, store=None,
-        capture_logging=False, max_queue_size=n + 10,
+        sinks=[DiscardingSink()],
+        console=False,
+        jsonl=False,
+        store=None,
+        capture_logging=False,
+        max_queue_size=n + 10,
     )
 
     @span_tree.span
@@ -159,7 +167,9 @@ def import_time_ms(repeats: int) -> float:
     code = "import time; t=time.perf_counter(); import span_tree; print(time.perf_counter()-t)"
     samples = []
     for _ in range(repeats):
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        )
         samples.append(float(out.stdout) * 1000)
     return statistics.median(samples)
 
@@ -189,16 +199,19 @@ def main() -> None:
     for label, fn in contenders.items():
         results[label] = measure(fn, args.spans, args.repeats)
         if fn is bench_span_tree:
-            caller_samples.append(bench_span_tree.caller_seconds / args.spans * 1e6)  # type: ignore[attr-defined]
+            caller_seconds = bench_span_tree.caller_seconds  # type: ignore[attr-defined]
+            caller_samples.append(caller_seconds / args.spans * 1e6)
     results["span_tree (with)"]["caller_thread_us"] = caller_samples[-1]
     base = results["span_tree (with)"]["median_us"]
     imports = import_time_ms(args.repeats)
 
-    print(f"{args.spans} nested spans, median of {args.repeats} repeats, Python {platform.python_version()}")
+    python = platform.python_version()
+    print(f"{args.spans} nested spans, median of {args.repeats} repeats, Python {python}")
     print(f"{'contender':<24} {'µs/span':>9} {'vs span_tree':>13}")
     for label, figures in results.items():
         print(f"{label:<24} {figures['median_us']:>9.2f} {figures['median_us'] / base:>12.2f}x")
-    print(f"span_tree caller-thread share: {results['span_tree (with)']['caller_thread_us']:.2f} µs/span")
+    caller = results["span_tree (with)"]["caller_thread_us"]
+    print(f"span_tree caller-thread share: {caller:.2f} µs/span")
     print(f"import span_tree: {imports:.1f} ms (median, fresh interpreter)")
 
     RESULTS.parent.mkdir(parents=True, exist_ok=True)

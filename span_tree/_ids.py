@@ -6,7 +6,6 @@ import os
 import re
 from typing import Any
 
-
 KSUID_LENGTH = 27
 _KSUID_RE = re.compile(r"^[0-9A-Za-z]{27}$")
 _HEX32_RE = re.compile(r"^[0-9a-f]{32}$")

@@ -15,9 +15,11 @@ from span_tree import _ids, _span
 from span_tree._context import current_span_var
 
 # Attributes every LogRecord has; anything else came from `extra=` and is kept.
-_STANDARD_RECORD_KEYS = frozenset(
-    vars(logging.LogRecord("", 0, "", 0, "", (), None)).keys()
-) | {"message", "asctime", "taskName"}
+_STANDARD_RECORD_KEYS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None)).keys()) | {
+    "message",
+    "asctime",
+    "taskName",
+}
 
 
 class SpanEventHandler(logging.Handler):
@@ -165,4 +167,3 @@ class SpanLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
 def get_logger(name: str | None = None) -> SpanLogger:
     """Return a logger-style tracing API for ``name`` (usually ``__name__``)."""
     return SpanLogger(logging.getLogger(name), {})
-

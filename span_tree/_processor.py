@@ -8,6 +8,7 @@ which is bounded by its timeout).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import threading
@@ -233,7 +234,6 @@ def _quietly(action: Callable[[], Any]) -> None:
 
 def _report(message: str) -> None:
     """Tell the user about a tracing problem without going through logging."""
-    try:
+    # stderr may be closed at shutdown: then there is nobody left to tell.
+    with contextlib.suppress(Exception):
         print(message, file=sys.stderr)
-    except Exception:  # stderr closed at shutdown: nothing left to tell
-        pass

@@ -153,9 +153,7 @@ _REQUIRED_TEXT = ("trace_id", "span_id", "name", "status")
 _STATUSES = (STATUS_STARTED, STATUS_SUCCEEDED, STATUS_FAILED)
 
 
-def span_from_json_dict(
-    record: Mapping[str, Any], *, namespace: str | None = None
-) -> FinishedSpan:
+def span_from_json_dict(record: Mapping[str, Any], *, namespace: str | None = None) -> FinishedSpan:
     """Validate a JSON span record (as printed by the jsonl sink) and rebuild the span.
 
     Args:

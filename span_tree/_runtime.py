@@ -5,8 +5,8 @@ Kept in one small module so the hot path reads plain module globals.
 
 from __future__ import annotations
 
-import re
 import os
+import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,7 +28,9 @@ class Settings:
     app_version: str = ""
     host: str = field(default_factory=lambda: os.uname().nodename)
     tags: dict[str, str] = field(default_factory=dict)
-    scrub_pattern: re.Pattern[str] = field(default_factory=lambda: scrub_pattern(DEFAULT_SCRUB_KEYS))
+    scrub_pattern: re.Pattern[str] = field(
+        default_factory=lambda: scrub_pattern(DEFAULT_SCRUB_KEYS)
+    )
     schema_version: int = SCHEMA_VERSION
     exit_timeout: float = 5.0
 
@@ -87,4 +89,3 @@ os.register_at_fork(after_in_child=_after_fork)
 def set_state(**values: Any) -> None:
     """Replace runtime globals (used by configure and the test helpers)."""
     globals().update(values)
-

@@ -62,9 +62,7 @@ def json_safe(value: Any, depth: int = 0) -> Any:
     return truncate(text)
 
 
-def sanitize_attributes(
-    attributes: Mapping[str, Any], scrub: re.Pattern[str]
-) -> dict[str, Any]:
+def sanitize_attributes(attributes: Mapping[str, Any], scrub: re.Pattern[str]) -> dict[str, Any]:
     """Scrub sensitive keys and make every value JSON-safe and bounded."""
     clean: dict[str, Any] = {}
     for key, value in attributes.items():
@@ -84,6 +82,5 @@ def sanitize_attributes(
 def sanitize_tags(tags: Mapping[str, Any], scrub: re.Pattern[str]) -> dict[str, str]:
     """Tags are string to string; sensitive ones are scrubbed."""
     return {
-        str(k): SCRUBBED if scrub.search(str(k)) else truncate(str(v), 256)
-        for k, v in tags.items()
+        str(k): SCRUBBED if scrub.search(str(k)) else truncate(str(v), 256) for k, v in tags.items()
     }

@@ -102,6 +102,13 @@ class Span:
         "trace",
     )
 
+    # Set when the span starts (see _start); declared for the type checker.
+    span_id: str
+    parent_id: str | None
+    seq: int
+    thread: str
+    task: str | None
+
     def __init__(
         self,
         name: str | None = None,
@@ -226,6 +233,7 @@ class Span:
         if self.end_ns or not self.start_ns:
             _runtime.stats.late_events += 1
             return
+        assert self.trace is not None  # started, checked above
         event = Event(
             _time_ns() // 1000,
             next(self.trace.counter),
@@ -313,8 +321,9 @@ def _start(span: Span) -> bool:
     if parent is SUPPRESSED or not _runtime.enabled:
         return False
     options = span.options
+    trace: TraceState
     if options is None and parent is not None:
-        trace = parent.trace
+        trace = cast(TraceState, parent.trace)  # a current span has always started
         span.parent_id = parent.span_id
     elif options is not None and options[1] is not None:
         # Continue a trace started in another process (W3C traceparent): same trace id,
@@ -322,11 +331,11 @@ def _start(span: Span) -> bool:
         trace = TraceState(options[1][0], dict(_runtime.settings.tags))
         span.parent_id = options[1][1]
     else:
-        links = (parent.trace.trace_id,) if parent is not None else ()
+        links = (parent.trace_id,) if parent is not None else ()
         trace = TraceState(new_trace_id(), dict(_runtime.settings.tags), links)
         span.parent_id = None
     span.trace = trace
-    span.span_id = "%016x" % _random_bits(64)
+    span.span_id = f"{_random_bits(64):016x}"
     span.seq = next(trace.counter)
     span.thread = _current_thread().name
     span.task = _task_name()
@@ -369,6 +378,7 @@ def _finish(
             "".join(traceback.format_exception(exc_type, exc, tb)),
         )
     trace = span.trace
+    assert trace is not None  # only started spans finish
     trace.open_spans.discard(span)
     if span.parent_id is None:
         trace.root_ended = True
@@ -406,13 +416,13 @@ def to_record(span: Span, *, status: str | None = None) -> FinishedSpan:
     settings = _runtime.settings
     scrub = settings.scrub_pattern
     trace = span.trace
+    assert trace is not None  # only started spans are recorded
     start = span.start_ns // 1000
     end = span.end_ns // 1000 if span.end_ns and status is None else None
     error = span.error
     if status is None:
         status = STATUS_FAILED if error else STATUS_SUCCEEDED
-    if error is None:
-        error = (None, None, None)
+    error_type, error_message, error_traceback = error or (None, None, None)
     events = span.events
     if events:
         events = [
@@ -427,7 +437,7 @@ def to_record(span: Span, *, status: str | None = None) -> FinishedSpan:
     code = span.code
     attributes = span.attributes
     handled = span.handled_errors
-    return _new_record(  # type: ignore[no-any-return]
+    return _new_record(
         FinishedSpan,
         (
             settings.namespace,
@@ -454,9 +464,9 @@ def to_record(span: Span, *, status: str | None = None) -> FinishedSpan:
             span.task,
             sanitize_tags(trace.tags, scrub) if trace.tags else {},
             sanitize_attributes(attributes, scrub) if attributes else {},
-            error[0],
-            error[1],
-            error[2],
+            error_type,
+            error_message,
+            error_traceback,
             tuple(handled) if handled else (),
             tuple(events) if events else (),
             trace.links,

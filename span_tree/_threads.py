@@ -53,7 +53,7 @@ def patch_threads() -> None:
         return
     threading.Thread.start = _start  # type: ignore[method-assign]
     threading.Thread._bootstrap_inner = _bootstrap_inner  # type: ignore[attr-defined]
-    ThreadPoolExecutor.submit = _submit  # type: ignore[method-assign]
+    ThreadPoolExecutor.submit = _submit  # type: ignore[method-assign, assignment]
     _patched = True
 
 

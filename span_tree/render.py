@@ -42,8 +42,13 @@ def newest_versions(records: Iterable[FinishedSpan]) -> list[FinishedSpan]:
     chosen: dict[str, FinishedSpan] = {}
     for record in records:
         known = chosen.get(record.span_id)
-        if known is None or known.status == STATUS_STARTED or (
-            record.status != STATUS_STARTED and (record.written_at or 0) >= (known.written_at or 0)
+        if (
+            known is None
+            or known.status == STATUS_STARTED
+            or (
+                record.status != STATUS_STARTED
+                and (record.written_at or 0) >= (known.written_at or 0)
+            )
         ):
             chosen[record.span_id] = record
     return list(chosen.values())

@@ -15,9 +15,7 @@ from span_tree.sinks.memory import MemorySink
 def reset_tracing() -> Iterator[MemorySink]:
     """Configure span_tree with only a memory sink; undo patches afterwards."""
     sink = MemorySink()
-    span_tree.configure(
-        sinks=[sink], console=False, jsonl=False, store=None, schedule_delay=0.05
-    )
+    span_tree.configure(sinks=[sink], console=False, jsonl=False, store=None, schedule_delay=0.05)
     yield sink
     span_tree.shutdown(timeout=5)
     _threads.unpatch_threads()
