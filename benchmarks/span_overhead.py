@@ -174,6 +174,21 @@ def import_time_ms(repeats: int) -> float:
     return statistics.median(samples)
 
 
+def ksuid_packages(repeats: int) -> dict[str, float]:
+    """ns per new KSUID string: cyksuid (chosen) vs svix-ksuid, same run."""
+    import timeit
+
+    from cyksuid.v2 import ksuid as cyksuid_new
+    from ksuid import Ksuid as SvixKsuid
+
+    count = 20_000
+    figures = {}
+    for label, make in (("cyksuid", cyksuid_new), ("svix-ksuid", SvixKsuid)):
+        samples = timeit.repeat(lambda make=make: str(make()), number=count, repeat=repeats)
+        figures[label] = statistics.median(samples) / count * 1e9
+    return figures
+
+
 def measure(fn: Callable[[int], float], n: int, repeats: int) -> dict[str, float]:
     fn(min(n, 2_000))  # warm up imports and caches
     samples = [fn(n) / n * 1e6 for _ in range(repeats)]
@@ -204,6 +219,7 @@ def main() -> None:
     results["span_tree (with)"]["caller_thread_us"] = caller_samples[-1]
     base = results["span_tree (with)"]["median_us"]
     imports = import_time_ms(args.repeats)
+    ksuids = ksuid_packages(args.repeats)
 
     python = platform.python_version()
     print(f"{args.spans} nested spans, median of {args.repeats} repeats, Python {python}")
@@ -213,6 +229,7 @@ def main() -> None:
     caller = results["span_tree (with)"]["caller_thread_us"]
     print(f"span_tree caller-thread share: {caller:.2f} µs/span")
     print(f"import span_tree: {imports:.1f} ms (median, fresh interpreter)")
+    print("new KSUID: " + ", ".join(f"{name} {ns:.0f} ns" for name, ns in ksuids.items()))
 
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(
@@ -225,6 +242,7 @@ def main() -> None:
                 "cpus": os.cpu_count(),
                 "results": results,
                 "import_span_tree_ms": imports,
+                "ksuid_ns": ksuids,
             },
             indent=2,
         )
