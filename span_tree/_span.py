@@ -159,6 +159,10 @@ class Span:
         self.line = frame.f_lineno
         if _start(self):
             self.token = current_span_var.set(self)
+        else:
+            # Not recorded (tracing off, or the processor's own thread): remember that it
+            # was entered so that leaving it is not reported as misuse.
+            self.token = _UNRECORDED
         return self
 
     def __exit__(
@@ -172,7 +176,8 @@ class Span:
         if current is not self and current is not None and current.copy_of is self:
             span = current
         if not span.start_ns:
-            warnings.warn("span exited without being entered", SpanTreeWarning, stacklevel=2)
+            if span.token is not _UNRECORDED:
+                warnings.warn("span exited without being entered", SpanTreeWarning, stacklevel=2)
             return
         _exit(span, exc_type, exc, tb)
 
@@ -311,6 +316,8 @@ def _type_name(exc_type: Any) -> str:
 
 # A stand-in current span for threads whose work must not be traced (the processor).
 SUPPRESSED = Span("<suppressed>")
+# The token of a span entered while nothing was recorded.
+_UNRECORDED: Any = object()
 
 
 def _start(span: Span) -> bool:
