@@ -1,0 +1,337 @@
+"""The HTTP sink: batches of spans to a span-tree receiver, with retries and a disk spool.
+
+Runs on the processor's worker thread, never on the application's. Every wait is
+bounded: a few quick retries with backoff, then the batch goes to a local spool
+directory and the sink stops trying for a while (a circuit breaker), so a receiver
+that is down costs the worker milliseconds per batch, not seconds. Spooled batches are
+sent again, oldest first, before any newer batch once the receiver answers; this keeps
+a span's versions (started, then finished) in the order they were produced. What the
+spool cannot hold (``max_spool_bytes``) is dropped and counted, never raised.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email.utils
+import gzip
+import hashlib
+import itertools
+import os
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+import orjson
+
+from span_tree._record import FinishedSpan, span_to_json_dict
+
+SPANS_PATH = "/v1/spans"
+_SPOOL_SUFFIX = ".json.gz"
+_CLAIM_SUFFIX = ".sending"
+# A claimed spool file whose process died is taken back after this long.
+_STALE_CLAIM_SECONDS = 300.0
+
+
+class HttpSink:
+    """Send span batches to a receiver's ``POST /v1/spans``.
+
+    Args:
+        endpoint: the receiver's base URL (``https://traces.example.com``) or the full
+            ``.../v1/spans`` URL.
+        api_key: the key sent as ``X-API-Key`` (it decides the namespace).
+        spool_dir: where undeliverable batches wait (default: ``SPANTREE_SPOOL_DIR``,
+            else ``~/.spantree/spool/<endpoint hash>``, else the temp directory).
+        timeout: seconds one request may take (connecting: at most 2 s).
+        max_retries: quick retries of a failed request before spooling it.
+        backoff: first retry delay in seconds; doubles per retry and per failed round.
+        max_backoff: longest pause between rounds, and cap on a ``Retry-After``.
+        max_spool_bytes: spool size limit; batches beyond it are dropped and counted.
+        max_batch_spans: most spans per request (the receiver's limit is 10,000).
+        max_body_bytes: largest body before compression; bigger batches are split (the
+            receiver's default limit is 5 MiB, as sent and once decompressed).
+        headers: extra request headers (proxies, tenancy...).
+    """
+
+    def __init__(
+        self,
+        endpoint: str,
+        *,
+        api_key: str,
+        spool_dir: str | None = None,
+        timeout: float = 10.0,
+        max_retries: int = 2,
+        backoff: float = 0.1,
+        max_backoff: float = 30.0,
+        max_spool_bytes: int = 256 * 1024 * 1024,
+        max_batch_spans: int = 1000,
+        max_body_bytes: int = 4 * 1024 * 1024,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.url = _spans_url(endpoint)
+        self._headers = {
+            **(headers or {}),
+            "X-API-Key": api_key,
+            "Content-Type": "application/json",
+            "Content-Encoding": "gzip",
+        }
+        self._spool_dir = spool_dir or _default_spool_dir(self.url)
+        self._timeout = httpx.Timeout(timeout, connect=min(2.0, timeout))
+        self._max_retries = max_retries
+        self._backoff = backoff
+        self._max_backoff = max_backoff
+        self._max_spool_bytes = max_spool_bytes
+        self._max_batch_spans = max(1, max_batch_spans)
+        self._max_body_bytes = max_body_bytes
+        self._client: httpx.Client | None = None
+        self._lock = threading.Lock()  # export/flush/shutdown may race at exit
+        self._paused_until = 0.0  # circuit breaker: no request before this (monotonic)
+        self._failed_rounds = 0
+        self._sequence = itertools.count()
+        self._reported: set[str] = set()
+        self._counts = dict.fromkeys(
+            (
+                "sent_spans",
+                "sent_requests",
+                "retries",
+                "spooled_spans",
+                "replayed_spans",
+                "rejected_spans",
+                "dropped_spans",
+            ),
+            0,
+        )
+
+    # -- Sink protocol -----------------------------------------------------------------
+    def export(self, batch: Sequence[FinishedSpan]) -> None:
+        """Send ``batch`` (or spool it); never raises for network trouble."""
+        if not batch:
+            return
+        with self._lock:
+            bodies = list(self._encode(batch))
+            if self._spool_files() or time.monotonic() < self._paused_until:
+                # Older batches wait in the spool: queue behind them to keep order.
+                for body, count in bodies:
+                    self._spool(body, count)
+                if time.monotonic() >= self._paused_until:
+                    self._drain(deadline=time.monotonic() + self._timeout_seconds())
+                return
+            for index, (body, count) in enumerate(bodies):
+                if not self._deliver(body, count, replay=False):
+                    for rest_body, rest_count in bodies[index:]:
+                        self._spool(rest_body, rest_count)
+                    return
+
+    def force_flush(self, timeout: float) -> bool:
+        """Try to deliver the spool within ``timeout``; True when nothing is left."""
+        with self._lock:
+            self._paused_until = 0.0
+            return self._drain(deadline=time.monotonic() + timeout)
+
+    def shutdown(self) -> None:
+        """Make a last bounded attempt at the spool, then close the connection pool.
+
+        What is still spooled stays on disk and is sent by the next process using the
+        same spool directory.
+        """
+        with self._lock:
+            if time.monotonic() >= self._paused_until:
+                self._drain(deadline=time.monotonic() + 2.0)
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+
+    def stats(self) -> dict[str, Any]:
+        """Counters: sent, retried, spooled, replayed, rejected (4xx), dropped; spool size."""
+        files = self._spool_files()
+        result: dict[str, Any] = dict(self._counts)
+        result["spool_files"] = len(files)
+        result["spool_bytes"] = sum(_size(path) for path in files)
+        result["spool_dir"] = self._spool_dir
+        return result
+
+    # -- encoding ----------------------------------------------------------------------
+    def _encode(self, batch: Sequence[FinishedSpan]) -> list[tuple[bytes, int]]:
+        bodies: list[tuple[bytes, int]] = []
+        for start in range(0, len(batch), self._max_batch_spans):
+            bodies.extend(self._encode_chunk(batch[start : start + self._max_batch_spans]))
+        return bodies
+
+    def _encode_chunk(self, spans: Sequence[FinishedSpan]) -> list[tuple[bytes, int]]:
+        document = {"tags": {}, "spans": [span_to_json_dict(span) for span in spans]}
+        raw = orjson.dumps(document, default=repr)
+        # The receiver limits the body once decompressed too: split on the raw size.
+        if len(raw) <= self._max_body_bytes or len(spans) == 1:
+            return [(gzip.compress(raw, compresslevel=1), len(spans))]
+        middle = len(spans) // 2
+        return self._encode_chunk(spans[:middle]) + self._encode_chunk(spans[middle:])
+
+    # -- sending -----------------------------------------------------------------------
+    def _timeout_seconds(self) -> float:
+        return float(self._timeout.read or 10.0)
+
+    def _deliver(self, body: bytes, count: int, *, replay: bool) -> bool:
+        """Send one body with quick retries. True when done with it (sent or rejected)."""
+        for attempt in range(self._max_retries + 1):
+            if attempt:
+                self._counts["retries"] += 1
+                time.sleep(min(self._backoff * 2 ** (attempt - 1), self._max_backoff))
+            outcome, retry_after = self._post(body)
+            if outcome == "sent":
+                self._counts["sent_requests"] += 1
+                self._counts["replayed_spans" if replay else "sent_spans"] += count
+                self._failed_rounds = 0
+                return True
+            if outcome == "rejected":
+                self._counts["rejected_spans"] += count
+                return True
+            if retry_after is not None:
+                break  # the receiver said when: do not hammer it before then
+        self._failed_rounds += 1
+        pause = min(self._backoff * 2**self._failed_rounds, self._max_backoff)
+        if retry_after is not None:
+            pause = min(max(retry_after, pause), self._max_backoff)
+        self._paused_until = time.monotonic() + pause
+        return False
+
+    def _post(self, body: bytes) -> tuple[str, float | None]:
+        """One request: ("sent" | "rejected" | "retry", Retry-After seconds or None)."""
+        if self._client is None:
+            self._client = httpx.Client(timeout=self._timeout)
+        try:
+            response = self._client.post(self.url, content=body, headers=self._headers)
+        except httpx.HTTPError as error:
+            self._report_once("network", f"cannot reach {self.url}: {type(error).__name__}")
+            return "retry", None
+        status = response.status_code
+        if 200 <= status < 300:
+            return "sent", None
+        if status in (408, 429) or status >= 500:
+            return "retry", _retry_after(response.headers.get("retry-after"))
+        # 401/403/413/415/422: sending it again cannot help; keep the reason, drop it.
+        self._report_once(str(status), f"receiver refused a batch: {status} {response.text[:300]}")
+        return "rejected", None
+
+    # -- spool -------------------------------------------------------------------------
+    def _spool(self, body: bytes, count: int) -> None:
+        files = self._spool_files()
+        if sum(_size(path) for path in files) + len(body) > self._max_spool_bytes:
+            self._counts["dropped_spans"] += count
+            self._report_once("spool-full", f"spool {self._spool_dir} is full: dropping spans")
+            return
+        name = f"{time.time_ns():020d}-{os.getpid()}-{next(self._sequence):06d}-{count}"
+        path = os.path.join(self._spool_dir, name + _SPOOL_SUFFIX)
+        temp = os.path.join(self._spool_dir, "." + name + ".tmp")
+        try:
+            os.makedirs(self._spool_dir, exist_ok=True)
+            with open(temp, "wb") as handle:
+                handle.write(body)
+            os.replace(temp, path)
+        except OSError as error:
+            self._counts["dropped_spans"] += count
+            self._report_once("spool-error", f"cannot spool to {self._spool_dir}: {error}")
+            with contextlib.suppress(OSError):
+                os.unlink(temp)
+            return
+        self._counts["spooled_spans"] += count
+
+    def _spool_files(self) -> list[str]:
+        try:
+            names = os.listdir(self._spool_dir)
+        except OSError:
+            return []
+        self._reclaim_stale(names)
+        return sorted(
+            os.path.join(self._spool_dir, name) for name in names if name.endswith(_SPOOL_SUFFIX)
+        )
+
+    def _reclaim_stale(self, names: list[str]) -> None:
+        now = time.time()
+        for name in names:
+            if not name.endswith(_CLAIM_SUFFIX):
+                continue
+            path = os.path.join(self._spool_dir, name)
+            with contextlib.suppress(OSError):
+                if now - os.path.getmtime(path) > _STALE_CLAIM_SECONDS:
+                    os.replace(path, path[: -len(_CLAIM_SUFFIX)].rsplit(".", 1)[0])
+
+    def _drain(self, *, deadline: float) -> bool:
+        """Send spooled batches oldest first until done, a failure, or ``deadline``."""
+        for path in self._spool_files():
+            if time.monotonic() >= deadline:
+                return False
+            # Claim by rename so two processes sharing the spool never send one file twice.
+            claimed = f"{path}.{os.getpid()}{_CLAIM_SUFFIX}"
+            try:
+                os.replace(path, claimed)
+                with open(claimed, "rb") as handle:
+                    body = handle.read()
+            except OSError:
+                continue  # another process took it
+            count = _count_of(path)
+            if not self._deliver(body, count, replay=True):
+                with contextlib.suppress(OSError):
+                    os.replace(claimed, path)
+                return False
+            with contextlib.suppress(OSError):
+                os.unlink(claimed)
+        return not self._spool_files()
+
+    def _report_once(self, kind: str, message: str) -> None:
+        # Tell the user once per kind of trouble, on stderr (not logging: this thread's
+        # log records must never turn into spans). The API key is never part of it.
+        if kind in self._reported:
+            return
+        self._reported.add(kind)
+        with contextlib.suppress(Exception):
+            print(f"span_tree: http sink: {message}", file=sys.stderr)
+
+
+def _spans_url(endpoint: str) -> str:
+    endpoint = endpoint.rstrip("/")
+    return endpoint if endpoint.endswith(SPANS_PATH) else endpoint + SPANS_PATH
+
+
+def _default_spool_dir(url: str) -> str:
+    digest = hashlib.sha256(url.encode()).hexdigest()[:12]
+    configured = os.environ.get("SPANTREE_SPOOL_DIR")
+    if configured:
+        return os.path.join(os.path.expanduser(configured), digest)
+    home = os.path.join(os.path.expanduser("~/.spantree/spool"), digest)
+    try:
+        os.makedirs(home, exist_ok=True)
+    except OSError:
+        # Read-only home (Lambda): the temp directory is the writable place.
+        return os.path.join(tempfile.gettempdir(), "spantree-spool", digest)
+    return home
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        moment = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, moment.timestamp() - time.time())
+
+
+def _count_of(path: str) -> int:
+    name = os.path.basename(path)[: -len(_SPOOL_SUFFIX)]
+    try:
+        return int(name.rsplit("-", 1)[1])
+    except (IndexError, ValueError):
+        return 0
+
+
+def _size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
