@@ -1,0 +1,84 @@
+"""Annotations of error groups, appended as small Parquet files.
+
+Each ``annotate`` call writes one new file ``<store>/annotations/<ksuid>.parquet``
+(one PUT on an object store, nothing is ever rewritten), and the ``annotations`` view
+keeps the newest row per fingerprint. That is what makes them safe on S3 and with many
+writers.
+"""
+
+from __future__ import annotations
+
+import getpass
+import io
+import time
+from typing import Any, Literal
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from span_tree.analytics._source import ANNOTATION_SCHEMA, ANNOTATIONS_DIR
+
+AnnotationStatus = Literal["crash", "silenced", "open"]
+AnnotationLevel = Literal["OK", "WARN", "ALERT"]
+STATUSES: tuple[str, ...] = ("crash", "silenced", "open")
+LEVELS: tuple[str, ...] = ("OK", "WARN", "ALERT")
+
+
+def check_annotation(fingerprint: str, status: str, level: str) -> None:
+    """Validate an annotation's fields.
+
+    Raises:
+        ValueError: empty fingerprint, or status/level not one of the allowed values.
+    """
+    if not fingerprint or not fingerprint.strip():
+        raise ValueError("fingerprint must not be empty")
+    if status not in STATUSES:
+        raise ValueError(f"status must be one of {', '.join(STATUSES)}, not {status!r}")
+    if level not in LEVELS:
+        raise ValueError(f"level must be one of {', '.join(LEVELS)}, not {level!r}")
+
+
+def _author() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no user name in some containers; an annotation still works
+        return ""
+
+
+def write_annotation(
+    location: Any, *, fingerprint: str, status: str, level: str, note: str
+) -> tuple[str, int]:
+    """Append one annotation file to the store.
+
+    Returns:
+        The engine-readable path of the new file and its ``created_at`` (µs).
+    """
+    from cyksuid.v2 import ksuid
+
+    created_at = time.time_ns() // 1000
+    table = pa.table(
+        {
+            "fingerprint": [fingerprint],
+            "status": [status],
+            "level": [level],
+            "note": [note],
+            "author": [_author()],
+            "created_at": pa.array([created_at], ANNOTATION_SCHEMA.field("created_at").type),
+        },
+        schema=ANNOTATION_SCHEMA,
+    )
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer)
+    directory = location.join(ANNOTATIONS_DIR)
+    location.fs.makedirs(directory, exist_ok=True)
+    name = f"{ksuid()}.parquet"
+    temporary = f"{directory}/.{name}.tmp"
+    final = f"{directory}/{name}"
+    if location.is_local:
+        # Write then rename, so a reader never sees half a file.
+        with location.fs.open(temporary, "wb") as handle:
+            handle.write(buffer.getvalue())
+        location.fs.mv(temporary, final)
+    else:
+        location.fs.pipe_file(final, buffer.getvalue())  # one PUT is atomic
+    return location.url_of(final), created_at

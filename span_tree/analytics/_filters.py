@@ -1,0 +1,104 @@
+"""Filters shared by the Store helpers: turned into a WHERE clause with bound parameters.
+
+Column names come from code, never from the caller; every value is a ``?`` parameter.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+_RELATIVE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+TimeLike = datetime | str | None
+
+
+def parse_time(value: TimeLike, *, now: datetime | None = None) -> datetime | None:
+    """Read a time filter: a datetime, an ISO 8601 text, or a relative age like ``2h``.
+
+    Naive datetimes are taken as UTC. ``"30m"`` means thirty minutes before ``now``.
+
+    Raises:
+        ValueError: the text is neither ISO 8601 nor ``<number><s|m|h|d|w>``.
+    """
+    if value is None or isinstance(value, datetime):
+        if isinstance(value, datetime) and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+    match = _RELATIVE_RE.match(value)
+    if match:
+        delta = timedelta(**{_UNITS[match.group(2)]: float(match.group(1))})
+        return (now or datetime.now(tz=UTC)) - delta
+    try:
+        moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(
+            f"cannot read time {value!r}: use ISO 8601 (2026-01-31T12:00) or an age like 2h, 3d"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@dataclass
+class Filters:
+    """The common filters of the Store helpers; ``None`` means "any".
+
+    Attributes:
+        namespace: only this namespace.
+        app: only this app.
+        since: only rows at or after this time (datetime, ISO text or age like ``1d``).
+        until: only rows before this time.
+        tags: only rows whose tags include every given key=value.
+        status: only this status (``succeeded``, ``failed``, ``started``).
+        name: only this span (or trace root) name.
+    """
+
+    namespace: str | None = None
+    app: str | None = None
+    since: TimeLike = None
+    until: TimeLike = None
+    tags: Mapping[str, str] | None = None
+    status: str | None = None
+    name: str | None = None
+    extra: list[tuple[str, Any]] = field(default_factory=list)
+
+    def where(
+        self,
+        *,
+        time_column: str = "start_time",
+        name_column: str = "name",
+        status_column: str | None = "status",
+        tags_column: str | None = "tags",
+    ) -> tuple[str, list[Any]]:
+        """Return ``(" WHERE ...", params)`` (empty text when nothing filters)."""
+        clauses: list[str] = []
+        params: list[Any] = []
+
+        def add(clause: str, *values: Any) -> None:
+            clauses.append(clause)
+            params.extend(values)
+
+        if self.namespace is not None:
+            add("namespace = ?", self.namespace)
+        if self.app is not None:
+            add("app = ?", self.app)
+        since, until = parse_time(self.since), parse_time(self.until)
+        if since is not None:
+            add(f"{time_column} >= ?", since)
+        if until is not None:
+            add(f"{time_column} < ?", until)
+        if self.status is not None and status_column is not None:
+            add(f"{status_column} = ?", self.status)
+        if self.name is not None:
+            add(f"{name_column} = ?", self.name)
+        if self.tags and tags_column is not None:
+            for key, value in self.tags.items():
+                add(f"{tags_column}[?] = ?", str(key), str(value))
+        for clause, value in self.extra:
+            add(clause, value)
+        if not clauses:
+            return "", []
+        return " WHERE " + " AND ".join(clauses), params

@@ -1,0 +1,432 @@
+"""``Store``: the one entry point to a span-tree store's SQL views.
+
+The CLI, the TUI, the receiver's status API and notebooks all call these methods; no
+SQL lives in those faces.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+
+from span_tree._record import FinishedSpan
+from span_tree.analytics import _annotations, _lookup
+from span_tree.analytics._errors import QueryError, StoreError
+from span_tree.analytics._filters import Filters, TimeLike
+from span_tree.analytics._source import (
+    SpanFiles,
+    create_root_views,
+    list_files,
+    open_location,
+)
+from span_tree.analytics._views import VIEW_NAMES, create_views, view_description
+
+if TYPE_CHECKING:
+    import polars
+    import pyarrow as pa
+
+
+@dataclass(frozen=True)
+class ViewInfo:
+    """A view of the store: its name, what it answers, and its ``(column, type)`` pairs."""
+
+    name: str
+    description: str
+    columns: list[tuple[str, str]]
+
+
+class Store:
+    """A span-tree store opened for analysis: DuckDB views over its Parquet files.
+
+    The file list is read when the store is opened; call ``refresh()`` to see files
+    written since. Helper methods return polars DataFrames whose columns are those of
+    the view they read (see ``spantree sql --views``), except ``trace()`` which returns
+    span records. Methods are safe to call from several threads (one lock); a relation
+    returned by ``sql()`` belongs to the calling thread.
+
+    Args:
+        url: store path or fsspec URL (``s3://bucket/prefix``, ``memory://x``);
+            ``None`` means the local store (``SPANTREE_STORE`` or ``~/.spantree``).
+        storage_options: fsspec options for object stores (credentials, endpoint).
+        namespace: read only this namespace's partitions.
+
+    Raises:
+        StoreNotFound: the URL is not understood, or a local store does not exist.
+        StoreError: the store cannot be listed.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        storage_options: Mapping[str, Any] | None = None,
+        namespace: str | None = None,
+    ) -> None:
+        self.namespace = namespace
+        self.location = open_location(url, dict(storage_options or {}))
+        self.url: str = self.location.url
+        self._lock = threading.RLock()
+        self._con = duckdb.connect(":memory:")
+        self._con.execute("SET TimeZone = 'UTC'")
+        if not self.location.is_local:
+            self._con.register_filesystem(self.location.fs)
+        self._source = SpanFiles(self.location, [], [], [])
+        self.refresh()
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def refresh(self) -> None:
+        """Re-list the store's files and rebuild the views (to see newly written spans).
+
+        Raises:
+            StoreError: the store cannot be listed.
+        """
+        with self._lock:
+            try:
+                source = list_files(self.location, namespace=self.namespace)
+            except OSError as error:
+                raise StoreError(f"cannot list store {self.url}: {error}") from None
+            create_root_views(self._con, source)
+            create_views(self._con)
+            self._source = source
+
+    def close(self) -> None:
+        """Close the DuckDB connection."""
+        with self._lock:
+            self._con.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    @property
+    def files(self) -> list[str]:
+        """Engine-readable paths of the valid span files read by the views."""
+        return list(self._source.files)
+
+    @property
+    def problems(self) -> list[str]:
+        """One line per store file skipped (corrupt, foreign...): path and reason."""
+        return list(self._source.problems)
+
+    @property
+    def is_empty(self) -> bool:
+        """True when the store holds no span file (yet)."""
+        return not self._source.files
+
+    # -- SQL ------------------------------------------------------------------------
+
+    def sql(self, query: str, params: Sequence[Any] | Mapping[str, Any] | None = None) -> Any:
+        """Run SQL over the views; returns a lazy ``duckdb.DuckDBPyRelation``.
+
+        Raises:
+            QueryError: syntax error, unknown view or column, wrong parameters.
+        """
+        with self._lock:
+            try:
+                return self._con.sql(query, params=params)
+            except duckdb.Error as error:
+                raise QueryError(_one_message(error)) from None
+
+    def arrow(
+        self, query: str, params: Sequence[Any] | Mapping[str, Any] | None = None
+    ) -> pa.Table:
+        """Run SQL over the views and fetch the result as a pyarrow Table.
+
+        Raises:
+            QueryError: the query is invalid or fails while running.
+        """
+        with self._lock:
+            try:
+                relation = self._con.sql(query, params=params)
+                if relation is None:  # a statement without a result (SET, CREATE...)
+                    import pyarrow as pa
+
+                    return pa.table({})
+                return relation.to_arrow_table()
+            except duckdb.Error as error:
+                raise QueryError(_one_message(error)) from None
+
+    def pl(
+        self, query: str, params: Sequence[Any] | Mapping[str, Any] | None = None
+    ) -> polars.DataFrame:
+        """Run SQL over the views and return a polars DataFrame.
+
+        Raises:
+            QueryError: the query is invalid or fails while running.
+        """
+        import polars as pl
+
+        frame = pl.from_arrow(self.arrow(query, params))
+        assert isinstance(frame, pl.DataFrame)
+        return frame
+
+    def scan(self) -> polars.LazyFrame:
+        """A polars LazyFrame straight over the files, with the rows of the ``spans`` view.
+
+        Each span's newest version (finished beats started, then newest ``written_at``).
+        """
+        import polars as pl
+        import pyarrow.dataset as ds
+
+        from span_tree.schema import SPAN_SCHEMA
+
+        if not self._source.files:
+            empty = pl.from_arrow(SPAN_SCHEMA.empty_table())
+            assert isinstance(empty, pl.DataFrame)
+            return empty.lazy()
+        paths = [_fs_path(self.location, url) for url in self._source.files]
+        dataset = ds.dataset(
+            paths, schema=SPAN_SCHEMA, format="parquet", filesystem=self.location.fs
+        )
+        frame = pl.scan_pyarrow_dataset(dataset)
+        finished_first = (pl.col("status") != "started").alias("_finished")
+        return (
+            frame.with_columns(finished_first)
+            .sort(["_finished", "written_at"], descending=True, nulls_last=True)
+            .unique(subset=["trace_id", "span_id"], keep="first", maintain_order=True)
+            .drop("_finished")
+        )
+
+    def views(self) -> list[ViewInfo]:
+        """The store's views, in dependency order, with their columns."""
+        infos = []
+        with self._lock:
+            for name in VIEW_NAMES:
+                rows = self._con.execute(f"DESCRIBE {name}").fetchall()
+                columns = [(str(row[0]), str(row[1])) for row in rows]
+                infos.append(ViewInfo(name, view_description(name), columns))
+        return infos
+
+    def namespaces(self) -> list[str]:
+        """The namespaces that hold spans, sorted."""
+        from span_tree.analytics._source import file_namespace
+
+        return sorted({ns for ns in map(file_namespace, self._source.files) if ns is not None})
+
+    # -- typed helpers -------------------------------------------------------------
+
+    def trace(self, trace_id: str) -> list[FinishedSpan]:
+        """The spans of one trace (newest version of each), in start order.
+
+        Args:
+            trace_id: a KSUID, its 32-hex W3C form, or a unique prefix of the KSUID.
+
+        Raises:
+            TraceNotFound: no trace matches.
+            AmbiguousTraceId: the prefix matches more than one trace.
+        """
+        from span_tree.render import newest_versions
+        from span_tree.schema import table_to_records
+
+        with self._lock:
+            full_id, files = _lookup.resolve_trace_id(self._con, self._source.files, trace_id)
+            relation = self._con.sql(_lookup.trace_table_sql(files), params=[full_id])
+            table = relation.to_arrow_table()
+        records = newest_versions(table_to_records(table))
+        return sorted(records, key=lambda span: (span.start_time, span.seq))
+
+    def resolve_trace_id(self, trace_id: str) -> str:
+        """The full KSUID of a trace given by KSUID, 32-hex id or unique prefix.
+
+        Raises:
+            TraceNotFound: no trace matches.
+            AmbiguousTraceId: the prefix matches more than one trace.
+        """
+        with self._lock:
+            return _lookup.resolve_trace_id(self._con, self._source.files, trace_id)[0]
+
+    def traces(
+        self,
+        *,
+        namespace: str | None = None,
+        app: str | None = None,
+        since: TimeLike = None,
+        until: TimeLike = None,
+        tags: Mapping[str, str] | None = None,
+        status: str | None = None,
+        name: str | None = None,
+        limit: int | None = 100,
+    ) -> polars.DataFrame:
+        """Traces (rows of the ``traces`` view), newest first.
+
+        Args:
+            namespace, app, since, until, tags, status: see ``Filters``.
+            name: only traces whose root span has this name.
+            limit: at most this many rows (``None``: all).
+        """
+        filters = Filters(namespace, app, since, until, tags, status, name)
+        where, params = filters.where(name_column="root_name")
+        query = f"SELECT * FROM traces{where} ORDER BY start_time DESC, trace_id DESC"
+        return self._limited(query, params, limit)
+
+    def slow(
+        self,
+        *,
+        namespace: str | None = None,
+        app: str | None = None,
+        since: TimeLike = None,
+        until: TimeLike = None,
+        tags: Mapping[str, str] | None = None,
+        status: str | None = None,
+        name: str | None = None,
+        threshold_us: int | None = None,
+        limit: int | None = 20,
+    ) -> polars.DataFrame:
+        """Slow spans, slowest first (rows of the ``slow_spans`` view).
+
+        Args:
+            namespace, app, since, until, tags, status, name: see ``Filters``.
+            threshold_us: instead of "over the name's p95", every finished span taking
+                at least this many microseconds (same columns).
+            limit: at most this many rows (``None``: all).
+        """
+        filters = Filters(namespace, app, since, until, tags, status, name)
+        where, params = filters.where()
+        source = "slow_spans"
+        if threshold_us is not None:
+            source = _SPANS_WITH_STATS
+            params = [threshold_us, *params]
+        query = f"SELECT * FROM {source}{where} ORDER BY duration_us DESC, span_id"
+        return self._limited(query, params, limit)
+
+    def errors(
+        self,
+        *,
+        namespace: str | None = None,
+        app: str | None = None,
+        since: TimeLike = None,
+        until: TimeLike = None,
+        tags: Mapping[str, str] | None = None,
+        status: str | None = None,
+        handled: bool | None = None,
+        name: str | None = None,
+        limit: int | None = 100,
+    ) -> polars.DataFrame:
+        """Error groups (rows of the ``error_groups`` view), most frequent first.
+
+        Args:
+            namespace, app, since, until, tags: keep groups with an occurrence matching.
+            status: only groups with this annotation status (``open``, ``crash``,
+                ``silenced``).
+            handled: only handled (``True``) or only fatal (``False``) errors.
+            name: only errors raised inside spans of this name.
+            limit: at most this many rows (``None``: all).
+        """
+        occurrence_filters = Filters(namespace, app, since, until, tags, None, name)
+        inner, params = occurrence_filters.where(time_column="time", name_column="span_name")
+        outer = []
+        if inner:
+            outer.append(f"fingerprint IN (SELECT fingerprint FROM error_occurrences{inner})")
+        if status is not None:
+            outer.append("status = ?")
+            params.append(status)
+        if handled is not None:
+            outer.append("handled = ?")
+            params.append(handled)
+        where = " WHERE " + " AND ".join(outer) if outer else ""
+        query = (
+            f"SELECT * FROM error_groups{where} ORDER BY count DESC, last_seen DESC, fingerprint"
+        )
+        return self._limited(query, params, limit)
+
+    def dashboard(
+        self, *, namespace: str | None = None, app: str | None = None, limit: int | None = None
+    ) -> polars.DataFrame:
+        """The dashboard: one row per kind of run (root span name), latest first."""
+        where, params = Filters(namespace, app).where()
+        query = f"SELECT * FROM dashboard{where} ORDER BY last_time DESC, name"
+        return self._limited(query, params, limit)
+
+    def span_stats(
+        self,
+        *,
+        namespace: str | None = None,
+        app: str | None = None,
+        name: str | None = None,
+        limit: int | None = None,
+    ) -> polars.DataFrame:
+        """Per-name duration percentiles and error rates, most frequent first."""
+        where, params = Filters(namespace, app, name=name).where()
+        query = f"SELECT * FROM span_stats{where} ORDER BY count DESC, name"
+        return self._limited(query, params, limit)
+
+    def health(self, *, namespace: str | None = None, app: str | None = None) -> polars.DataFrame:
+        """OK / WARN / ALERT per (namespace, app), worst first (rows of ``health``)."""
+        where, params = Filters(namespace, app).where()
+        query = (
+            f"SELECT * FROM health{where} ORDER BY"
+            " list_position(['ALERT', 'WARN', 'OK'], level), namespace, app"
+        )
+        return self._limited(query, params, None)
+
+    def annotate(
+        self,
+        fingerprint: str,
+        *,
+        status: str = "open",
+        level: str = "WARN",
+        note: str = "",
+    ) -> None:
+        """Record a decision about an error group; the newest annotation wins.
+
+        Appends one small Parquet file under ``<store>/annotations/`` (works on object
+        stores) and refreshes the views.
+
+        Args:
+            fingerprint: the error group's fingerprint (``error_groups.fingerprint``).
+            status: ``crash``, ``silenced`` or ``open``.
+            level: ``OK``, ``WARN`` or ``ALERT``.
+            note: free text.
+
+        Raises:
+            ValueError: empty fingerprint, or an unknown status or level.
+            StoreError: the annotation could not be written.
+        """
+        _annotations.check_annotation(fingerprint, status, level)
+        try:
+            _annotations.write_annotation(
+                self.location, fingerprint=fingerprint, status=status, level=level, note=note
+            )
+        except OSError as error:
+            raise StoreError(f"cannot write annotation to {self.url}: {error}") from None
+        self.refresh()
+
+    def _limited(self, query: str, params: list[Any], limit: int | None) -> polars.DataFrame:
+        if limit is not None:
+            query += " LIMIT ?"
+            params = [*params, int(limit)]
+        return self.pl(query, params)
+
+
+# The slow_spans columns for an explicit threshold instead of the name's p95.
+_SPANS_WITH_STATS = """(
+    SELECT s.namespace, s.app, s.name, s.trace_id, s.span_id, s.status, s.start_time,
+        s.duration_us, st.p50_us, st.p95_us, s.duration_us / st.p95_us AS p95_ratio, s.tags
+    FROM spans AS s JOIN span_stats AS st USING (namespace, app, name)
+    WHERE s.status <> 'started' AND s.duration_us >= ?
+)"""
+
+
+def _fs_path(location: Any, url: str) -> str:
+    """The fs path (no protocol) of an engine URL of ``location``."""
+    if location.is_local:
+        return url
+    return url.split("://", 1)[1]
+
+
+def _one_message(error: duckdb.Error) -> str:
+    """DuckDB's message without the class prefix noise, kept whole (it shows the position)."""
+    return str(error).strip()

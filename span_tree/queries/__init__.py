@@ -1,0 +1,1 @@
+"""SQL views of the analytics layer: one ``<view>.sql`` file per view (package data)."""
