@@ -46,7 +46,18 @@ class SpanFiles:
     problems: list[FileProblem] = field(default_factory=list)
 
 
-_cache: dict[tuple[str, str, int], str | None] = {}
+# Key-value metadata of a compacted file: the names of the files it replaces, so a
+# crash between writing it and deleting them never shows their rows twice.
+REPLACES_KEY = b"span_tree.replaces"
+
+
+@dataclass(frozen=True)
+class _Verdict:
+    reason: str | None
+    replaces: tuple[str, ...] = ()
+
+
+_cache: dict[tuple[str, str, int], _Verdict] = {}
 _cache_lock = threading.Lock()
 _CACHE_LIMIT = 200_000
 
@@ -74,47 +85,76 @@ def span_files(location: StoreLocation, *, namespace: str | None = None) -> Span
     if not fs.exists(base):
         return result
     entries: dict[str, Any] = fs.find(base, detail=True)
+    valid: list[str] = []
+    replaced: set[str] = set()
     for path in sorted(entries):
         info = entries[path]
         if info.get("type", "file") != "file" or is_temporary(path):
             continue
-        reason = file_problem(location, path, int(info.get("size") or 0))
-        if reason is None:
-            result.files.append(path)
-            result.urls.append(location.url_of(path))
+        verdict = _verdict(location, path, int(info.get("size") or 0))
+        if verdict.reason is None:
+            valid.append(path)
+            directory = path.rpartition("/")[0]
+            replaced.update(f"{directory}/{name}" for name in verdict.replaces)
         else:
-            result.problems.append(FileProblem(location.url_of(path), reason))
+            result.problems.append(FileProblem(location.url_of(path), verdict.reason))
+    # Files a compacted file replaces are dead even if a crash left them behind.
+    result.files = [path for path in valid if path not in replaced]
+    result.urls = [location.url_of(path) for path in result.files]
     return result
+
+
+def superseded_files(location: StoreLocation, paths: list[str]) -> list[str]:
+    """Return those of ``paths`` that a compacted file among ``paths`` replaces."""
+    present = set(paths)
+    dead = []
+    for path in paths:
+        directory = path.rpartition("/")[0]
+        for name in _verdict(location, path, _size(location, path)).replaces:
+            if f"{directory}/{name}" in present:
+                dead.append(f"{directory}/{name}")
+    return sorted(set(dead))
+
+
+def _size(location: StoreLocation, path: str) -> int:
+    return int(location.fs.size(path) or 0)
 
 
 def file_problem(location: StoreLocation, path: str, size: int) -> str | None:
     """Return why ``path`` is not a readable span file, or ``None`` when it is."""
+    return _verdict(location, path, size).reason
+
+
+def _verdict(location: StoreLocation, path: str, size: int) -> _Verdict:
     directory, _, name = path.rpartition("/")
     if parse_partition(location, directory) is None:
-        return "outside the namespace=<ns>/date=<YYYY-MM-DD> layout"
+        return _Verdict("outside the namespace=<ns>/date=<YYYY-MM-DD> layout")
     if not name.endswith(".parquet"):
-        return "not a .parquet file"
+        return _Verdict("not a .parquet file")
     key = (location.protocol, path, size)
     with _cache_lock:
-        if key in _cache:
-            return _cache[key]
-    reason = _check_file(location, path, size)
+        cached = _cache.get(key)
+    if cached is not None:
+        return cached
+    verdict = _check_file(location, path, size)
     with _cache_lock:
         if len(_cache) >= _CACHE_LIMIT:
             _cache.clear()
-        _cache[key] = reason
-    return reason
+        _cache[key] = verdict
+    return verdict
 
 
-def _check_file(location: StoreLocation, path: str, size: int) -> str | None:
+def _check_file(location: StoreLocation, path: str, size: int) -> _Verdict:
     if size < 12:  # magic + footer length + magic
-        return f"truncated or empty ({size} bytes)"
+        return _Verdict(f"truncated or empty ({size} bytes)")
     try:
         with location.fs.open(path, "rb") as handle:
             schema = pq.ParquetFile(handle).schema_arrow
     except Exception as error:  # any failure to parse the footer means "not readable"
-        return f"unreadable Parquet footer: {_short(error)}"
-    return schema_problem(schema)
+        return _Verdict(f"unreadable Parquet footer: {_short(error)}")
+    replaces = (schema.metadata or {}).get(REPLACES_KEY)
+    names = tuple(replaces.decode().split(",")) if replaces else ()
+    return _Verdict(schema_problem(schema), names)
 
 
 def schema_problem(schema: pa.Schema) -> str | None:

@@ -1,0 +1,186 @@
+"""``spantree ingest``, ``compact`` and ``prune``: put spans into a store and maintain it."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date
+from typing import Any, TextIO
+
+import typer
+
+STORE_HELP = "Store path or fsspec URL (default: SPANTREE_STORE or ~/.spantree)."
+OPTIONS_HELP = "fsspec storage options as a JSON object (credentials, endpoint_url...)."
+NAMESPACE_HELP = "Only this namespace."
+
+
+def _storage_options(text: str | None) -> dict[str, Any] | None:
+    if not text:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError as error:
+        raise typer.BadParameter(f"not JSON: {error}", param_hint="--storage-options") from None
+    if not isinstance(value, dict):
+        raise typer.BadParameter("must be a JSON object", param_hint="--storage-options")
+    return value
+
+
+def _open(store: str | None, storage_options: str | None) -> Any:
+    from span_tree.storage import open_store
+
+    try:
+        return open_store(store, storage_options=_storage_options(storage_options))
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--store") from None
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code=1)
+
+
+@contextmanager
+def _progress(description: str, total: float | None = None) -> Iterator[Any]:
+    """A rich progress bar on stderr (silent when stderr is not a terminal)."""
+    from rich.console import Console
+    from rich.progress import Progress
+
+    console = Console(stderr=True)
+    with Progress(console=console, transient=True, disable=not console.is_terminal) as bar:
+        task = bar.add_task(description, total=total)
+        yield lambda advance=1: bar.advance(task, advance)
+
+
+class _SourceError(Exception):
+    """The ingest source cannot be opened."""
+
+
+@contextmanager
+def _lines(source: str) -> Iterator[TextIO]:
+    if source == "-":
+        yield sys.stdin
+        return
+    try:
+        handle = open(source, encoding="utf-8", errors="replace")  # noqa: SIM115
+    except OSError as error:
+        raise _SourceError(f"cannot read {source}: {error.strerror or error}") from None
+    with handle:
+        yield handle
+
+
+def ingest(
+    source: str = typer.Argument(..., help="A jsonl file, or - for stdin."),
+    store: str | None = typer.Option(None, "--store", help=STORE_HELP),
+    namespace: str | None = typer.Option(
+        None, "--namespace", "-n", help="Store every span under this namespace."
+    ),
+    storage_options: str | None = typer.Option(None, "--storage-options", help=OPTIONS_HELP),
+) -> None:
+    """Read span lines printed by the jsonl sink (other lines are skipped) into a store."""
+    from span_tree.storage import ingest_lines
+
+    location = _open(store, storage_options)
+    try:
+        with _lines(source) as handle, _progress("ingesting spans") as advance:
+            result = ingest_lines(location, handle, namespace=namespace, on_batch=advance)
+    except _SourceError as error:
+        raise _fail(str(error)) from None
+    except OSError as error:
+        raise _fail(f"cannot write to {location.url}: {error}") from None
+    for line, reason in result.errors:
+        typer.echo(f"line {line}: {reason}", err=True)
+    typer.echo(
+        f"ingested {result.spans} spans into {len(result.files)} file(s); "
+        f"skipped {result.skipped_lines} other line(s); {result.invalid_lines} invalid"
+    )
+    if result.invalid_lines:
+        raise typer.Exit(code=2)
+
+
+def compact(
+    store: str | None = typer.Option(None, "--store", help=STORE_HELP),
+    namespace: str | None = typer.Option(None, "--namespace", "-n", help=NAMESPACE_HELP),
+    before: str | None = typer.Option(
+        None, "--before", help="Only partitions dated before this day (YYYY-MM-DD)."
+    ),
+    min_age: float = typer.Option(
+        300.0, "--min-age", help="Leave files younger than this many seconds alone."
+    ),
+    target_rows: int = typer.Option(
+        1_000_000, "--target-rows", help="Rows per merged file at most."
+    ),
+    storage_options: str | None = typer.Option(None, "--storage-options", help=OPTIONS_HELP),
+) -> None:
+    """Merge small files per partition; safe while writers write (new files untouched)."""
+    from span_tree.storage import compact as run
+    from span_tree.storage import list_partitions
+
+    if before is not None:
+        try:
+            before = date.fromisoformat(before).isoformat()
+        except ValueError:
+            raise typer.BadParameter("must be YYYY-MM-DD", param_hint="--before") from None
+    location = _open(store, storage_options)
+    try:
+        total = len(list_partitions(location, namespace=namespace))
+        with _progress("compacting partitions", total) as advance:
+            result = run(
+                location,
+                namespace=namespace,
+                before=before,
+                min_age=min_age,
+                target_rows=target_rows,
+                on_partition=lambda _: advance(),
+            )
+    except OSError as error:
+        raise _fail(f"compaction of {location.url} stopped: {error}") from None
+    for path, reason in result.skipped:
+        typer.echo(f"skipped {path}: {reason}", err=True)
+    typer.echo(
+        f"compacted {result.files_in} file(s) into {result.files_out} in "
+        f"{result.partitions} partition(s), {result.rows} rows; removed "
+        f"{result.removed_replaced} replaced and {result.removed_temporary} stale temporary file(s)"
+    )
+
+
+def prune(
+    older_than: str = typer.Option(..., "--older-than", help="Retention, e.g. 30d, 12h, 2w."),
+    store: str | None = typer.Option(None, "--store", help=STORE_HELP),
+    namespace: str | None = typer.Option(None, "--namespace", "-n", help=NAMESPACE_HELP),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Only list what would be deleted."),
+    storage_options: str | None = typer.Option(None, "--storage-options", help=OPTIONS_HELP),
+) -> None:
+    """Delete whole partitions older than the retention period."""
+    from span_tree.storage import parse_age
+    from span_tree.storage import prune as run
+
+    try:
+        age = parse_age(older_than)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--older-than") from None
+    location = _open(store, storage_options)
+    try:
+        with _progress("pruning partitions") as advance:
+            result = run(
+                location,
+                older_than=age,
+                namespace=namespace,
+                dry_run=dry_run,
+                on_partition=lambda _: advance(),
+            )
+    except OSError as error:
+        raise _fail(f"prune of {location.url} stopped: {error}") from None
+    verb = "would delete" if dry_run else "deleted"
+    for partition in result.partitions:
+        typer.echo(f"{verb} namespace={partition.namespace}/date={partition.date}")
+    typer.echo(f"{verb} {len(result.partitions)} partition(s) dated before {result.cutoff}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``ingest``, ``compact`` and ``prune`` to the ``spantree`` app."""
+    app.command("ingest")(ingest)
+    app.command("compact")(compact)
+    app.command("prune")(prune)
