@@ -98,6 +98,10 @@ class BatchProcessor:
             self._start_worker()
         done = threading.Event()
         with self._requests_lock:
+            if self._stopped.is_set():
+                # Shut down already (say by the user, then again at exit): no worker is
+                # left to answer, and waiting would only delay the caller by `timeout`.
+                return not self._queue
             self._flush_requests.append(done)
         self._wake.set()
         return done.wait(timeout)
@@ -160,7 +164,11 @@ class BatchProcessor:
                 self._export_queued()
                 for sink, _ in self._sinks:
                     _quietly(sink.shutdown)
-                self._stopped.set()
+                with self._requests_lock:
+                    requests, self._flush_requests = self._flush_requests, []
+                    self._stopped.set()
+                for request in requests:
+                    request.set()
                 return
 
     def _build_sinks(self) -> list[tuple[Sink, SinkStats]]:
