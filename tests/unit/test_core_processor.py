@@ -1,0 +1,246 @@
+"""The processor/sink boundary: user sinks, failing and hanging sinks, drops, no self-tracing."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator, Sequence
+
+import pytest
+
+import span_tree
+from span_tree import FinishedSpan
+from span_tree.typing import Sink
+
+
+class RecordingSink:
+    """A user sink that keeps its batches and the calls it received."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[FinishedSpan]] = []
+        self.flushes = 0
+        self.shut_down = False
+        self.threads: set[str] = set()
+
+    def export(self, batch: Sequence[FinishedSpan]) -> None:
+        self.threads.add(threading.current_thread().name)
+        self.batches.append(list(batch))
+
+    def force_flush(self, timeout: float) -> bool:
+        self.flushes += 1
+        return True
+
+    def shutdown(self) -> None:
+        self.shut_down = True
+
+
+class RaisingSink:
+    """A sink whose every call raises."""
+
+    def export(self, batch: Sequence[FinishedSpan]) -> None:
+        raise RuntimeError("disk full")
+
+    def force_flush(self, timeout: float) -> bool:
+        raise RuntimeError("still full")
+
+    def shutdown(self) -> None:
+        raise RuntimeError("cannot close")
+
+
+class BlockingSink:
+    """A sink whose `export` blocks until released (a hung network call)."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        self.spans: list[FinishedSpan] = []
+
+    def export(self, batch: Sequence[FinishedSpan]) -> None:
+        self.entered.set()
+        self.release.wait(10.0)
+        self.spans.extend(batch)
+
+    def force_flush(self, timeout: float) -> bool:
+        return True
+
+    def shutdown(self) -> None:
+        self.release.set()
+
+
+def configure(*sinks: Sink, **options: object) -> None:
+    """Configure with only the given sinks."""
+    span_tree.configure(
+        sinks=list(sinks), console=False, jsonl=False, store=None, schedule_delay=0.05, **options
+    )  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def blocking_sink() -> Iterator[BlockingSink]:
+    """A blocking sink that is always released at the end of the test."""
+    sink = BlockingSink()
+    yield sink
+    sink.release.set()
+
+
+def test_user_sink_receives_batches_on_the_worker_thread() -> None:
+    """A user sink gets `FinishedSpan` batches, flushes and a shutdown from the worker."""
+    sink = RecordingSink()
+    assert isinstance(sink, Sink)
+    configure(sink, batch_size=4)
+    for index in range(10):
+        with span_tree.span(f"s{index}"):
+            pass
+    assert span_tree.flush(5.0)
+    spans = [span for batch in sink.batches for span in batch]
+    assert [f"s{i}" for i in range(10)] == [span.name for span in spans]
+    assert all(isinstance(span, FinishedSpan) for span in spans)
+    assert all(len(batch) <= 4 for batch in sink.batches)
+    assert sink.flushes >= 1
+    assert {"span_tree-processor"} == sink.threads
+    span_tree.shutdown(5.0)
+    assert sink.shut_down
+
+
+def test_raising_sink_never_reaches_the_caller(capsys: pytest.CaptureFixture[str]) -> None:
+    """A sink that raises is counted in `stats()`; other sinks still get every span."""
+    good = RecordingSink()
+    configure(RaisingSink(), good)
+    for index in range(3):
+        with span_tree.span(f"ok{index}"):
+            pass
+        assert span_tree.flush(5.0)
+    stats = span_tree.stats()
+    bad_stats, good_stats = stats["sinks"]
+    assert "RaisingSink" == bad_stats["name"]
+    assert bad_stats["errors"] >= 3
+    assert "RuntimeError" in bad_stats["last_error"]
+    assert 0 == bad_stats["exported_spans"]
+    assert (3, 0) == (good_stats["exported_spans"], good_stats["errors"])
+    assert 3 == sum(len(batch) for batch in good.batches)
+    assert "span_tree: sink RaisingSink failed" in capsys.readouterr().err
+
+
+def test_hanging_sink_does_not_block_span_creation(blocking_sink: BlockingSink) -> None:
+    """While a sink hangs, spans still open and close; `flush` gives up at its timeout."""
+    configure(blocking_sink)
+    with span_tree.span("first"):
+        pass
+    assert blocking_sink.entered.wait(5.0)
+    for index in range(1_000):
+        with span_tree.span(f"while-hung-{index}"):
+            pass
+    assert not span_tree.flush(timeout=0.1)
+    assert 1_000 == span_tree.stats()["queued"]
+    blocking_sink.release.set()
+    assert span_tree.flush(timeout=5.0)
+    assert 1_001 == len(blocking_sink.spans)
+
+
+def test_queue_bound_drops_and_counts(blocking_sink: BlockingSink) -> None:
+    """Beyond `max_queue_size` new spans are dropped and counted in `stats()`."""
+    configure(blocking_sink, max_queue_size=5)
+    with span_tree.span("first"):
+        pass
+    assert blocking_sink.entered.wait(5.0)
+    for index in range(20):
+        with span_tree.span(f"extra-{index}"):
+            pass
+    stats = span_tree.stats()
+    assert (5, 15) == (stats["queued"], stats["dropped"])
+    blocking_sink.release.set()
+    assert span_tree.flush(5.0)
+    assert ["first"] + [f"extra-{i}" for i in range(5)] == [s.name for s in blocking_sink.spans]
+
+
+def test_sink_own_stats_are_merged() -> None:
+    """A sink's own `stats()` dict is merged into its entry of `span_tree.stats()`."""
+
+    class CountingSink(RecordingSink):
+        def stats(self) -> dict[str, int]:
+            return {"retries": 2}
+
+    configure(CountingSink())
+    with span_tree.span("x"):
+        pass
+    span_tree.flush(5.0)
+    entry = span_tree.stats()["sinks"][0]
+    assert (2, 1) == (entry["retries"], entry["exported_spans"])
+
+
+def test_sink_factory_failure_is_reported_not_raised(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A sink that cannot be built is reported on stderr; tracing goes on."""
+    from span_tree._processor import BatchProcessor
+
+    def broken() -> Sink:
+        raise OSError("no such bucket")
+
+    good = RecordingSink()
+    processor = BatchProcessor([broken, lambda: good], schedule_delay=0.05)
+    with span_tree.span("kept") as kept:
+        pass
+    processor.on_end(kept)
+    assert processor.flush(5.0)
+    assert ["kept"] == [span.name for batch in good.batches for span in batch]
+    assert processor.shutdown(5.0)
+    assert "could not start a sink" in capsys.readouterr().err
+
+
+def test_processor_work_is_not_traced(caplog: pytest.LogCaptureFixture) -> None:
+    """Spans opened and records logged by a sink create no spans of their own."""
+    caplog.set_level(logging.DEBUG)
+    seen_current: list[object] = []
+
+    class TracingSink(RecordingSink):
+        def export(self, batch: Sequence[FinishedSpan]) -> None:
+            seen_current.append(span_tree.current_span())
+            with span_tree.span("inside-sink"):
+                logging.getLogger("sink").warning("exported %d", len(batch))
+            super().export(batch)
+
+    sink = TracingSink()
+    configure(sink)
+    with span_tree.span("user-work"):
+        pass
+    assert span_tree.flush(5.0)
+    with span_tree.span("more-work"):
+        pass
+    assert span_tree.flush(5.0)
+    names = [span.name for batch in sink.batches for span in batch]
+    assert ["user-work", "more-work"] == names
+    assert [None, None] == seen_current
+    assert 0 == span_tree.stats()["sinks"][0]["errors"]
+
+
+def test_flush_calls_force_flush_of_every_sink() -> None:
+    """`span_tree.flush()` asks every sink to flush."""
+    first, second = RecordingSink(), RecordingSink()
+    configure(first, second)
+    with span_tree.span("x"):
+        pass
+    assert span_tree.flush(5.0)
+    assert (1, 1) == (first.flushes, second.flushes)
+
+
+def test_spans_after_shutdown_are_dropped_not_raised() -> None:
+    """Spans ending after `shutdown()` are counted as dropped, never raise."""
+    sink = RecordingSink()
+    configure(sink)
+    assert span_tree.shutdown(5.0)
+    with span_tree.span("late"):
+        pass
+    assert 1 == span_tree.stats()["dropped"]
+    assert [] == sink.batches
+
+
+def test_shutdown_twice_and_flush_after_shutdown_succeed() -> None:
+    """A second `shutdown()` (say, yours and then the exit hook's) and `flush()` return True."""
+    sink = RecordingSink()
+    configure(sink)
+    with span_tree.span("only"):
+        pass
+    assert span_tree.shutdown(5.0)
+    assert span_tree.shutdown(5.0)
+    assert span_tree.flush(5.0)
+    assert ["only"] == [span.name for batch in sink.batches for span in batch]
