@@ -43,18 +43,29 @@ def truncate(text: str, limit: int = MAX_TEXT_CHARS) -> str:
     return text[:limit] + TRUNCATED.format(len(text) - limit)
 
 
-def json_safe(value: Any, depth: int = 0) -> Any:
-    """Return ``value`` as JSON-serialisable data: unknown objects become their repr."""
+def json_safe(value: Any, depth: int = 0, scrub: re.Pattern[str] | None = None) -> Any:
+    """Return ``value`` as JSON-serialisable data: unknown objects become their repr.
+
+    Args:
+        value: any object.
+        depth: nesting level of ``value`` (deeper containers become their repr).
+        scrub: when given, values under sensitive keys of nested mappings are scrubbed.
+    """
     if isinstance(value, str):
         return truncate(value)
     if isinstance(value, _PRIMITIVES):
         return value
     if depth < MAX_DEPTH:
         if isinstance(value, Mapping):
-            items = list(value.items())[:MAX_ITEMS]
-            return {str(k): json_safe(v, depth + 1) for k, v in items}
+            items = [(str(k), v) for k, v in list(value.items())[:MAX_ITEMS]]
+            return {
+                k: SCRUBBED
+                if scrub is not None and scrub.search(k)
+                else json_safe(v, depth + 1, scrub)
+                for k, v in items
+            }
         if isinstance(value, (list, tuple, set, frozenset)):
-            return [json_safe(v, depth + 1) for v in list(value)[:MAX_ITEMS]]
+            return [json_safe(v, depth + 1, scrub) for v in list(value)[:MAX_ITEMS]]
     try:
         text = repr(value)
     except Exception as error:  # a broken __repr__ must not break tracing
@@ -72,8 +83,9 @@ def sanitize_attributes(attributes: Mapping[str, Any], scrub: re.Pattern[str]) -
         elif isinstance(value, _PRIMITIVES):
             clean[name] = value
         else:
-            clean[name] = json_safe(value)
-        if len(clean) >= MAX_ITEMS * 10:
+            # Nested mappings ({"db": {"password": ...}}) are scrubbed too.
+            clean[name] = json_safe(value, 0, scrub)
+        if len(clean) >= MAX_ITEMS * 10 and len(attributes) > len(clean):
             clean["_truncated_attributes"] = len(attributes) - len(clean)
             break
     return clean
