@@ -453,7 +453,9 @@ def to_record(span: Span, *, status: str | None = None) -> FinishedSpan:
             span.span_id,
             span.parent_id,
             span.seq,
-            span.name,
+            # Converted here, off the caller's thread: Span("...") and log(name) take any
+            # object, and sinks (Parquet, the receiver) need text.
+            span.name if span.name.__class__ is str else str(span.name),
             span.kind,
             status,
             _level_name(levelno),
