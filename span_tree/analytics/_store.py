@@ -16,6 +16,7 @@ import duckdb
 
 from span_tree._record import FinishedSpan
 from span_tree.analytics import _annotations, _lookup
+from span_tree.analytics._browse import SpanFilter
 from span_tree.analytics._errors import QueryError, StoreError
 from span_tree.analytics._filters import Filters, TimeLike
 from span_tree.analytics._source import (
@@ -27,6 +28,8 @@ from span_tree.analytics._source import (
 from span_tree.analytics._views import VIEW_NAMES, create_views, view_description
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     import polars
     import pyarrow as pa
 
@@ -403,6 +406,42 @@ class Store:
         except OSError as error:
             raise StoreError(f"cannot write annotation to {self.url}: {error}") from None
         self.refresh()
+
+    # -- span browsing (the TUI's dashboard; see _browse.py) --------------------------
+
+    def span_names(self, selection: SpanFilter, *, limit: int | None = None) -> polars.DataFrame:
+        """One row per span name under ``selection``: latest status, counts, p50/p99.
+
+        Raises:
+            QueryError: a bad ``selection.where`` expression, status or speed.
+        """
+        from span_tree.analytics import _browse
+
+        return _browse.names(self, selection, limit=limit)
+
+    def span_timeline(
+        self, selection: SpanFilter, *, buckets: int, now: datetime
+    ) -> polars.DataFrame:
+        """Selected span volume and failures in ``buckets`` equal time slices up to ``now``.
+
+        Raises:
+            QueryError: a bad ``selection.where`` expression, status or speed.
+        """
+        from span_tree.analytics import _browse
+
+        return _browse.timeline(self, selection, buckets=buckets, now=now)
+
+    def spans_named(
+        self, selection: SpanFilter, *, name: str, limit: int | None = 200
+    ) -> polars.DataFrame:
+        """The newest selected spans called ``name``, with their trace's root name.
+
+        Raises:
+            QueryError: a bad ``selection.where`` expression, status or speed.
+        """
+        from span_tree.analytics import _browse
+
+        return _browse.spans_named(self, selection, name=name, limit=limit)
 
     def _limited(self, query: str, params: list[Any], limit: int | None) -> polars.DataFrame:
         if limit is not None:
