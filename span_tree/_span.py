@@ -267,7 +267,7 @@ class Span:
         handled = HandledError(
             _time_ns() // 1000,
             _type_name(exc_type),
-            truncate(str(exc_value)),
+            _error_text(exc_value),
             "".join(traceback.format_exception(exc_type, exc_value, exc_tb)),
         )
         if self.handled_errors is None:
@@ -304,6 +304,14 @@ class Span:
 
 # Kept for code written against the first API name of the context-manager object.
 SpanScope = Span
+
+
+def _error_text(error: Any) -> str:
+    """``str(error)``, bounded; an exception whose ``__str__`` raises must still propagate."""
+    try:
+        return truncate(str(error))
+    except Exception:
+        return f"<exception str() failed: {type(error).__name__}>"
 
 
 def _type_name(exc_type: Any) -> str:
@@ -381,7 +389,7 @@ def _finish(
     if exc_type is not None:
         span.error = (
             _type_name(exc_type),
-            truncate(str(exc)),
+            _error_text(exc),
             "".join(traceback.format_exception(exc_type, exc, tb)),
         )
     trace = span.trace
