@@ -116,9 +116,7 @@ def test_logging_outside_spans_records_nothing(memory_sink: MemorySink) -> None:
 def test_capture_logging_false_keeps_events_out(memory_sink: MemorySink) -> None:
     """`configure(capture_logging=False)` leaves log records out of spans."""
     sink = MemorySink()
-    span_tree.configure(
-        sinks=[sink], console=False, jsonl=False, store=None, capture_logging=False
-    )
+    span_tree.configure(sinks=[sink], console=False, jsonl=False, store=None, capture_logging=False)
     with span_tree.span("quiet"):
         logging.getLogger("x").warning("not captured")
     assert () == by_name(sink)["quiet"].events
@@ -208,10 +206,8 @@ def test_log_extra_outside_a_span_is_harmless(memory_sink: MemorySink) -> None:
 def test_force_new_trace_links_the_current_trace(memory_sink: MemorySink) -> None:
     """`force_new_trace=True` starts a new root trace listing the current one in `links`."""
     log = span_tree.get_logger("links")
-    with log("request"):
-        with log("background", force_new_trace=True):
-            with log("nested-in-new"):
-                pass
+    with log("request"), log("background", force_new_trace=True), log("nested-in-new"):
+        pass
     records = by_name(memory_sink)
     request, background = records["request"], records["background"]
     assert background.parent_id is None
