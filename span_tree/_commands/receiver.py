@@ -42,6 +42,9 @@ def serve(
         DEFAULT_MAX_SPANS, "--max-spans", help="Most spans accepted in one request."
     ),
     workers: int = typer.Option(1, "--workers", help="Worker processes."),
+    key_refresh: float = typer.Option(
+        5.0, "--key-refresh", help="Seconds before created or revoked keys take effect."
+    ),
     storage_options: str | None = typer.Option(None, "--storage-options", help=OPTIONS_HELP),
     access_log: bool = typer.Option(False, "--access-log", help="Log every request."),
 ) -> None:
@@ -56,6 +59,7 @@ def serve(
         max_body=max_body,
         max_spans=max_spans,
         workers=workers,
+        key_refresh_seconds=key_refresh,
         access_log=access_log,
     )
 

@@ -196,18 +196,22 @@ class _Service:
     def _health_rows(self, namespace: str) -> list[dict[str, Any]]:
         try:
             analytics: Any = importlib.import_module("span_tree.analytics")
-            store_class = analytics.Store
+            store_class, not_found = analytics.Store, analytics.StoreNotFound
         except (ImportError, AttributeError) as error:
             raise _NotAvailable("the analytics engine is not installed") from error
-        store = store_class(self.location.url, storage_options=self.config.storage_options)
         try:
-            frame = store.health(namespace=namespace)
-            rows = frame.to_dicts() if hasattr(frame, "to_dicts") else list(frame)
+            store = store_class(
+                self.location.url,
+                storage_options=self.config.storage_options,
+                namespace=namespace,
+            )
+        except not_found:
+            return []  # nothing written yet
+        try:
+            rows = store.health(namespace=namespace).to_dicts()
         finally:
-            close = getattr(store, "close", None)
-            if callable(close):
-                close()
-        return [{key: _json_value(value) for key, value in dict(row).items()} for row in rows]
+            store.close()
+        return [{key: _json_value(value) for key, value in row.items()} for row in rows]
 
     async def openapi(self, request: Request) -> Response:
         return JSONResponse(openapi_document(self.config.max_body, self.config.max_spans))

@@ -139,6 +139,16 @@ class KeyStore:
             self._reload(now)
         with self._lock:
             entry = self._cache.get(key_id or "")
+            # A key created since the last reload: look again, at most once a second.
+            retry = (
+                entry is None
+                and key_id is not None
+                and now - self._loaded_at > min(1.0, self._refresh_seconds)
+            )
+        if retry:
+            self._reload(now)
+            with self._lock:
+                entry = self._cache.get(key_id or "")
         # Hash and compare even for unknown ids so timing does not tell ids apart.
         expected, namespace = entry if entry else ("0" * 64, None)
         if hmac.compare_digest(expected, _hash(key)) and namespace is not None:

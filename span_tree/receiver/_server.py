@@ -41,6 +41,7 @@ def serve(
     max_body: int = DEFAULT_MAX_BODY,
     max_spans: int = DEFAULT_MAX_SPANS,
     workers: int = 1,
+    key_refresh_seconds: float = 5.0,
     access_log: bool = False,
     log_level: str = "info",
 ) -> None:
@@ -53,6 +54,7 @@ def serve(
         max_body: largest request body in bytes (as sent and once decompressed).
         max_spans: most spans in one request.
         workers: worker processes (each parses and writes on its own core).
+        key_refresh_seconds: how soon created or revoked keys take effect.
         access_log: log one line per request (never includes the API key).
         log_level: uvicorn's log level.
     """
@@ -63,6 +65,7 @@ def serve(
         storage_options=dict(storage_options or {}) or None,
         max_body=max_body,
         max_spans=max_spans,
+        key_refresh_seconds=key_refresh_seconds,
     )
     options: dict[str, Any] = {
         "host": host,
