@@ -1,0 +1,201 @@
+"""``SpanTreeApp``: the Textual application behind ``spantree tui``."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ClassVar
+
+from textual import work
+from textual.app import App
+from textual.binding import Binding, BindingType
+from textual.timer import Timer
+
+from span_tree._record import FinishedSpan
+from span_tree.tui._source import SourceError, StoreSource
+from span_tree.tui._state import default_state_path, last_namespace, remember_namespace
+
+
+def _wall_clock_us() -> int:
+    return time.time_ns() // 1_000
+
+
+class SpanTreeApp(App[None]):
+    """Browse a span-tree store: dashboard, traces, spans and error groups.
+
+    Args:
+        source: the store to browse (``StoreSource.from_url(...)``).
+        namespace: open this namespace directly; otherwise the only one, or a picker.
+        now: the clock, in µs since the epoch (tests pass a fixed one).
+        state_path: where the last namespace used is remembered (``None``: the user's
+            config directory).
+        follow_interval: seconds between refreshes in follow mode.
+    """
+
+    CSS_PATH = "app.tcss"
+    TITLE = "span-tree"
+    # The footer lists every key; the palette would only repeat them and take its room.
+    ENABLE_COMMAND_PALETTE = False
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("t", "find_trace", "Trace"),
+        Binding("n", "pick_namespace", "Namespace"),
+        Binding("g", "error_groups", "Errors"),
+        Binding("f", "toggle_follow", "Follow"),
+        Binding("question_mark", "help", "Help", key_display="?"),
+        Binding("escape", "go_back", "Back"),
+        Binding("q", "quit", "Quit"),
+    ]
+
+    def __init__(
+        self,
+        source: StoreSource,
+        *,
+        namespace: str | None = None,
+        now: Callable[[], int] | None = None,
+        state_path: Path | None = None,
+        follow_interval: float = 2.0,
+    ) -> None:
+        super().__init__()
+        self.source = source
+        self.namespace = namespace or ""
+        self.requested_namespace = namespace
+        self.now: Callable[[], int] = now or _wall_clock_us
+        self.state_path = state_path or default_state_path()
+        self.follow_interval = follow_interval
+        self.follow = False
+        self._follow_timer: Timer | None = None
+        self.namespaces: list[str] = []
+        self.startup_error: str | None = None
+
+    # -- start-up -------------------------------------------------------------------
+
+    def on_mount(self) -> None:
+        self.sub_title = self.source.label
+        self._load_namespaces()
+
+    @work(thread=True, exclusive=True, group="namespaces")
+    def _load_namespaces(self) -> None:
+        try:
+            found = self.source.namespaces()
+            error = None
+        except SourceError as failure:
+            found, error = [], str(failure)
+        self.call_from_thread(self._start, found, error)
+
+    def _start(self, found: list[str], error: str | None) -> None:
+        from span_tree.tui._dashboard import DashboardScreen
+        from span_tree.tui._dialogs import NamespaceScreen
+
+        self.namespaces = found
+        self.startup_error = error
+        remembered = last_namespace(self.state_path, self.source.label)
+        if self.requested_namespace:
+            chosen = self.requested_namespace
+        elif remembered in found:
+            chosen = remembered or ""
+        else:
+            chosen = found[0] if found else "default"
+        self.namespace = chosen
+        self.push_screen(DashboardScreen())
+        if not self.requested_namespace and len(found) > 1:
+            self.push_screen(NamespaceScreen(found, current=chosen), self._namespace_chosen)
+        else:
+            self._remember()
+
+    def _remember(self) -> None:
+        if self.namespace in self.namespaces:
+            remember_namespace(self.state_path, self.source.label, self.namespace)
+
+    # -- actions available on every screen -----------------------------------------
+
+    def action_go_back(self) -> None:
+        """Leave the current screen (the dashboard stays)."""
+        if len(self.screen_stack) > 2:
+            self.pop_screen()
+
+    def action_help(self) -> None:
+        """Show the keys."""
+        from span_tree.tui._dialogs import HelpScreen
+
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    def action_pick_namespace(self) -> None:
+        """Choose another namespace."""
+        from span_tree.tui._dialogs import NamespaceScreen
+
+        if not isinstance(self.screen, NamespaceScreen):
+            self.push_screen(
+                NamespaceScreen(self.namespaces, current=self.namespace), self._namespace_chosen
+            )
+
+    def _namespace_chosen(self, namespace: str | None) -> None:
+        if not namespace:
+            return
+        from span_tree.tui._dashboard import DashboardScreen
+
+        self.namespace = namespace
+        self._remember()
+        while len(self.screen_stack) > 2:
+            self.pop_screen()
+        if isinstance(self.screen, DashboardScreen):
+            self.screen.namespace_changed()
+
+    def action_find_trace(self) -> None:
+        """Open a trace by id."""
+        from span_tree.tui._dialogs import FindTraceScreen
+
+        if not isinstance(self.screen, FindTraceScreen):
+            self.push_screen(FindTraceScreen(), self._trace_found)
+
+    def _trace_found(self, records: list[FinishedSpan] | None) -> None:
+        if records:
+            self.open_trace(records)
+
+    def open_trace(self, records: list[FinishedSpan], span_id: str | None = None) -> None:
+        """Show one trace's span tree (with the cursor on ``span_id`` when given)."""
+        from span_tree.tui._trace import TraceScreen
+
+        self.push_screen(TraceScreen(records, focus_span=span_id))
+
+    def action_error_groups(self) -> None:
+        """List the error groups of the namespace."""
+        from span_tree.tui._errors import ErrorGroupsScreen
+
+        if not isinstance(self.screen, ErrorGroupsScreen):
+            self.push_screen(ErrorGroupsScreen())
+
+    def action_toggle_follow(self) -> None:
+        """Refresh the data every few seconds, or stop doing so."""
+        self.follow = not self.follow
+        if self.follow:
+            self._follow_timer = self.set_interval(self.follow_interval, self.refresh_screen)
+            self.notify("Follow mode on: new spans appear as they are written.", timeout=3)
+        else:
+            if self._follow_timer is not None:
+                self._follow_timer.stop()
+            self._follow_timer = None
+            self.notify("Follow mode off.", timeout=3)
+        for screen in self.screen_stack:
+            updater: Any = getattr(screen, "show_status", None)
+            if updater is not None:
+                updater()
+
+    def refresh_screen(self) -> None:
+        """See newly written files, then have the screen on top load its data again."""
+        self._refresh_store()
+
+    @work(thread=True, exclusive=True, group="follow")
+    def _refresh_store(self) -> None:
+        try:
+            self.source.refresh()
+        except SourceError as error:
+            self.call_from_thread(self.notify, f"Store unreachable: {error}", severity="error")
+            return
+        self.call_from_thread(self._reload_screen)
+
+    def _reload_screen(self) -> None:
+        reload: Any = getattr(self.screen, "reload", None)
+        if reload is not None:
+            reload()

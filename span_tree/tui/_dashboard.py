@@ -1,0 +1,223 @@
+"""The dashboard: one row per span name, volume/error sparklines, filters and toggles."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Label, Sparkline, Static
+from textual.widgets.data_table import ColumnKey
+
+from span_tree.tui._format import clock, format_duration, truncate
+from span_tree.tui._source import (
+    SPEED_FILTERS,
+    STATUS_FILTERS,
+    TIME_RANGES,
+    Filters,
+    NameRow,
+    SourceError,
+    Timeline,
+)
+
+if TYPE_CHECKING:
+    from span_tree.tui._app import SpanTreeApp
+
+COLUMNS = ("Name", "Status", "Ok", "Failed", "LastTime", "p50", "p99")
+# Sort key per column; numbers sort descending (the interesting rows first).
+_SORT_KEYS: dict[str, Any] = {
+    "Name": lambda row: row.name,
+    "Status": lambda row: row.status,
+    "Ok": lambda row: -row.ok,
+    "Failed": lambda row: -row.failed,
+    "LastTime": lambda row: -(row.last_us or 0),
+    "p50": lambda row: -(row.p50_us or 0),
+    "p99": lambda row: -(row.p99_us or 0),
+}
+SPARK_BUCKETS = 60
+NAME_WIDTH = 60
+
+
+def status_text(status: str) -> Text:
+    """A span or name status, coloured."""
+    styles = {"failed": "bold red", "error": "bold red", "succeeded": "green", "ok": "green"}
+    return Text(status, style=styles.get(status, "yellow"))
+
+
+class DashboardScreen(Screen[None]):
+    """The namespace at a glance; Enter lists the traces of the name under the cursor."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("slash", "filter", "Filter", key_display="/"),
+        Binding("e", "cycle_status", "Status"),
+        Binding("s", "cycle_speed", "Speed"),
+        Binding("r", "cycle_range", "Range"),
+        Binding("o", "sort", "Sort"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.filters = Filters()
+        self.rows: list[NameRow] = []
+        self.timeline = Timeline()
+        self.sort_column = "LastTime"
+        self.message = ""
+        self.loading = False
+
+    @property
+    def tui(self) -> SpanTreeApp:
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="status-line")
+        with Horizontal(id="sparks"):
+            with Vertical(classes="spark-box"):
+                yield Label("volume", classes="spark-label")
+                yield Sparkline([], id="volume")
+            with Vertical(classes="spark-box"):
+                yield Label("errors", classes="spark-label")
+                yield Sparkline([], id="errors")
+        yield DataTable(id="names", cursor_type="row", zebra_stripes=True)
+        yield Static("", id="message", classes="message")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        for column in COLUMNS:
+            table.add_column(column, key=column)
+        if self.tui.startup_error:
+            self.message = f"Cannot read the store: {self.tui.startup_error}"
+        self.show_status()
+        self.reload()
+
+    # -- loading ------------------------------------------------------------------
+
+    def reload(self) -> None:
+        """Load the rows and the timeline again (in a worker)."""
+        self.loading = True
+        self.show_status()
+        self._load(self.tui.namespace, self.filters)
+
+    def namespace_changed(self) -> None:
+        """The app switched namespace: start from the top."""
+        self.rows = []
+        self.reload()
+
+    @work(thread=True, exclusive=True, group="dashboard")
+    def _load(self, namespace: str, filters: Filters) -> None:
+        app = self.tui
+        now = app.now()
+        try:
+            rows = app.source.dashboard(namespace, filters, now_us=now)
+            timeline = app.source.timeline(namespace, filters, now_us=now, buckets=SPARK_BUCKETS)
+        except SourceError as error:
+            app.call_from_thread(self._failed, str(error))
+            return
+        app.call_from_thread(self._loaded, rows, timeline)
+
+    def _failed(self, message: str) -> None:
+        self.loading = False
+        self.message = f"[b red]{message}[/]"
+        self.rows = []
+        self.timeline = Timeline()
+        self._fill()
+
+    def _loaded(self, rows: list[NameRow], timeline: Timeline) -> None:
+        self.loading = False
+        self.rows = rows
+        self.timeline = timeline
+        if rows:
+            self.message = ""
+        elif self.filters == Filters():
+            self.message = (
+                f"No spans in namespace {self.tui.namespace!r} yet. Run [b]spantree demo[/]"
+                " or instrument an app with span_tree, then press [b]f[/] to follow."
+            )
+        else:
+            self.message = "No span matches these filters."
+        self._fill()
+
+    def _fill(self) -> None:
+        table = self.query_one(DataTable)
+        cursor = table.cursor_row
+        table.clear()
+        now = self.tui.now()
+        for row in sorted(self.rows, key=_SORT_KEYS[self.sort_column]):
+            table.add_row(
+                Text(truncate(row.name, NAME_WIDTH), style="bold"),
+                status_text(row.status),
+                Text(str(row.ok), justify="right"),
+                Text(str(row.failed), style="red" if row.failed else "", justify="right"),
+                clock(row.last_us, now),
+                Text(format_duration(row.p50_us), justify="right"),
+                Text(format_duration(row.p99_us), justify="right"),
+                key=row.name,
+            )
+        if self.rows:
+            table.move_cursor(row=min(cursor, len(self.rows) - 1))
+        for column in COLUMNS:
+            mark = " ▼" if column == self.sort_column else ""
+            table.columns[ColumnKey(column)].label = Text(column + mark)
+        self.query_one("#volume", Sparkline).data = self.timeline.volume or [0]
+        self.query_one("#errors", Sparkline).data = self.timeline.errors or [0]
+        self.query_one("#message", Static).update(self.message)
+        self.show_status()
+
+    def show_status(self) -> None:
+        """Redraw the line naming the namespace, filters and follow state."""
+        line = Text()
+        line.append(f" {self.tui.namespace or '-'} ", style="bold reverse")
+        line.append(f"  {self.filters.describe()}  sort:{self.sort_column}")
+        if self.tui.follow:
+            line.append("  ● follow", style="bold green")
+        if self.loading:
+            line.append("  loading…", style="dim")
+        self.query_one("#status-line", Static).update(line)
+
+    # -- interaction --------------------------------------------------------------
+
+    def _set_filters(self, filters: Filters) -> None:
+        self.filters = filters
+        self.reload()
+
+    def action_cycle_status(self) -> None:
+        """Show all / failed / crashed / ok spans."""
+        self._set_filters(self.filters.cycled("status", STATUS_FILTERS))
+
+    def action_cycle_speed(self) -> None:
+        """Show all / slow / fast spans."""
+        self._set_filters(self.filters.cycled("speed", SPEED_FILTERS))
+
+    def action_cycle_range(self) -> None:
+        """Move to the next time range."""
+        labels = tuple(label for label, _ in TIME_RANGES)
+        self._set_filters(self.filters.cycled("time_range", labels))
+
+    def action_sort(self) -> None:
+        """Sort by the next column."""
+        self.sort_column = COLUMNS[(COLUMNS.index(self.sort_column) + 1) % len(COLUMNS)]
+        self._fill()
+
+    def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
+        self.sort_column = str(event.column_key.value)
+        self._fill()
+
+    def action_filter(self) -> None:
+        """Edit the query filter."""
+        from span_tree.tui._dialogs import FilterScreen
+
+        def apply(query: str | None) -> None:
+            if query is not None:
+                self._set_filters(Filters(**{**vars(self.filters), "query": query}))
+
+        self.app.push_screen(FilterScreen(self.filters.query), apply)
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        from span_tree.tui._traces import SpanListScreen
+
+        if event.row_key.value is not None:
+            self.app.push_screen(SpanListScreen(str(event.row_key.value), self.filters))
