@@ -26,11 +26,11 @@ class TraceNotFound(StoreError):
 class AmbiguousTraceId(StoreError):
     """A trace id prefix matches more than one trace; ``candidates`` lists some."""
 
-    def __init__(self, prefix: str, candidates: list[str]) -> None:
-        shown = ", ".join(candidates[:5])
-        more = "" if len(candidates) <= 5 else f" and {len(candidates) - 5} more"
+    def __init__(self, prefix: str, candidates: list[str], *, more: bool = False) -> None:
+        shown = ", ".join(candidates[:3])
+        count = f"{len(candidates)}{' or more' if more else ''}"
         super().__init__(
-            f"trace id prefix {prefix!r} matches {len(candidates)} traces: {shown}{more};"
+            f"trace id prefix {prefix!r} matches {count} traces ({shown}, ...);"
             " give more characters"
         )
         self.prefix = prefix

@@ -112,7 +112,7 @@ def resolve_trace_id(
     if not matches:
         raise TraceNotFound(text)
     if len(matches) > 1:
-        raise AmbiguousTraceId(text, matches)
+        raise AmbiguousTraceId(text, matches, more=len(matches) >= _CANDIDATE_LIMIT)
     return matches[0], pruned
 
 

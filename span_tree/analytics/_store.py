@@ -318,7 +318,7 @@ class Store:
         name: str | None = None,
         limit: int | None = 100,
     ) -> polars.DataFrame:
-        """Error groups (rows of the ``error_groups`` view), most frequent first.
+        """Error groups (rows of the ``error_groups`` view), in most traces first.
 
         Args:
             namespace, app, since, until, tags: keep groups with an occurrence matching.

@@ -1,0 +1,424 @@
+"""Query commands: ``sql``, ``trace``, ``traces``, ``slow``, ``errors``, ``annotate``,
+``health`` and ``demo``. They call ``span_tree.analytics.Store``; no SQL lives here."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+if TYPE_CHECKING:
+    import polars
+
+    from span_tree.analytics import Store
+
+STORE_HELP = "Store path or fsspec URL (default: SPANTREE_STORE or ~/.spantree)."
+NAMESPACE_HELP = "Only this namespace."
+OPTIONS_HELP = "fsspec storage options as a JSON object (credentials, endpoint_url...)."
+FORMAT_HELP = "Output format: table, csv, json, jsonl or parquet (parquet needs --output)."
+
+StoreOption = typer.Option(None, "--store", "-s", help=STORE_HELP)
+NamespaceOption = typer.Option(None, "--namespace", "-n", help=NAMESPACE_HELP)
+StorageOptionsOption = typer.Option(None, "--storage-options", help=OPTIONS_HELP)
+FormatOption = typer.Option("table", "--format", "-f", help=FORMAT_HELP)
+OutputOption = typer.Option(None, "--output", "-o", help="Write to this file instead of stdout.")
+AppOption = typer.Option(None, "--app", help="Only this app.")
+SinceOption = typer.Option(None, "--since", help="Only after: ISO time or age (30m, 2h, 7d).")
+UntilOption = typer.Option(None, "--until", help="Only before: ISO time or age.")
+TagOption = typer.Option(None, "--tag", "-t", help="Only with this tag, KEY=VALUE (repeatable).")
+NameOption = typer.Option(None, "--name", help="Only spans (or trace roots) with this name.")
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(1)
+
+
+def _storage_options(text: str | None) -> dict[str, Any] | None:
+    if not text:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError as error:
+        raise _fail(f"--storage-options is not JSON: {error}") from None
+    if not isinstance(value, dict):
+        raise _fail("--storage-options must be a JSON object")
+    return value
+
+
+def _tags(items: list[str] | None) -> dict[str, str] | None:
+    if not items:
+        return None
+    tags = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise _fail(f"--tag {item!r} must look like KEY=VALUE")
+        tags[key] = value
+    return tags
+
+
+@contextmanager
+def _clear_errors() -> Iterator[None]:
+    """Turn the analytics errors (and bad values) into one line on stderr and exit 1."""
+    from span_tree.analytics import StoreError
+
+    try:
+        yield
+    except (StoreError, ValueError, OSError) as error:
+        raise _fail(str(error)) from None
+
+
+def _open(
+    store: str | None,
+    namespace: str | None,
+    storage_options: str | None,
+    *,
+    need_spans: bool = True,
+) -> Store:
+    from span_tree.analytics import Store
+
+    with _clear_errors():
+        opened = Store(
+            store, namespace=namespace, storage_options=_storage_options(storage_options)
+        )
+    if opened.problems:
+        first = opened.problems[0]
+        more = f" (and {len(opened.problems) - 1} more)" if len(opened.problems) > 1 else ""
+        typer.echo(
+            f"warning: skipped {len(opened.problems)} unreadable file(s): {first}{more}",
+            err=True,
+        )
+    if need_spans and opened.is_empty:
+        where = f" in namespace {namespace!r}" if namespace else ""
+        raise _fail(
+            f"no spans{where} in store {opened.url} yet (try `spantree demo --store {opened.url}`)"
+        )
+    return opened
+
+
+def _duration(value: Any) -> str:
+    from span_tree.render import format_duration
+
+    return "" if value is None else format_duration(int(value))
+
+
+def _time(value: Any) -> str:
+    return "" if value is None else value.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _percent(value: Any) -> str:
+    return "" if value is None else f"{100 * value:.1f}%"
+
+
+def _show(
+    frame: polars.DataFrame,
+    *,
+    fmt: str,
+    output: str | None,
+    title: str,
+    columns: dict[str, str],
+    formatters: Mapping[str, Callable[[Any], str]] | None = None,
+) -> None:
+    """Write a helper's result: the chosen columns as a table, every column otherwise."""
+    from span_tree.analytics._formats import write_result
+
+    if fmt == "table":
+        frame = frame.select([name for name in columns if name in frame.columns])
+    with _clear_errors():
+        write_result(
+            frame.to_arrow(),
+            fmt=fmt,
+            output=output,
+            title=title,
+            formatters=formatters,
+            headers=columns,
+        )
+
+
+def sql(
+    query: str | None = typer.Argument(
+        None, help="SQL over the views, e.g. 'select * from traces'."
+    ),
+    views: bool = typer.Option(False, "--views", help="List the views and their columns."),
+    fmt: str | None = typer.Option(
+        None, "--format", "-f", help=FORMAT_HELP + " Default: table on a terminal, else csv."
+    ),
+    output: str | None = OutputOption,
+    store: str | None = StoreOption,
+    namespace: str | None = NamespaceOption,
+    storage_options: str | None = StorageOptionsOption,
+) -> None:
+    """Run SQL over the store's views (spans, traces, span_stats, error_groups...)."""
+    from span_tree.analytics._formats import write_result
+
+    opened = _open(store, namespace, storage_options, need_spans=not views)
+    chosen = fmt or ("table" if sys.stdout.isatty() else "csv")
+    if views:
+        import pyarrow as pa
+
+        infos = opened.views()
+        table = pa.table(
+            {
+                "view": [info.name for info in infos],
+                "columns": [", ".join(name for name, _ in info.columns) for info in infos],
+                "description": [info.description for info in infos],
+            }
+        )
+        if chosen == "table":
+            table = table.select(["view", "columns"])
+        with _clear_errors():
+            write_result(table, fmt=chosen, output=output, title="views")
+        return
+    if not query:
+        raise _fail('give a query, e.g. spantree sql "select * from traces limit 5" (or --views)')
+    with _clear_errors():
+        result = opened.arrow(query)
+        write_result(result, fmt=chosen, output=output)
+
+
+def trace(
+    trace_id: str = typer.Argument(..., help="KSUID, its 32-hex W3C form, or a unique prefix."),
+    level: str = typer.Option("DEBUG", "--level", help="Hide log events below this level."),
+    fmt: str = typer.Option("tree", "--format", "-f", help="tree, or json / jsonl (span records)."),
+    store: str | None = StoreOption,
+    namespace: str | None = NamespaceOption,
+    storage_options: str | None = StorageOptionsOption,
+) -> None:
+    """Print one trace as a tree of spans with their log lines."""
+    from span_tree._record import span_to_json_dict
+    from span_tree.analytics._formats import stdout_console
+    from span_tree.render import render_trace
+
+    opened = _open(store, namespace, storage_options)
+    with _clear_errors():
+        records = opened.trace(trace_id)
+    if fmt == "tree":
+        stdout_console().print(render_trace(records, min_level=level))
+    elif fmt in ("json", "jsonl"):
+        dicts = [span_to_json_dict(record) for record in records]
+        if fmt == "json":
+            typer.echo(json.dumps(dicts, ensure_ascii=False, indent=2, default=repr))
+        else:
+            for item in dicts:
+                typer.echo(json.dumps(item, ensure_ascii=False, default=repr))
+    else:
+        raise _fail(f"unknown format {fmt!r}: use tree, json or jsonl")
+
+
+def traces(
+    app: str | None = AppOption,
+    since: str | None = SinceOption,
+    until: str | None = UntilOption,
+    tag: list[str] | None = TagOption,
+    status: str | None = typer.Option(None, "--status", help="succeeded, failed or started."),
+    name: str | None = NameOption,
+    limit: int = typer.Option(20, "--limit", "-l", help="At most this many traces."),
+    fmt: str = FormatOption,
+    output: str | None = OutputOption,
+    store: str | None = StoreOption,
+    namespace: str | None = NamespaceOption,
+    storage_options: str | None = StorageOptionsOption,
+) -> None:
+    """List recent traces, newest first."""
+    opened = _open(store, namespace, storage_options)
+    with _clear_errors():
+        frame = opened.traces(
+            app=app,
+            since=since,
+            until=until,
+            tags=_tags(tag),
+            status=status,
+            name=name,
+            limit=limit,
+        )
+    columns = {
+        "start_time": "start (UTC)",
+        "trace_id": "trace",
+        "root_name": "name",
+        "status": "status",
+        "duration_us": "duration",
+        "span_count": "spans",
+        "error_count": "errors",
+        "app": "app",
+    }
+    formatters = {"start_time": _time, "duration_us": _duration}
+    _show(frame, fmt=fmt, output=output, title="traces", columns=columns, formatters=formatters)
+
+
+def slow(
+    app: str | None = AppOption,
+    since: str | None = SinceOption,
+    until: str | None = UntilOption,
+    tag: list[str] | None = TagOption,
+    name: str | None = NameOption,
+    threshold_ms: float | None = typer.Option(
+        None, "--over", help="Spans slower than this many ms (default: over their name's p95)."
+    ),
+    limit: int = typer.Option(20, "--limit", "-l", help="At most this many spans."),
+    fmt: str = FormatOption,
+    output: str | None = OutputOption,
+    store: str | None = StoreOption,
+    namespace: str | None = NamespaceOption,
+    storage_options: str | None = StorageOptionsOption,
+) -> None:
+    """List the slowest spans: those over the p95 of their name, slowest first."""
+    opened = _open(store, namespace, storage_options)
+    threshold = None if threshold_ms is None else int(threshold_ms * 1000)
+    with _clear_errors():
+        frame = opened.slow(
+            app=app,
+            since=since,
+            until=until,
+            tags=_tags(tag),
+            name=name,
+            threshold_us=threshold,
+            limit=limit,
+        )
+    columns = {
+        "name": "name",
+        "duration_us": "duration",
+        "p95_us": "p95",
+        "p95_ratio": "x p95",
+        "status": "status",
+        "start_time": "start (UTC)",
+        "trace_id": "trace",
+    }
+    formatters = {
+        "duration_us": _duration,
+        "p95_us": _duration,
+        "start_time": _time,
+        "p95_ratio": lambda value: "" if value is None else f"{value:.1f}",
+    }
+    _show(frame, fmt=fmt, output=output, title="slow spans", columns=columns, formatters=formatters)
+
+
+def errors(
+    app: str | None = AppOption,
+    since: str | None = SinceOption,
+    until: str | None = UntilOption,
+    tag: list[str] | None = TagOption,
+    name: str | None = NameOption,
+    status: str | None = typer.Option(None, "--status", help="open, crash or silenced."),
+    handled: bool | None = typer.Option(
+        None, "--handled/--fatal", help="Only handled (logged) or only fatal errors."
+    ),
+    limit: int = typer.Option(20, "--limit", "-l", help="At most this many groups."),
+    fmt: str = FormatOption,
+    output: str | None = OutputOption,
+    store: str | None = StoreOption,
+    namespace: str | None = NamespaceOption,
+    storage_options: str | None = StorageOptionsOption,
+) -> None:
+    """List error groups (same bug, different ids = one group), most frequent first."""
+    opened = _open(store, namespace, storage_options)
+    with _clear_errors():
+        frame = opened.errors(
+            app=app,
+            since=since,
+            until=until,
+            tags=_tags(tag),
+            name=name,
+            status=status,
+            handled=handled,
+            limit=limit,
+        )
+    columns = {
+        "fingerprint": "fingerprint",
+        "trace_count": "traces",
+        "count": "spans",
+        "handled": "handled",
+        "error_type": "type",
+        "sample_message": "message",
+        "location": "where",
+        "status": "status",
+        "level": "level",
+        "last_seen": "last seen (UTC)",
+    }
+    formatters = {
+        "last_seen": _time,
+        "handled": lambda value: "handled" if value else "fatal",
+        "error_type": lambda value: str(value).rsplit(".", 1)[-1],
+        "sample_message": lambda value: _shorten(str(value or ""), 60),
+    }
+    _show(
+        frame, fmt=fmt, output=output, title="error groups", columns=columns, formatters=formatters
+    )
+
+
+def _shorten(value: str, width: int) -> str:
+    value = " ".join(value.split())
+    return value if len(value) <= width else value[: width - 1] + "…"
+
+
+def annotate(
+    fingerprint: str = typer.Argument(..., help="The error group's fingerprint (spantree errors)."),
+    status: str = typer.Option("open", "--status", help="crash, silenced or open."),
+    level: str = typer.Option("WARN", "--level", help="OK, WARN or ALERT."),
+    note: str = typer.Option("", "--note", help="Free text: why, ticket, owner..."),
+    store: str | None = StoreOption,
+    namespace: str | None = NamespaceOption,
+    storage_options: str | None = StorageOptionsOption,
+) -> None:
+    """Annotate an error group (the newest annotation wins; health uses the level)."""
+    opened = _open(store, namespace, storage_options, need_spans=False)
+    with _clear_errors():
+        opened.annotate(fingerprint, status=status, level=level, note=note)
+    typer.echo(f"annotated {fingerprint}: {status} {level}" + (f" ({note})" if note else ""))
+
+
+def health(
+    app: str | None = AppOption,
+    fmt: str = FormatOption,
+    output: str | None = OutputOption,
+    store: str | None = StoreOption,
+    namespace: str | None = NamespaceOption,
+    storage_options: str | None = StorageOptionsOption,
+) -> None:
+    """Show OK / WARN / ALERT per app and namespace, and why."""
+    opened = _open(store, namespace, storage_options)
+    with _clear_errors():
+        frame = opened.health(app=app)
+    columns = {
+        "namespace": "namespace",
+        "app": "app",
+        "level": "level",
+        "traces": "traces (1 day)",
+        "failed": "failed",
+        "error_rate": "error rate",
+        "open_groups": "open groups",
+        "last_seen": "last seen (UTC)",
+        "reason": "why",
+    }
+    formatters = {"error_rate": _percent, "last_seen": _time}
+    _show(frame, fmt=fmt, output=output, title="health", columns=columns, formatters=formatters)
+
+
+def demo(
+    store: str | None = StoreOption,
+    traces_count: int = typer.Option(120, "--traces", help="Requests to simulate."),
+    namespace: str = typer.Option("demo", "--namespace", "-n", help="Namespace to write to."),
+) -> None:
+    """Run an instrumented order service into a store, then show what it recorded."""
+    from span_tree.demo import run_and_report
+
+    if traces_count < 1:
+        raise _fail("--traces must be at least 1")
+    with _clear_errors():
+        run_and_report(store=store, traces=traces_count, namespace=namespace)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the query commands to the ``spantree`` app."""
+    app.command("sql")(sql)
+    app.command("trace")(trace)
+    app.command("traces")(traces)
+    app.command("slow")(slow)
+    app.command("errors")(errors)
+    app.command("annotate")(annotate)
+    app.command("health")(health)
+    app.command("demo")(demo)
