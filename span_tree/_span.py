@@ -179,6 +179,15 @@ class Span:
             if span.token is not _UNRECORDED:
                 warnings.warn("span exited without being entered", SpanTreeWarning, stacklevel=2)
             return
+        if current is not span and current is not None and current.start_ns and not current.end_ns:
+            # Out of order (manual __exit__, a span held open across a generator's yield):
+            # the context still returns to this span when the inner one exits. Say so.
+            warnings.warn(
+                f"span {span.name!r} exited while span {current.name!r} is current; "
+                "spans must exit in the reverse order of entering",
+                SpanTreeWarning,
+                stacklevel=2,
+            )
         _exit(span, exc_type, exc, tb)
 
     def __call__(self, fn: F) -> F:
