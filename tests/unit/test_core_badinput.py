@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import json
 import threading
 from typing import Any
@@ -228,3 +229,22 @@ def test_non_string_tag_values_become_text(memory_sink: MemorySink) -> None:
     with span_tree.span("tagged"):
         span_tree.set_tags(count=3, flag=None, obj=Opaque())
     assert {"count": "3", "flag": "None", "obj": "<Opaque 7>"} == dict(only(memory_sink).tags)
+
+
+def test_out_of_order_exit_warns(memory_sink: MemorySink) -> None:
+    """Exiting an outer span while an inner one is still open gives a SpanTreeWarning."""
+
+    def misuse() -> None:
+        outer = span_tree.span("outer")
+        inner = span_tree.span("inner")
+        outer.__enter__()
+        inner.__enter__()
+        with pytest.warns(SpanTreeWarning, match="reverse order"):
+            outer.__exit__(None, None, None)
+        inner.__exit__(None, None, None)
+
+    # In a context of its own: after such misuse the context returns to the ended span.
+    contextvars.copy_context().run(misuse)
+    span_tree.flush(5.0)
+    finished = {span.name for span in memory_sink.spans if span.status != "started"}
+    assert {"outer", "inner"} == finished
