@@ -127,9 +127,17 @@ class HttpSink:
 
     def force_flush(self, timeout: float) -> bool:
         """Try to deliver the spool within ``timeout``; True when nothing is left."""
+        deadline = time.monotonic() + timeout
         with self._lock:
-            self._paused_until = 0.0
-            return self._drain(deadline=time.monotonic() + timeout)
+            if not self._spool_files():
+                return True
+            # Honour a pause (Retry-After, backoff) when it ends within the timeout.
+            wait = self._paused_until - time.monotonic()
+            if wait >= timeout:
+                return False
+            if wait > 0:
+                time.sleep(wait)
+            return self._drain(deadline=deadline)
 
     def shutdown(self) -> None:
         """Make a last bounded attempt at the spool, then close the connection pool.
