@@ -25,7 +25,8 @@ def test_spans_keeps_the_newest_version(store: Store) -> None:
     ).fetchall()
     assert [("background", "succeeded", 700), ("late", "succeeded", 800)] == rows
     duplicates = store.sql(
-        "select count(*) from (select trace_id, span_id from spans group by all having count(*) > 1)"
+        "select count(*) from"
+        " (select trace_id, span_id from spans group by all having count(*) > 1)"
     ).fetchall()
     assert [(0,)] == duplicates
 
