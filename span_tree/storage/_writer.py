@@ -23,6 +23,19 @@ from span_tree.storage._layout import (
 )
 from span_tree.storage._location import StoreLocation
 
+# Low-cardinality columns, where dictionary encoding pays; on the others (ids, messages,
+# JSON) it costs time and, falling back to plain encoding, saves nothing.
+DICTIONARY_COLUMNS = [
+    "namespace", "date", "name", "kind", "status", "level", "file", "function", "app",
+    "app_version", "host", "thread", "task", "tags.key_value.key", "tags.key_value.value",
+    "error_type", "handled_errors.list.element.type", "events.list.element.level",
+    "events.list.element.logger", "events.list.element.file", "schema_version",
+]  # fmt: skip
+# Columns queries filter on: their min/max statistics let readers skip row groups.
+STATISTICS_COLUMNS = [
+    "trace_id", "span_id", "name", "status", "level", "start_time", "end_time",
+    "duration_us", "app", "error_type", "written_at",
+]  # fmt: skip
 # Rows per row group: small enough that DuckDB skips most of a file when looking up
 # one trace (rows are sorted by trace_id, so min/max statistics prune), large enough
 # that zstd and dictionary encoding work well.
@@ -123,7 +136,10 @@ def _group(records: Sequence[FinishedSpan]) -> dict[tuple[str, str], list[Finish
 
 
 def _stamped_table(records: Sequence[FinishedSpan], stamp: int) -> pa.Table:
-    table = records_to_table(records, written_at=stamp)
+    # Sorting the records (order computed by Arrow) before conversion is cheaper than
+    # sorting the finished table, whose nested columns are costly to reorder. The sort
+    # is stable, so versions of one span keep their order for the stamps below.
+    table = records_to_table(sort_records(records), written_at=stamp)
     span_ids = table.column("span_id")
     if pc.count_distinct(span_ids).as_py() != len(span_ids):
         table = table.set_column(
@@ -131,7 +147,7 @@ def _stamped_table(records: Sequence[FinishedSpan], stamp: int) -> pa.Table:
             SPAN_SCHEMA.field("written_at"),
             pa.array(_version_stamps(span_ids.to_pylist(), stamp), TIMESTAMP),
         )
-    return sort_table(table)
+    return table
 
 
 def _version_stamps(span_ids: Iterable[str], stamp: int) -> list[int]:
@@ -148,6 +164,18 @@ def _version_stamps(span_ids: Iterable[str], stamp: int) -> list[int]:
     return stamps
 
 
+def sort_records(records: Sequence[FinishedSpan]) -> list[FinishedSpan]:
+    """Return ``records`` in the store's file order ``(trace_id, start_time)``, stably."""
+    keys = pa.table(
+        {
+            "trace_id": pa.array([record.trace_id for record in records], pa.string()),
+            "start_time": pa.array([record.start_time for record in records], pa.int64()),
+        }
+    )
+    order = pc.sort_indices(keys, sort_keys=SORT_KEYS).to_pylist()
+    return [records[index] for index in order]
+
+
 def sort_table(table: pa.Table) -> pa.Table:
     """Sort rows by ``(trace_id, start_time)``, the store's file order."""
     indices = pc.sort_indices(table, sort_keys=SORT_KEYS)
@@ -162,7 +190,8 @@ def table_bytes(table: pa.Table) -> bytes:
         sink,
         compression=COMPRESSION,
         row_group_size=ROW_GROUP_ROWS,
-        write_statistics=True,
+        use_dictionary=DICTIONARY_COLUMNS,
+        write_statistics=STATISTICS_COLUMNS,
         sorting_columns=_sorting_columns(table.schema),
     )
     return bytes(sink.getvalue())

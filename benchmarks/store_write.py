@@ -1,0 +1,209 @@
+"""Store write throughput: FinishedSpan records -> Parquet files on local disk.
+
+Compares, in the same run, span_tree's writer (records -> Arrow conversion, stamping,
+sorting, zstd, atomic rename) with a hand-written pyarrow baseline
+(``pa.Table.from_pylist`` + ``pq.write_table`` of the same rows, already as dicts),
+reports the file size per million spans, and times compaction of many small files.
+
+    python benchmarks/store_write.py                 # default sizes (a few minutes at most)
+    python benchmarks/store_write.py --full          # 10M rows in 1,000 files compaction
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from span_tree._record import SCHEMA_VERSION, Event, FinishedSpan, HandledError
+from span_tree.schema import SPAN_SCHEMA, records_to_table
+from span_tree.storage import compact, open_store, span_files, write_spans
+
+RESULTS = Path(__file__).parent / "results" / "store_write.json"
+BASE_US = 1_764_000_000_000_000
+
+
+def make_records(count: int, *, seed: int = 7) -> list[FinishedSpan]:
+    """Realistic spans: traces of ~8 spans, attributes, some events and errors."""
+    rng = random.Random(seed)
+    names = [f"service.op_{i}" for i in range(40)]
+    records = []
+    trace_id = ""
+    root = None
+    for index in range(count):
+        if index % 8 == 0:
+            trace_id = f"{rng.getrandbits(160):027x}"[:27]
+            root = None
+        span_id = f"{rng.getrandbits(64):016x}"
+        start = BASE_US + index * 1_000 + rng.randrange(1000)
+        duration = rng.randrange(50, 200_000)
+        events: tuple[Event, ...] = ()
+        if index % 3 == 0:
+            events = (
+                Event(start + 10, index, "INFO", "app.db", f"query {index} took {duration}us",
+                      "/app/db.py", 42, {"rows": index % 97}),
+            )
+        failed = index % 50 == 0
+        records.append(
+            FinishedSpan(
+                namespace="bench",
+                date="2025-11-24",
+                trace_id=trace_id,
+                span_id=span_id,
+                parent_id=root,
+                seq=index % 8,
+                name=rng.choice(names),
+                kind="internal",
+                status="failed" if failed else "succeeded",
+                level="ERROR" if failed else "INFO",
+                start_time=start,
+                end_time=start + duration,
+                duration_us=duration,
+                file="/app/service.py",
+                line=100 + index % 50,
+                function="handle",
+                app="bench",
+                app_version="1.2.3",
+                host="host-1",
+                pid=4242,
+                thread="MainThread",
+                task=None,
+                tags={"env": "prod", "region": "eu-west-1"},
+                attributes={"user_id": index % 1000, "path": f"/items/{index % 300}"},
+                error_type="ValueError" if failed else None,
+                error_message=f"bad value {index}" if failed else None,
+                error_traceback="Traceback ...\nValueError" if failed else None,
+                handled_errors=(HandledError(start + 5, "KeyError", "k", "tb"),)
+                if index % 97 == 0
+                else (),
+                events=events,
+                links=(),
+                ref_src=(),
+                ref_dest=(),
+                written_at=None,
+                schema_version=SCHEMA_VERSION,
+            )
+        )
+        root = root or span_id
+    return records
+
+
+def as_rows(records: list[FinishedSpan]) -> list[dict[str, Any]]:
+    """The same spans as plain dicts in Arrow form (what a hand-written exporter holds)."""
+    table = records_to_table(records)
+    return table.to_pylist()
+
+
+def best_of(repeats: int, action: Any) -> list[float]:
+    timings = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        action()
+        timings.append(time.perf_counter() - started)
+    return timings
+
+
+def bench_write(count: int, repeats: int, workdir: Path) -> dict[str, Any]:
+    records = make_records(count)
+    rows = as_rows(records)
+    store = workdir / "store"
+
+    def ours() -> None:
+        shutil.rmtree(store, ignore_errors=True)
+        write_spans(open_store(str(store)), records)
+
+    def convert_only() -> None:
+        records_to_table(records)
+
+    def baseline() -> None:
+        table = pa.Table.from_pylist(rows, schema=SPAN_SCHEMA)
+        pq.write_table(table, workdir / "baseline.parquet", compression="zstd")
+
+    results = {}
+    for name, action in (("span_tree write_spans", ours), ("records_to_table only", convert_only),
+                         ("pyarrow from_pylist + write_table", baseline)):
+        timings = best_of(repeats, action)
+        median = statistics.median(timings)
+        results[name] = {"median_s": median, "spans_per_s": count / median}
+    size = sum(os.path.getsize(p) for p in span_files(open_store(str(store))).files)
+    results["file_mb_per_million_spans"] = size / count * 1_000_000 / 1e6
+    results["ratio_vs_baseline"] = (
+        results["span_tree write_spans"]["median_s"]
+        / results["pyarrow from_pylist + write_table"]["median_s"]
+    )
+    return results
+
+
+def bench_compact(total_rows: int, files: int, workdir: Path) -> dict[str, Any]:
+    store = workdir / "compact"
+    shutil.rmtree(store, ignore_errors=True)
+    location = open_store(str(store))
+    per_file = total_rows // files
+    chunk = make_records(per_file, seed=11)
+    for index in range(files):
+        # New span ids per file so rows are distinct; same shape and size.
+        batch = [r._replace(span_id=f"{index:06x}{i:010x}") for i, r in enumerate(chunk)]
+        write_spans(location, batch)
+    before = len(span_files(location).files)
+    started = time.perf_counter()
+    result = compact(location, min_age=0)
+    elapsed = time.perf_counter() - started
+    after = span_files(location)
+    rows_after = sum(pq.read_metadata(path).num_rows for path in after.files)
+    assert rows_after == per_file * files, "compaction lost or duplicated rows"
+    return {
+        "rows": per_file * files,
+        "files_before": before,
+        "files_after": len(after.files),
+        "seconds": elapsed,
+        "rows_per_s": per_file * files / elapsed,
+        "merged_files": result.files_in,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--spans", type=int, default=200_000, help="spans per write run")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--compact-rows", type=int, default=1_000_000)
+    parser.add_argument("--compact-files", type=int, default=200)
+    parser.add_argument("--full", action="store_true", help="compaction of 10M rows in 1000 files")
+    args = parser.parse_args()
+    if args.full:
+        args.compact_rows, args.compact_files = 10_000_000, 1_000
+    workdir = Path(tempfile.mkdtemp(prefix="spantree-bench-"))
+    try:
+        write = bench_write(args.spans, args.repeats, workdir)
+        compaction = bench_compact(args.compact_rows, args.compact_files, workdir)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    print(f"write: {args.spans:,} spans, median of {args.repeats}")
+    print(f"{'writer':40} {'median s':>10} {'spans/s':>12}")
+    for name in ("span_tree write_spans", "records_to_table only",
+                 "pyarrow from_pylist + write_table"):
+        row = write[name]
+        print(f"{name:40} {row['median_s']:10.3f} {row['spans_per_s']:12,.0f}")
+    print(f"ratio span_tree / baseline: {write['ratio_vs_baseline']:.2f}x")
+    print(f"file size: {write['file_mb_per_million_spans']:.1f} MB per million spans")
+    print(
+        f"compact: {compaction['rows']:,} rows in {compaction['files_before']:,} files -> "
+        f"{compaction['files_after']} files in {compaction['seconds']:.1f} s "
+        f"({compaction['rows_per_s']:,.0f} rows/s)"
+    )
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps({"args": vars(args), "write": write, "compact": compaction},
+                                  indent=2))
+
+
+if __name__ == "__main__":
+    main()
