@@ -146,7 +146,8 @@ class DashboardScreen(Screen[None]):
         cursor = table.cursor_row
         table.clear()
         now = self.tui.now()
-        for row in sorted(self.rows, key=_SORT_KEYS[self.sort_column]):
+        primary = _SORT_KEYS[self.sort_column]
+        for row in sorted(self.rows, key=lambda row: (primary(row), row.name)):
             table.add_row(
                 Text(truncate(row.name, NAME_WIDTH), style="bold"),
                 status_text(row.status),
