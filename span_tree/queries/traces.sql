@@ -19,7 +19,7 @@ SELECT
     ) AS duration_us,
     count(*) AS span_count,
     count(*) FILTER (status = 'failed') AS error_count,
-    coalesce(sum(len(handled_errors)), 0) AS handled_error_count,
+    coalesce(sum(len(handled_errors)), 0)::BIGINT AS handled_error_count,
     arg_min(tags, start_time) AS tags,
     arg_min(app_version, start_time) AS app_version,
     arg_min(host, start_time) AS host,

@@ -214,3 +214,6 @@ def build_store(root: Path) -> str:
     write_spans(location, first)
     write_spans(location, second)
     return str(root)
+
+
+build_records()  # fills TRACE_IDS at import, so tests can name traces in parametrize
