@@ -73,6 +73,9 @@ def _pass_through(record: logging.LogRecord, ours: logging.Handler) -> None:
 
 
 _handler: SpanEventHandler | None = None
+# The root level before install_handler lowered it (None: it did not).
+_root_level_before: int | None = None
+_original_basic_config = logging.basicConfig
 
 
 def install_handler(level: int | None) -> None:
@@ -83,20 +86,47 @@ def install_handler(level: int | None) -> None:
             the application (root has no handlers), so INFO records inside spans are
             kept; ``None`` leaves the root level alone.
     """
-    global _handler
+    global _handler, _root_level_before
     root = logging.getLogger()
     if _handler is None:
         _handler = SpanEventHandler()
     if level is not None and not root.handlers and root.level > level:
+        _root_level_before = root.level
         root.setLevel(level)
     if _handler not in root.handlers:
         root.addHandler(_handler)
+    logging.basicConfig = _basic_config
 
 
 def uninstall_handler() -> None:
     """Detach the span handler (used when tracing is reconfigured or in tests)."""
     if _handler is not None:
         logging.getLogger().removeHandler(_handler)
+    if logging.basicConfig is _basic_config:
+        logging.basicConfig = _original_basic_config
+
+
+def _basic_config(**kwargs: Any) -> None:
+    """``logging.basicConfig`` as if span_tree's handler were not on the root logger.
+
+    The stdlib one does nothing when the root logger has a handler, so without this an
+    application calling it after ``configure()`` would silently lose its log output.
+    """
+    global _root_level_before
+    root = logging.getLogger()
+    ours = _handler if _handler is not None and _handler in root.handlers else None
+    if ours is not None:
+        root.removeHandler(ours)
+    if _root_level_before is not None and (kwargs.get("force") or not root.handlers):
+        # basicConfig will configure logging: undo our lowering of the root level so
+        # the application's handler sees the levels it would have seen without us.
+        root.setLevel(_root_level_before)
+        _root_level_before = None
+    try:
+        _original_basic_config(**kwargs)
+    finally:
+        if ours is not None:
+            root.addHandler(ours)
 
 
 class SpanLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
