@@ -229,6 +229,16 @@ def test_warning_outside_spans_reaches_stderr_via_last_resort() -> None:
 
 
 @pytest.mark.slow
+def test_basic_config_after_configure_still_configures_logging() -> None:
+    """`logging.basicConfig()` after `configure()` installs the app's handler as usual."""
+    result = run_workload("basicconfig")
+    assert 0 == result.returncode, result.stderr
+    assert ["APP INFO info outside spans", "APP WARNING step 0"] == result.stderr.splitlines()
+    root = next(r for r in span_lines(result.stdout) if r["name"] == "work-0")
+    assert ["step 0"] == [e["message"] for e in root["events"]]
+
+
+@pytest.mark.slow
 def test_cli_version() -> None:
     """`spantree --version` prints the version and exits 0."""
     spantree = Path(sys.executable).parent / "spantree"

@@ -9,6 +9,7 @@ Modes:
     defaults     no configure(): whatever the environment chooses.
     logging      a WARNING outside any span (must reach stderr via lastResort).
     shutdown     span_tree.shutdown() by hand, then a normal exit.
+    basicconfig  configure(), then logging.basicConfig(): the app's handler still works.
 """
 
 from __future__ import annotations
@@ -99,6 +100,11 @@ elif MODE == "defaults":
 elif MODE == "logging":
     span_tree.configure(console=False, jsonl=True, store=None)
     logging.getLogger("outside").warning("warning outside spans")
+    logging.getLogger("outside").info("info outside spans")
+    record(1)
+elif MODE == "basicconfig":
+    span_tree.configure(console=False, jsonl=True, store=None)
+    logging.basicConfig(level=logging.INFO, format="APP %(levelname)s %(message)s")
     logging.getLogger("outside").info("info outside spans")
     record(1)
 else:
