@@ -43,7 +43,10 @@ class AnnotateScreen(ModalScreen[Annotation | None]):
         self.group = group
 
     def compose(self) -> ComposeResult:
-        status = self.group.annotation if self.group.annotation in ANNOTATION_STATUSES else "crash"
+        # An unannotated ("open") group is most often being marked as a crash.
+        status = (
+            self.group.annotation if self.group.annotation in ("crash", "silenced") else "crash"
+        )
         level = self.group.level if self.group.level in ANNOTATION_LEVELS else "WARN"
         with Vertical(classes="dialog wide"):
             yield Label("Annotate error group", classes="dialog-title")

@@ -14,7 +14,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Static
 
-from span_tree._record import FinishedSpan
+from span_tree._record import Event, FinishedSpan
 from span_tree.render import LEVEL_STYLES
 from span_tree.tui._format import clock, format_duration
 from span_tree.tui._trace import status_mark
@@ -153,14 +153,19 @@ class SpanScreen(Screen[None]):
     def _offset(self, micros: int) -> str:
         return format_duration(max(0, micros - self.span.start_time))
 
-    def _show_events(self) -> None:
+    def shown_events(self) -> list[Event]:
+        """The span's events at or above the chosen level, in causal order."""
         threshold = _LEVEL_ORDER[self.min_level]
         shown = [e for e in self.span.events if _LEVEL_ORDER.get(e.level, 1) >= threshold]
+        return sorted(shown, key=lambda e: (e.seq, e.time))
+
+    def _show_events(self) -> None:
+        shown = self.shown_events()
         table = Table(box=None, show_header=False, padding=(0, 1), expand=True)
         table.add_column(style="dim", no_wrap=True)
         table.add_column(no_wrap=True)
         table.add_column(overflow="fold", ratio=1)
-        for event in sorted(shown, key=lambda e: (e.seq, e.time)):
+        for event in shown:
             style = LEVEL_STYLES.get(event.level, "")
             message = Text(event.message, style=style)
             if event.logger:

@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from textual.pilot import Pilot
 
+# The TUI tests import their helpers (fixture_store, tui_helpers) by module name.
 sys.path.insert(0, str(Path(__file__).parent))
 
-import fixture_store  # noqa: E402
+import fixture_store
+from tui_helpers import AppFactory
 
-from span_tree.tui import SpanTreeApp, StoreSource  # noqa: E402
-
-SIZE = (120, 36)
-
-AppFactory = Callable[..., SpanTreeApp]
+from span_tree.tui import SpanTreeApp, StoreSource
 
 
 @pytest.fixture
@@ -49,21 +45,3 @@ def make_app(tmp_path: Path) -> AppFactory:
         )
 
     return build
-
-
-async def settle(pilot: Pilot[None]) -> None:
-    """Wait until every worker finished and its results reached the screen."""
-    app = pilot.app
-    for _ in range(100):
-        await app.workers.wait_for_complete()
-        await pilot.pause()
-        await pilot.pause()
-        if not any(worker.is_running for worker in app.workers):
-            return
-
-
-async def press(pilot: Pilot[None], *keys: str) -> None:
-    """Press ``keys`` one by one, letting each key's loading finish before the next."""
-    for key in keys:
-        await pilot.press(key)
-        await settle(pilot)

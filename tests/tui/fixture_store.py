@@ -323,3 +323,9 @@ def write_store(root: Path, records: Sequence[FinishedSpan]) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     write_spans(open_store(str(root)), records)
     return root
+
+
+def checkout_trace_id(index: int, namespace: str = "shop") -> str:
+    """The trace id of ``checkout_trace(index)``."""
+    start = NOW_US - (58 - index * 5) * MINUTE_US
+    return trace_id(f"{namespace}:checkout:{index}", start)

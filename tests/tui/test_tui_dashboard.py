@@ -6,14 +6,14 @@ import json
 from pathlib import Path
 
 import fixture_store
-from conftest import SIZE, AppFactory, press, settle
 from textual.widgets import Input
 from textual.widgets.data_table import ColumnKey
+from tui_helpers import SIZE, AppFactory, press, settle
 
 from span_tree.tui._dashboard import DashboardScreen
 from span_tree.tui._dialogs import FilterScreen, HelpScreen, NamespaceScreen
-from span_tree.tui._traces import SpanListScreen
 from span_tree.tui._trace import TraceScreen
+from span_tree.tui._traces import SpanListScreen
 
 
 def names(app: object) -> list[str]:
