@@ -165,19 +165,26 @@ def test_current_span_adds_attributes_and_is_none_outside(memory_sink: MemorySin
 
 
 def test_set_tags_copies_trace_tags_onto_every_span(memory_sink: MemorySink) -> None:
-    """Tags set inside a trace appear on every span row of that trace, not on others."""
+    """Tags set inside a trace appear on its root and later spans, not on other traces."""
     with span_tree.span("root"):
-        with span_tree.span("early"):
-            pass
         span_tree.set_tags(env="prod", build=7)
-        with span_tree.span("late"):
+        with span_tree.span("child"), span_tree.span("grandchild"):
             pass
     with span_tree.span("other-trace"):
         pass
     records = finished(memory_sink)
-    for name in ("root", "early", "late"):
+    for name in ("root", "child", "grandchild"):
         assert {"env": "prod", "build": "7"} == dict(records[name].tags)
     assert {} == dict(records["other-trace"].tags)
+
+
+def test_span_set_tags_is_trace_wide(memory_sink: MemorySink) -> None:
+    """`Span.set_tags` on a child sets the tags of the whole trace."""
+    with span_tree.span("root"), span_tree.span("child") as child:
+        child.set_tags(user="u1")
+    records = finished(memory_sink)
+    assert {"user": "u1"} == dict(records["root"].tags)
+    assert {"user": "u1"} == dict(records["child"].tags)
 
 
 def test_set_tags_outside_a_span_applies_to_future_traces(memory_sink: MemorySink) -> None:
