@@ -50,8 +50,16 @@ def make_records(count: int, *, seed: int = 7) -> list[FinishedSpan]:
         events: tuple[Event, ...] = ()
         if index % 3 == 0:
             events = (
-                Event(start + 10, index, "INFO", "app.db", f"query {index} took {duration}us",
-                      "/app/db.py", 42, {"rows": index % 97}),
+                Event(
+                    start + 10,
+                    index,
+                    "INFO",
+                    "app.db",
+                    f"query {index} took {duration}us",
+                    "/app/db.py",
+                    42,
+                    {"rows": index % 97},
+                ),
             )
         failed = index % 50 == 0
         records.append(
@@ -130,8 +138,11 @@ def bench_write(count: int, repeats: int, workdir: Path) -> dict[str, Any]:
         pq.write_table(table, workdir / "baseline.parquet", compression="zstd")
 
     results = {}
-    for name, action in (("span_tree write_spans", ours), ("records_to_table only", convert_only),
-                         ("pyarrow from_pylist + write_table", baseline)):
+    for name, action in (
+        ("span_tree write_spans", ours),
+        ("records_to_table only", convert_only),
+        ("pyarrow from_pylist + write_table", baseline),
+    ):
         timings = best_of(repeats, action)
         median = statistics.median(timings)
         results[name] = {"median_s": median, "spans_per_s": count / median}
@@ -189,8 +200,11 @@ def main() -> None:
         shutil.rmtree(workdir, ignore_errors=True)
     print(f"write: {args.spans:,} spans, median of {args.repeats}")
     print(f"{'writer':40} {'median s':>10} {'spans/s':>12}")
-    for name in ("span_tree write_spans", "records_to_table only",
-                 "pyarrow from_pylist + write_table"):
+    for name in (
+        "span_tree write_spans",
+        "records_to_table only",
+        "pyarrow from_pylist + write_table",
+    ):
         row = write[name]
         print(f"{name:40} {row['median_s']:10.3f} {row['spans_per_s']:12,.0f}")
     print(f"ratio span_tree / baseline: {write['ratio_vs_baseline']:.2f}x")
@@ -201,8 +215,9 @@ def main() -> None:
         f"({compaction['rows_per_s']:,.0f} rows/s)"
     )
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({"args": vars(args), "write": write, "compact": compaction},
-                                  indent=2))
+    RESULTS.write_text(
+        json.dumps({"args": vars(args), "write": write, "compact": compaction}, indent=2)
+    )
 
 
 if __name__ == "__main__":

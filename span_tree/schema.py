@@ -259,6 +259,11 @@ def _us(value: Any) -> int | None:
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
+def _version(value: Any) -> int:
+    """A file without the column predates versioning: count it as the first version."""
+    return 1 if value is None else int(value)
+
+
 def table_to_records(table: pa.Table) -> list[FinishedSpan]:
     """Convert an Arrow table (``SPAN_SCHEMA`` or an older, narrower version) to records.
 
@@ -318,7 +323,7 @@ def table_to_records(table: pa.Table) -> list[FinishedSpan]:
             ref_src=tuple(row.get("ref_src") or ()),
             ref_dest=tuple(row.get("ref_dest") or ()),
             written_at=_us(row.get("written_at")),
-            schema_version=row.get("schema_version") or 1,
+            schema_version=_version(row.get("schema_version")),
         )
         records.append(record)
     return records

@@ -67,3 +67,83 @@ def test_configure_store_routes_spans(tmp_path: Path) -> None:
     assert ["configured"] == [r.name for r in read_back(files)]
     sinks = span_tree.stats()["sinks"]
     assert 1 == next(s for s in sinks if s["name"] == "ParquetSink")["written_spans"]
+
+
+def blocked_store(tmp_path: Path) -> Path:
+    """A store path that cannot be created (a regular file sits where a directory must be).
+
+    Works as root too, unlike a read-only directory.
+    """
+    (tmp_path / "blocker").write_text("not a directory")
+    return tmp_path / "blocker" / "store"
+
+
+def test_unwritable_store_spools_then_replays(tmp_path: Path) -> None:
+    """A failing store: spans go to the spool (counted); once it is back they are replayed."""
+    store = blocked_store(tmp_path)
+    sink = ParquetSink(
+        str(store), spool_dir=str(tmp_path / "spool"), retries=2, backoff=0.01, down_delay=0.05
+    )
+    spans = make_spans(2)
+    sink.export(spans)
+    assert sink.force_flush(5.0)
+    stats = sink.stats()
+    assert (len(spans), 0, 0, 1) == (
+        stats["spooled_spans"],
+        stats["written_spans"],
+        stats["lost_spans"],
+        stats["spool_pending_files"],
+    )
+    assert 2 == stats["store_errors"] and 1 == stats["retries"]
+    (tmp_path / "blocker").unlink()  # the store comes back
+    deadline = time.monotonic() + 10
+    while sink.stats()["spool_pending_files"] and time.monotonic() < deadline:
+        time.sleep(0.02)
+    sink.shutdown()
+    stats = sink.stats()
+    assert (len(spans), 0) == (stats["replayed_spans"], stats["spool_pending_files"])
+    files = span_files(open_store(str(store))).files
+    key = lambda r: r.span_id  # noqa: E731
+    assert sorted(s.span_id for s in spans) == sorted(r.span_id for r in read_back(files))
+    assert all(r.written_at for r in sorted(read_back(files), key=key))
+
+
+def test_full_spool_counts_lost_spans(tmp_path: Path) -> None:
+    """When neither the store nor the spool can keep spans, they are counted as lost."""
+    sink = ParquetSink(
+        str(blocked_store(tmp_path)),
+        spool_dir=str(tmp_path / "spool"),
+        spool_max_bytes=100,
+        retries=1,
+    )
+    spans = make_spans(1)
+    sink.export(spans)
+    sink.force_flush(5.0)
+    sink.shutdown()
+    assert (len(spans), 0) == (sink.stats()["lost_spans"], sink.stats()["spooled_spans"])
+
+
+def test_spool_from_earlier_run_is_replayed_by_new_sink(tmp_path: Path) -> None:
+    """Spooled files left by a previous process are moved into the store by the next sink."""
+    store = blocked_store(tmp_path)
+    first = ParquetSink(str(store), spool_dir=str(tmp_path / "spool"), retries=1)
+    first.export(make_spans(1))
+    first.shutdown()
+    (tmp_path / "blocker").unlink()
+    second = ParquetSink(str(store), spool_dir=str(tmp_path / "spool"), max_age=0.1)
+    deadline = time.monotonic() + 10
+    while second.stats()["spool_pending_files"] and time.monotonic() < deadline:
+        time.sleep(0.02)
+    second.shutdown()
+    assert 1 == len(span_files(open_store(str(store))).files)
+
+
+def test_unencodable_span_is_counted_not_raised(tmp_path: Path) -> None:
+    """A record pyarrow cannot encode is counted as lost; export never raises."""
+    sink = ParquetSink(str(tmp_path), spool_dir=str(tmp_path / "spool"), max_age=60)
+    bad = make_spans(1)[0]._replace(start_time="not a time")
+    sink.export([bad])
+    sink.force_flush(5.0)
+    sink.shutdown()
+    assert 1 == sink.stats()["lost_spans"]
+    assert "encoding failed" in sink.stats()["last_store_error"]
