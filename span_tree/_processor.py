@@ -9,10 +9,12 @@ which is bounded by its timeout).
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sys
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -63,7 +65,9 @@ class BatchProcessor:
         self.dropped = 0
         self.converted_errors = 0
         self._reset_worker_state()
-        os.register_at_fork(after_in_child=self._reset_worker_state)
+        # Fork hooks cannot be unregistered: hold the processor weakly, so the ones that
+        # configure() replaced (and their sinks' buffers) can be freed.
+        os.register_at_fork(after_in_child=functools.partial(_reset_after_fork, weakref.ref(self)))
 
     def _reset_worker_state(self) -> None:
         # After fork the child has the queue's items of the parent (they are the
@@ -231,6 +235,12 @@ class BatchProcessor:
             except Exception as error:
                 sink_stats.errors += 1
                 sink_stats.last_error = repr(error)
+
+
+def _reset_after_fork(processor_ref: weakref.ref[BatchProcessor]) -> None:
+    processor = processor_ref()
+    if processor is not None:
+        processor._reset_worker_state()
 
 
 def _quietly(action: Callable[[], Any]) -> None:
