@@ -244,3 +244,25 @@ def test_shutdown_twice_and_flush_after_shutdown_succeed() -> None:
     assert span_tree.shutdown(5.0)
     assert span_tree.flush(5.0)
     assert ["only"] == [span.name for batch in sink.batches for span in batch]
+
+
+def test_replaced_processor_is_freed() -> None:
+    """A processor replaced by `configure()` (and its sinks) is not kept alive by fork hooks."""
+    import gc
+    import weakref
+
+    from span_tree import _runtime
+
+    configure(RecordingSink())
+    with span_tree.span("x"):
+        pass
+    assert span_tree.flush(5.0)
+    processor = _runtime.processor
+    assert processor is not None
+    old, worker = weakref.ref(processor), processor._worker
+    del processor
+    configure(RecordingSink())
+    assert worker is not None
+    worker.join(5.0)
+    gc.collect()
+    assert old() is None
