@@ -272,3 +272,21 @@ def test_many_threads_each_record_their_span(memory_sink: MemorySink) -> None:
     assert {parent_id} == {records[f"t{i}"].parent_id for i in range(20)}
     seqs = [record.seq for record in records.values()]
     assert len(seqs) == len(set(seqs))
+
+
+async def test_asyncio_to_thread_and_run_in_executor(memory_sink: MemorySink) -> None:
+    """`asyncio.to_thread` and `loop.run_in_executor` work run as children of the span."""
+
+    @span_tree.span("blocking")
+    def blocking(tag: str) -> str:
+        return tag
+
+    with span_tree.span("async-parent"):
+        assert "a" == await asyncio.to_thread(blocking, "a")
+        loop = asyncio.get_running_loop()
+        assert "b" == await loop.run_in_executor(None, blocking, "b")
+    span_tree.flush(5.0)
+    parent = by_name(memory_sink)["async-parent"]
+    children = [r for r in memory_sink.spans if r.name == "blocking"]
+    assert [parent.span_id, parent.span_id] == [r.parent_id for r in children]
+    assert all(r.thread != "MainThread" for r in children)

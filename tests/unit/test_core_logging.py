@@ -241,3 +241,21 @@ def test_late_log_into_ended_span_is_counted(memory_sink: MemorySink) -> None:
     before = span_tree.stats()["late_events"]
     gone.add_event("too late")
     assert before + 1 == span_tree.stats()["late_events"]
+
+
+def test_log_span_decorator_location_is_the_user_function(memory_sink: MemorySink) -> None:
+    """A span from `@log.span` points at the decorated function, not span_tree."""
+    log = span_tree.get_logger("where")
+
+    @log.span("located")
+    def located() -> None:
+        pass
+
+    located()
+    record = by_name(memory_sink)["located"]
+    code = located.__wrapped__.__code__  # type: ignore[attr-defined]
+    assert (__file__, code.co_firstlineno, code.co_qualname) == (
+        record.file,
+        record.line,
+        record.function,
+    )
