@@ -9,10 +9,13 @@ without it (``logging.lastResort``).
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar, overload
 
 from span_tree import _ids, _span
 from span_tree._context import current_span_var
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 # Attributes every LogRecord has; anything else came from `extra=` and is kept.
 _STANDARD_RECORD_KEYS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None)).keys()) | {
@@ -153,6 +156,11 @@ class SpanLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
         """Open a span; ``force_new_trace`` starts a new trace linked to the current one."""
         return _span.Span(name, attributes, force_new_trace=force_new_trace)
 
+    # Typed like span_tree.span, so `@log.span("name")` keeps the function's signature.
+    @overload
+    def span(self, name: F, /) -> F: ...
+    @overload
+    def span(self, name: str | None = None, /, **attributes: Any) -> _span.Span: ...
     def span(self, name: Any = None, /, **attributes: Any) -> Any:
         """Decorate a function as a span: ``@log.span`` or ``@log.span("name")``."""
         return _span.span(name, **attributes)
