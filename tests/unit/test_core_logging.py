@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import sys
 
@@ -253,7 +254,7 @@ def test_log_span_decorator_location_is_the_user_function(memory_sink: MemorySin
 
     located()
     record = by_name(memory_sink)["located"]
-    code = located.__wrapped__.__code__  # type: ignore[attr-defined]
+    code = inspect.unwrap(located).__code__
     assert (__file__, code.co_firstlineno, code.co_qualname) == (
         record.file,
         record.line,

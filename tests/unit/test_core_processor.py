@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import pytest
 
@@ -67,11 +68,11 @@ class BlockingSink:
         self.release.set()
 
 
-def configure(*sinks: Sink, **options: object) -> None:
+def configure(*sinks: Sink, **options: Any) -> None:
     """Configure with only the given sinks."""
     span_tree.configure(
         sinks=list(sinks), console=False, jsonl=False, store=None, schedule_delay=0.05, **options
-    )  # type: ignore[arg-type]
+    )
 
 
 @pytest.fixture

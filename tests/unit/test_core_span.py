@@ -315,7 +315,7 @@ def test_finished_span_is_frozen_and_slotted(memory_sink: MemorySink) -> None:
     with pytest.raises(AttributeError):
         record.extra = 1  # type: ignore[attr-defined]
     assert not hasattr(record, "__dict__")
-    assert () == FinishedSpan.__slots__
+    assert () == vars(FinishedSpan)["__slots__"]
 
 
 def test_disabled_tracing_records_nothing(memory_sink: MemorySink) -> None:
