@@ -404,7 +404,9 @@ def _finish(
     trace = span.trace
     assert trace is not None  # only started spans finish
     trace.open_spans.discard(span)
-    if span.parent_id is None:
+    # The first span of the trace in this process (seq 1) is its local root: parent_id is
+    # None, or the caller's span id when the trace was continued from another process.
+    if span.seq == 1:
         trace.root_ended = True
         # A parent never finishes silently before its children: publish the ones still
         # running as `started` now; their finished version follows when they end.

@@ -46,7 +46,9 @@ class ConsoleSink:
                 continue
             self._pending.setdefault(span.trace_id, []).append(span)
             self._pending_count += 1
-            if span.parent_id is None and span.status != "started":
+            # seq 1 is the trace's root in the process that recorded it (its parent may
+            # be remote: a trace continued from a W3C traceparent).
+            if (span.parent_id is None or span.seq == 1) and span.status != "started":
                 ready.append(self._pop(span.trace_id))
         while self._pending_count > MAX_PENDING_SPANS and self._pending:
             ready.append(self._pop(next(iter(self._pending))))
