@@ -290,3 +290,30 @@ async def test_asyncio_to_thread_and_run_in_executor(memory_sink: MemorySink) ->
     children = [r for r in memory_sink.spans if r.name == "blocking"]
     assert [parent.span_id, parent.span_id] == [r.parent_id for r in children]
     assert all(r.thread != "MainThread" for r in children)
+
+
+def test_continued_trace_root_publishes_running_children(memory_sink: MemorySink) -> None:
+    """A trace continued from another process: its local root ending publishes `started`."""
+    trace_id = span_tree.new_trace_id()
+    started, release = threading.Event(), threading.Event()
+
+    def background() -> None:
+        with span_tree.span("background"):
+            started.set()
+            release.wait(5.0)
+
+    remote = ("0123456789abcdef", "fedcba9876543210")
+    with span_tree.Span("request", kind="server", remote_parent=(trace_id, remote[1])):
+        thread = threading.Thread(target=background)
+        thread.start()
+        assert started.wait(5.0)
+    span_tree.flush(5.0)
+    assert [("background", "started"), ("request", "succeeded")] == [
+        (r.name, r.status) for r in memory_sink.spans
+    ]
+    release.set()
+    thread.join()
+    span_tree.flush(5.0)
+    request = memory_sink.spans[1]
+    assert (trace_id, remote[1], 1) == (request.trace_id, request.parent_id, request.seq)
+    assert {request.span_id} == {r.parent_id for r in memory_sink.spans if r.name == "background"}

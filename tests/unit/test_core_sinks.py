@@ -118,7 +118,7 @@ def test_console_sink_prints_late_children_and_orphans() -> None:
     assert "✓ late-child" in buffer.getvalue()[len(first) :]
     with capture_spans() as orphans:
         span_tree.span("orphan-root")(lambda: None)()
-    orphan = orphans[0]._replace(parent_id="0" * 16)
+    orphan = orphans[0]._replace(parent_id="0" * 16, seq=2)
     sink.export([orphan])
     before_shutdown = buffer.getvalue()
     sink.shutdown()
@@ -223,3 +223,20 @@ def test_newest_versions_prefers_the_finished_version() -> None:
 def test_format_duration(micros: int | None, text: str) -> None:
     """Durations print in the most readable unit."""
     assert text == format_duration(micros)
+
+
+def test_console_sink_prints_a_continued_trace_when_its_local_root_ends() -> None:
+    """A trace continued from a remote parent prints when its local root (seq 1) arrives."""
+    buffer = io.StringIO()
+    sink = ConsoleSink(buffer)
+    remote = (span_tree.new_trace_id(), "fedcba9876543210")
+    with (
+        capture_spans() as spans,
+        span_tree.Span("handle-request", kind="server", remote_parent=remote),
+        span_tree.span("query-db"),
+    ):
+        pass
+    sink.export(list(spans))
+    text = buffer.getvalue()
+    assert "handle-request" in text
+    assert "query-db" in text
