@@ -419,6 +419,7 @@ def _finish(
         processor.on_end(span)
 
 
+UNNAMED = "<unnamed>"  # the recorded name of a span named ""
 _day_cache: dict[int, str] = {}
 _new_record = tuple.__new__
 
@@ -473,8 +474,8 @@ def to_record(span: Span, *, status: str | None = None) -> FinishedSpan:
             span.parent_id,
             span.seq,
             # Converted here, off the caller's thread: Span("...") and log(name) take any
-            # object, and sinks (Parquet, the receiver) need text.
-            span.name if span.name.__class__ is str else str(span.name),
+            # object, and sinks need non-empty text (the receiver rejects an empty name).
+            (span.name if span.name.__class__ is str else str(span.name)) or UNNAMED,
             span.kind,
             status,
             _level_name(levelno),
