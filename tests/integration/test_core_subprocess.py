@@ -226,6 +226,9 @@ def test_warning_outside_spans_reaches_stderr_via_last_resort() -> None:
     root = next(r for r in records if r["name"] == "work-0")
     assert ["step 0"] == [e["message"] for e in root["events"]]
     assert "step 0" not in result.stderr
+    # A record whose message cannot be formatted is reported as stdlib does; no crash.
+    assert "--- Logging error ---" in result.stderr
+    assert "succeeded" == next(r for r in records if r["name"] == "bad-format")["status"]
 
 
 @pytest.mark.slow

@@ -248,3 +248,14 @@ def test_out_of_order_exit_warns(memory_sink: MemorySink) -> None:
     span_tree.flush(5.0)
     finished = {span.name for span in memory_sink.spans if span.status != "started"}
     assert {"outer", "inner"} == finished
+
+
+def test_empty_name_is_recorded_readably(memory_sink: MemorySink) -> None:
+    """`span("")` records `<unnamed>`, so the jsonl line can be read back and ingested."""
+    from span_tree._record import span_from_json_dict
+
+    with span_tree.span(""):
+        pass
+    record = only(memory_sink)
+    assert "<unnamed>" == record.name
+    assert record == span_from_json_dict(json.loads(span_to_json(record)))

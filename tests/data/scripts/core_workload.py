@@ -102,6 +102,8 @@ elif MODE == "logging":
     logging.getLogger("outside").warning("warning outside spans")
     logging.getLogger("outside").info("info outside spans")
     record(1)
+    with span_tree.span("bad-format"):
+        logging.getLogger("fmt").error("%d items", "many")  # reported like stdlib does
 elif MODE == "basicconfig":
     span_tree.configure(console=False, jsonl=True, store=None)
     logging.basicConfig(level=logging.INFO, format="APP %(levelname)s %(message)s")
