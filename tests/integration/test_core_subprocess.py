@@ -98,6 +98,17 @@ def test_sigterm_flushes_then_dies_by_sigterm() -> None:
 
 
 @pytest.mark.slow
+def test_sigterm_chains_to_the_application_handler() -> None:
+    """The app's own SIGTERM handler still runs after the flush; no span is written twice."""
+    returncode, stdout, stderr = start_and_terminate("sigterm-app", "5")
+    assert 0 == returncode, stderr
+    assert "app handler" in stderr
+    records = span_lines(stdout)
+    assert 10 == len(records)
+    assert 10 == len({r["span_id"] for r in records})
+
+
+@pytest.mark.slow
 def test_hanging_sink_cannot_hang_normal_exit() -> None:
     """A sink that never returns delays exit by at most `exit_timeout`, not forever."""
     result = run_workload("hang-exit", "5")

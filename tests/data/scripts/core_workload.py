@@ -10,6 +10,7 @@ Modes:
     logging      a WARNING outside any span (must reach stderr via lastResort).
     shutdown     span_tree.shutdown() by hand, then a normal exit.
     basicconfig  configure(), then logging.basicConfig(): the app's handler still works.
+    sigterm-app  the app's own SIGTERM handler (exit 0) runs after span_tree's flush.
 """
 
 from __future__ import annotations
@@ -66,6 +67,17 @@ if MODE in ("exit", "sigterm", "shutdown"):
         wait_for_sigterm()
     if MODE == "shutdown":
         span_tree.shutdown()
+elif MODE == "sigterm-app":
+    import signal
+
+    def graceful(signum: int, frame: object) -> None:
+        print("app handler", file=sys.stderr, flush=True)
+        sys.exit(0)
+
+    signal.signal(signal.SIGTERM, graceful)
+    span_tree.configure(console=False, jsonl=True, store=None, schedule_delay=60)
+    record(COUNT)
+    wait_for_sigterm()
 elif MODE in ("hang-exit", "hang-sigterm"):
     from span_tree.sinks.jsonl import JsonlSink
 
