@@ -39,6 +39,7 @@ class ReceiverConfig:
     max_body: int = DEFAULT_MAX_BODY
     max_spans: int = DEFAULT_MAX_SPANS
     max_concurrent_writes: int = 4
+    max_concurrent_requests: int = 16
     key_refresh_seconds: float = 5.0
 
 
@@ -49,6 +50,7 @@ def create_app(
     max_body: int = DEFAULT_MAX_BODY,
     max_spans: int = DEFAULT_MAX_SPANS,
     max_concurrent_writes: int = 4,
+    max_concurrent_requests: int = 16,
     key_refresh_seconds: float = 5.0,
 ) -> Starlette:
     """Build the receiver's ASGI app writing into ``store``.
@@ -58,8 +60,9 @@ def create_app(
         storage_options: fsspec options for the store (credentials, endpoint_url...).
         max_body: largest request body in bytes, as sent and once decompressed (413).
         max_spans: most spans in one request (413).
-        max_concurrent_writes: requests parsed and written at once; the rest wait, which
-            bounds the receiver's memory.
+        max_concurrent_writes: store writes running at once.
+        max_concurrent_requests: request bodies held in memory at once (each at most
+            ``max_body`` as sent plus ``max_body`` decompressed); the rest wait.
         key_refresh_seconds: how soon a created or revoked key takes effect.
 
     Returns:
@@ -75,6 +78,7 @@ def create_app(
             max_body=max_body,
             max_spans=max_spans,
             max_concurrent_writes=max_concurrent_writes,
+            max_concurrent_requests=max_concurrent_requests,
             key_refresh_seconds=key_refresh_seconds,
         )
     )
@@ -102,7 +106,9 @@ class _Service:
         self.config = config
         self.location = location
         self.keys = keys
-        self.limiter = anyio.CapacityLimiter(config.max_concurrent_writes)
+        self.requests = anyio.CapacityLimiter(config.max_concurrent_requests)
+        self.parsing = anyio.CapacityLimiter(1)
+        self.writing = anyio.CapacityLimiter(config.max_concurrent_writes)
         self.accepted_spans = 0
         self.accepted_requests = 0
 
@@ -117,16 +123,22 @@ class _Service:
         namespace = await self._namespace(request)
         if namespace is None:
             return _problem(401, "missing or invalid API key (header X-API-Key)")
+        encoding = request.headers.get("content-encoding", "identity").strip().lower()
         try:
-            body = await self._read_body(request)
-            encoding = request.headers.get("content-encoding", "identity").strip().lower()
             if encoding not in ("identity", "", "gzip"):
                 raise IngestError(415, {"error": f"unsupported Content-Encoding {encoding!r}"})
-            async with self.limiter:
-                records = await anyio.to_thread.run_sync(
-                    self._parse, body, encoding == "gzip", namespace
-                )
-                await anyio.to_thread.run_sync(self._write, records)
+            # Bodies in memory at once are bounded; parsing is pure Python (one thread
+            # at a time does it fastest); writes wait on disks or object stores, so a
+            # few run side by side.
+            async with self.requests:
+                body = await self._read_body(request)
+                async with self.parsing:
+                    records = await anyio.to_thread.run_sync(
+                        self._parse, body, encoding == "gzip", namespace
+                    )
+                del body
+                async with self.writing:
+                    await anyio.to_thread.run_sync(self._write, records)
         except IngestError as error:
             return JSONResponse(error.detail, status_code=error.status)
         except _StoreUnavailable as error:

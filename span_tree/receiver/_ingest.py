@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 
 from span_tree._record import FinishedSpan, SpanRecordError, span_from_json_dict
+from span_tree.receiver._bulk import bulk_records
 
 DEFAULT_MAX_BODY = 5 * 1024 * 1024
 DEFAULT_MAX_SPANS = 10_000
@@ -77,6 +78,19 @@ def parse_spans(
     if len(spans) > max_spans:
         raise IngestError(413, _error("too many spans in one request", limit=max_spans))
     tags = _body_tags(document.get("tags"))
+    fast = bulk_records(spans, namespace=namespace, tags=tags)
+    if fast is not None:
+        return fast
+    # Some span is unusual or wrong: validate one by one, naming the first bad span.
+    return parse_row_wise(spans, namespace=namespace, tags=tags)
+
+
+def parse_row_wise(spans: list[Any], *, namespace: str, tags: dict[str, str]) -> list[FinishedSpan]:
+    """Validate span dicts one by one (the reference ``bulk_records`` must agree with).
+
+    Raises:
+        IngestError: 422 naming the index and field of the first bad span.
+    """
     records = []
     for index, item in enumerate(spans):
         try:
@@ -117,6 +131,7 @@ def _check_ranges(record: FinishedSpan) -> None:
     for name in ("seq", "start_time", "end_time", "duration_us", "pid", "written_at"):
         _in_range(getattr(record, name), _INT64, name)
     _in_range(record.line, _INT32, "line")
+    _in_range(record.schema_version, _INT32, "spantree")
     for index, event in enumerate(record.events):
         _in_range(event.time, _INT64, f"events[{index}].time")
         _in_range(event.seq, _INT64, f"events[{index}].seq")

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging
 import time
 from typing import Any
 
 import fsspec
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import span_tree
 from span_tree._record import span_to_json_dict
 from span_tree.integrations import remote_parent, trace_headers
 from span_tree.receiver import KeyStore
-from span_tree.receiver._ingest import IngestError, gunzip_bounded, parse_spans
+from span_tree.receiver._bulk import bulk_records
+from span_tree.receiver._ingest import IngestError, gunzip_bounded, parse_row_wise, parse_spans
 from span_tree.testing import capture_spans
 
 
@@ -210,3 +214,99 @@ def test_invalid_traceparent_is_ignored(header: str) -> None:
 def test_no_headers_outside_a_span() -> None:
     """Outside any span there is nothing to propagate."""
     assert {} == trace_headers()
+
+
+# -- the bulk fast path agrees with the row-wise validator ----------------------------------
+
+_values = st.none() | st.booleans() | st.integers(-(2**65), 2**65) | st.floats(allow_nan=False)
+_values = (
+    _values
+    | st.text(max_size=8)
+    | st.sampled_from(
+        [
+            "",
+            "2026-01-02T03:04:05Z",
+            "2026-01-02T03:04:05.123456Z",
+            "2026-01-02T03:04:05.123Z",
+            "2026-01-02T03:04:05+02:00",
+            "2026-01-02 03:04:05",
+            "2026-02-30T03:04:05Z",
+            "0999-01-02T03:04:05Z",
+            "started",
+            "failed",
+        ]
+    )
+)
+_json = st.recursive(
+    _values,
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+_span_keys = st.sampled_from(
+    [
+        "trace_id", "span_id", "parent_id", "name", "status", "start_time", "end_time",
+        "duration_us", "line", "pid", "seq", "tags", "attributes", "events", "kind", "level",
+        "handled_errors", "links", "ref_src", "ref_dest", "written_at", "spantree", "app",
+        "task", "error_type",
+    ]
+)  # fmt: skip
+_nested_keys = st.sampled_from(
+    ["time", "seq", "level", "logger", "message", "file", "line", "attributes", "type"]
+)
+
+
+def _real_span_dicts() -> list[dict[str, Any]]:
+    log = logging.getLogger("bulk.test")
+    with capture_spans() as spans, span_tree.span("root", user=1) as root:
+        root.set_tags(env="test")
+        with span_tree.span("child", n=2):
+            log.info("hello %s", "world")
+            try:
+                raise ValueError("boom")
+            except ValueError:
+                log.exception("handled")
+        span_tree.current_span().add_ref("ref-1", outgoing=True)  # type: ignore[union-attr]
+    return [span_to_json_dict(span) for span in spans]
+
+
+_REAL = _real_span_dicts()
+
+
+@st.composite
+def _bodies(draw: st.DrawFn) -> tuple[list[Any], dict[str, str]]:
+    spans = [json.loads(json.dumps(span)) for span in _REAL]
+    for _ in range(draw(st.integers(0, 3))):
+        span = spans[draw(st.integers(0, len(spans) - 1))]
+        key = draw(_span_keys)
+        action = draw(st.integers(0, 2))
+        if action == 0:
+            span.pop(key, None)
+        elif action == 1 or not span.get("events"):
+            span[key] = draw(_json)
+        else:
+            events = span["events"]
+            usable = isinstance(events, list) and isinstance(events[0], dict)
+            nested = events[0] if usable and draw(st.booleans()) else {}
+            nested[draw(_nested_keys)] = draw(_json)
+            span["events"] = [nested]
+    tags = draw(st.dictionaries(st.text(max_size=3), st.text(max_size=3), max_size=2))
+    return spans, tags
+
+
+@settings(max_examples=400, deadline=None)
+@given(body=_bodies())
+def test_bulk_path_agrees_with_the_row_wise_validator(
+    body: tuple[list[Any], dict[str, str]],
+) -> None:
+    """Whatever the fast path accepts, the row-wise validator accepts identically."""
+    spans, tags = body
+    fast = bulk_records(spans, namespace="ns", tags=tags)
+    if fast is not None:
+        assert parse_row_wise(spans, namespace="ns", tags=tags) == fast
+
+
+def test_bulk_path_takes_real_bodies() -> None:
+    """Bodies printed by the library take the fast path."""
+    assert bulk_records(_REAL, namespace="ns", tags={}) is not None

@@ -1,0 +1,243 @@
+"""Receiver throughput: spans/s accepted end to end (client -> HTTP -> Parquet on disk).
+
+A `spantree serve` child process on loopback writes to a fresh store; 1, 4 and 16
+client threads post pre-encoded gzip bodies of 1,000 realistic spans (what HttpSink
+sends) as fast as the receiver answers 202. Peers in the same run: the same bodies
+written in-process without HTTP (the ceiling: parse + validate + write only), and the
+receiver with 2 worker processes. Medians of several repeats; p99 request latency.
+Also a stage profile of the receiver's hot path (per 1,000 spans).
+
+    python benchmarks/receiver.py [--requests 40] [--repeats 3] [--batch 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import io
+import json
+import logging
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+RESULTS = Path(__file__).parent / "results" / "receiver.json"
+
+
+def realistic_spans(count: int) -> list[dict[str, Any]]:
+    """``count`` span records from real spans: roots with children, attributes, log events."""
+    import span_tree
+    from span_tree._record import span_to_json_dict
+    from span_tree.testing import capture_spans
+
+    span_tree.configure(console=False, jsonl=False, store=None, sinks=[], schedule_delay=60)
+    log = logging.getLogger("bench.app")
+    records: list[dict[str, Any]] = []
+    with capture_spans() as spans:
+        while len(spans) < count:
+            with span_tree.span("handle_request", route="/orders", user_id=42):
+                for step in range(4):
+                    with span_tree.span("db.query", table="orders", rows=step * 10):
+                        log.info("fetched %d rows", step * 10)
+    records = [span_to_json_dict(span) for span in spans[:count]]
+    span_tree.shutdown(timeout=1)
+    return records
+
+
+def gzip_body(spans: list[dict[str, Any]]) -> bytes:
+    """The request body HttpSink would send."""
+    import orjson
+
+    return gzip.compress(orjson.dumps({"tags": {}, "spans": spans}), compresslevel=1)
+
+
+def stage_profile(spans: list[dict[str, Any]], repeats: int) -> dict[str, float]:
+    """Milliseconds per stage of the receiver's hot path, for one body."""
+    import orjson
+    import pyarrow.parquet as pq
+
+    from span_tree._record import span_from_json_dict
+    from span_tree.receiver._ingest import gunzip_bounded, parse_spans
+    from span_tree.schema import records_to_table
+    from span_tree.storage._writer import sort_table
+
+    body = gzip_body(spans)
+    raw = orjson.dumps({"tags": {}, "spans": spans})
+
+    def timed(action: Callable[[], Any]) -> float:
+        samples = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            action()
+            samples.append(time.perf_counter() - start)
+        return statistics.median(samples) * 1e3
+
+    decoded = orjson.loads(raw)["spans"]
+    records = [span_from_json_dict(item, namespace="bench") for item in decoded]
+    table = sort_table(records_to_table(records, written_at=1))
+    return {
+        "gunzip": timed(lambda: gunzip_bounded(body, limit=1 << 30)),
+        "json.loads (stdlib)": timed(lambda: json.loads(raw)),
+        "orjson.loads": timed(lambda: orjson.loads(raw)),
+        "validate (span_from_json_dict)": timed(
+            lambda: [span_from_json_dict(item, namespace="bench") for item in decoded]
+        ),
+        "parse_spans (orjson + validate)": timed(lambda: parse_spans(raw, namespace="bench")),
+        "records_to_table": timed(lambda: records_to_table(records, written_at=1)),
+        "sort + parquet zstd": timed(
+            lambda: pq.write_table(sort_table(table), io.BytesIO(), compression="zstd")
+        ),
+    }
+
+
+def bench_direct(body: bytes, requests: int, store: str) -> dict[str, float]:
+    """The same bodies parsed and written in-process: no HTTP (the ceiling)."""
+    from span_tree.receiver._ingest import gunzip_bounded, parse_spans
+    from span_tree.storage import open_store, write_spans
+
+    location = open_store(store)
+    start = time.perf_counter()
+    latencies = []
+    spans = 0
+    for _ in range(requests):
+        began = time.perf_counter()
+        records = parse_spans(gunzip_bounded(body, limit=1 << 30), namespace="bench")
+        write_spans(location, records)
+        latencies.append(time.perf_counter() - began)
+        spans += len(records)
+    elapsed = time.perf_counter() - start
+    return {"spans_per_s": spans / elapsed, "p99_ms": _p99(latencies) * 1e3}
+
+
+def bench_http(url: str, key: str, body: bytes, spans_per_body: int, clients: int,
+               requests: int) -> dict[str, float]:  # fmt: skip
+    """``clients`` threads share ``requests`` POSTs; spans/s and p99 latency."""
+    headers = {"X-API-Key": key, "Content-Encoding": "gzip", "Content-Type": "application/json"}
+    latencies: list[float] = []
+    failures: list[int] = []
+    remaining = iter(range(requests))
+    lock = threading.Lock()
+
+    def client() -> None:
+        with httpx.Client(timeout=60) as http:
+            while True:
+                with lock:
+                    if next(remaining, None) is None:
+                        return
+                began = time.perf_counter()
+                response = http.post(url + "/v1/spans", content=body, headers=headers)
+                took = time.perf_counter() - began
+                with lock:
+                    latencies.append(took)
+                    if response.status_code != 202:
+                        failures.append(response.status_code)
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    start = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - start
+    if failures:
+        raise RuntimeError(f"receiver refused requests: {sorted(set(failures))}")
+    return {"spans_per_s": requests * spans_per_body / elapsed, "p99_ms": _p99(latencies) * 1e3}
+
+
+def _p99(samples: list[float]) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
+
+
+def median_run(run: Callable[[], dict[str, float]], repeats: int) -> dict[str, float]:
+    """Median spans/s and p99 over ``repeats`` runs."""
+    results = [run() for _ in range(repeats)]
+    return {
+        "spans_per_s": statistics.median(r["spans_per_s"] for r in results),
+        "p99_ms": statistics.median(r["p99_ms"] for r in results),
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=40, help="requests per run")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per configuration")
+    parser.add_argument("--batch", type=int, default=1000, help="spans per request")
+    parser.add_argument("--clients", default="1,4,16", help="client thread counts")
+    args = parser.parse_args(argv)
+
+    from span_tree.receiver import key_store
+    from span_tree.receiver._subprocess import ReceiverProcess
+
+    spans = realistic_spans(args.batch)
+    body = gzip_body(spans)
+    raw_size = len(json.dumps({"spans": spans}))
+    print(
+        f"body: {args.batch} spans, {raw_size / 1024:.0f} KiB JSON, {len(body) / 1024:.0f} KiB gzip"
+    )
+    print("\nstage profile (ms per body, median):")
+    profile = stage_profile(spans, repeats=max(5, args.repeats))
+    for stage, ms in profile.items():
+        print(f"  {stage:<34} {ms:8.2f}")
+
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory() as store:
+        key = key_store(store).create("bench")
+        direct = median_run(lambda: bench_direct(body, args.requests, store), args.repeats)
+        rows.append({"setup": "in-process, no HTTP (ceiling)", "clients": 1, **direct})
+        for workers in (1, 2):
+            receiver = ReceiverProcess(store, args=["--workers", str(workers)])
+            receiver.start()
+            try:
+                for clients in [int(c) for c in args.clients.split(",")]:
+                    result = median_run(
+                        lambda url=receiver.url, c=clients: bench_http(  # type: ignore[misc]
+                            url, key, body, args.batch, c, args.requests
+                        ),
+                        args.repeats,
+                    )
+                    rows.append(
+                        {"setup": f"receiver, {workers} worker(s)", "clients": clients, **result}
+                    )
+            finally:
+                receiver.stop()
+
+    ceiling = rows[0]["spans_per_s"]
+    print(f"\n{'setup':<32} {'clients':>7} {'spans/s':>10} {'vs ceiling':>10} {'p99 ms':>8}")
+    for row in rows:
+        row["ratio_to_ceiling"] = row["spans_per_s"] / ceiling
+        print(
+            f"{row['setup']:<32} {row['clients']:>7} {row['spans_per_s']:>10,.0f}"
+            f" {row['ratio_to_ceiling']:>10.2f} {row['p99_ms']:>8.1f}"
+        )
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(
+        json.dumps(
+            {
+                "benchmark": "receiver",
+                "python": sys.version.split()[0],
+                "machine": f"{platform.machine()} {os.cpu_count()} cpu",
+                "batch": args.batch,
+                "requests_per_run": args.requests,
+                "repeats": args.repeats,
+                "stage_ms_per_body": profile,
+                "results": rows,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    print(f"\nwrote {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()
