@@ -43,7 +43,13 @@ def _submit(self: ThreadPoolExecutor, fn: Any, /, *args: Any, **kwargs: Any) -> 
         finally:
             current_span_var.reset(token)
 
-    return _original_submit(self, run_in_span)
+    # submit() may start the pool's worker threads; they outlive this span and must not
+    # inherit it (later work submitted outside any span would land in this trace).
+    outside = current_span_var.set(None)
+    try:
+        return _original_submit(self, run_in_span)
+    finally:
+        current_span_var.reset(outside)
 
 
 def patch_threads() -> None:
