@@ -317,3 +317,21 @@ def test_continued_trace_root_publishes_running_children(memory_sink: MemorySink
     request = memory_sink.spans[1]
     assert (trace_id, remote[1], 1) == (request.trace_id, request.parent_id, request.seq)
     assert {request.span_id} == {r.parent_id for r in memory_sink.spans if r.name == "background"}
+
+
+def test_pool_threads_created_inside_a_span_do_not_keep_it(memory_sink: MemorySink) -> None:
+    """Work submitted outside spans to a pool whose threads began inside one starts a trace."""
+
+    @span_tree.span("job")
+    def job() -> None:
+        pass
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        with span_tree.span("first-request"):
+            pool.submit(job).result()  # the pool's only thread starts here
+        pool.submit(job).result()
+    span_tree.flush(5.0)
+    request = by_name(memory_sink)["first-request"]
+    jobs = [r for r in memory_sink.spans if r.name == "job"]
+    assert [request.span_id, None] == [r.parent_id for r in jobs]
+    assert request.trace_id != jobs[1].trace_id
