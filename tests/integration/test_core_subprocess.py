@@ -239,7 +239,11 @@ def test_warning_outside_spans_reaches_stderr_via_last_resort() -> None:
     assert "step 0" not in result.stderr
     # A record whose message cannot be formatted is reported as stdlib does; no crash.
     assert "--- Logging error ---" in result.stderr
-    assert "succeeded" == next(r for r in records if r["name"] == "bad-format")["status"]
+    bad_format = next(r for r in records if r["name"] == "bad-format")
+    assert "succeeded" == bad_format["status"]
+    # configure(log_level=INFO) lowered the unconfigured root: INFO inside spans is kept.
+    assert ["info inside a span"] == [e["message"] for e in bad_format["events"]]
+    assert "info inside a span" not in result.stderr
 
 
 @pytest.mark.slow

@@ -115,6 +115,7 @@ elif MODE == "logging":
     logging.getLogger("outside").info("info outside spans")
     record(1)
     with span_tree.span("bad-format"):
+        logging.getLogger("fmt").info("info inside a span")  # kept: root lowered to INFO
         logging.getLogger("fmt").error("%d items", "many")  # reported like stdlib does
 elif MODE == "basicconfig":
     span_tree.configure(console=False, jsonl=True, store=None)
