@@ -16,6 +16,7 @@ import email.utils
 import gzip
 import hashlib
 import itertools
+import json
 import os
 import sys
 import tempfile
@@ -170,7 +171,10 @@ class HttpSink:
 
     def _encode_chunk(self, spans: Sequence[FinishedSpan]) -> list[tuple[bytes, int]]:
         document = {"tags": {}, "spans": [span_to_json_dict(span) for span in spans]}
-        raw = orjson.dumps(document, default=repr)
+        try:
+            raw = orjson.dumps(document, default=repr, option=orjson.OPT_NON_STR_KEYS)
+        except TypeError:  # e.g. an integer beyond 64 bits: the stdlib writes it anyway
+            raw = json.dumps(document, default=repr, ensure_ascii=False).encode()
         # The receiver limits the body once decompressed too: split on the raw size.
         if len(raw) <= self._max_body_bytes or len(spans) == 1:
             return [(gzip.compress(raw, compresslevel=1), len(spans))]
@@ -182,22 +186,32 @@ class HttpSink:
         return float(self._timeout.read or 10.0)
 
     def _deliver(self, body: bytes, count: int, *, replay: bool) -> bool:
-        """Send one body with quick retries. True when done with it (sent or rejected)."""
-        for attempt in range(self._max_retries + 1):
-            if attempt:
-                self._counts["retries"] += 1
-                time.sleep(min(self._backoff * 2 ** (attempt - 1), self._max_backoff))
-            outcome, retry_after = self._post(body)
+        """Send one body with quick retries. True when done with it (sent or refused).
+
+        When the receiver refuses one span (422 naming its index), that span is dropped
+        and counted and the rest of the batch is sent again.
+        """
+        attempt = 0
+        while True:
+            outcome, retry_after, bad_index = self._post(body)
             if outcome == "sent":
                 self._counts["sent_requests"] += 1
                 self._counts["replayed_spans" if replay else "sent_spans"] += count
                 self._failed_rounds = 0
                 return True
             if outcome == "rejected":
-                self._counts["rejected_spans"] += count
-                return True
-            if retry_after is not None:
-                break  # the receiver said when: do not hammer it before then
+                rest = _without_span(body, bad_index) if count > 1 else None
+                if rest is None:
+                    self._counts["rejected_spans"] += count
+                    return True
+                body, count = rest, count - 1
+                self._counts["rejected_spans"] += 1
+                continue
+            if retry_after is not None or attempt >= self._max_retries:
+                break  # the receiver said when (Retry-After), or quick retries are used up
+            attempt += 1
+            self._counts["retries"] += 1
+            time.sleep(min(self._backoff * 2 ** (attempt - 1), self._max_backoff))
         self._failed_rounds += 1
         pause = min(self._backoff * 2**self._failed_rounds, self._max_backoff)
         if retry_after is not None:
@@ -205,23 +219,23 @@ class HttpSink:
         self._paused_until = time.monotonic() + pause
         return False
 
-    def _post(self, body: bytes) -> tuple[str, float | None]:
-        """One request: ("sent" | "rejected" | "retry", Retry-After seconds or None)."""
+    def _post(self, body: bytes) -> tuple[str, float | None, int | None]:
+        """One request: outcome ("sent", "rejected", "retry"), Retry-After, bad span index."""
         if self._client is None:
             self._client = httpx.Client(timeout=self._timeout)
         try:
             response = self._client.post(self.url, content=body, headers=self._headers)
         except httpx.HTTPError as error:
             self._report_once("network", f"cannot reach {self.url}: {type(error).__name__}")
-            return "retry", None
+            return "retry", None, None
         status = response.status_code
         if 200 <= status < 300:
-            return "sent", None
+            return "sent", None, None
         if status in (408, 429) or status >= 500:
-            return "retry", _retry_after(response.headers.get("retry-after"))
+            return "retry", _retry_after(response.headers.get("retry-after")), None
         # 401/403/413/415/422: sending it again cannot help; keep the reason, drop it.
         self._report_once(str(status), f"receiver refused a batch: {status} {response.text[:300]}")
-        return "rejected", None
+        return "rejected", None, _bad_index(response) if status == 422 else None
 
     # -- spool -------------------------------------------------------------------------
     def _spool(self, body: bytes, count: int) -> None:
@@ -315,6 +329,31 @@ def _default_spool_dir(url: str) -> str:
         # Read-only home (Lambda): the temp directory is the writable place.
         return os.path.join(tempfile.gettempdir(), "spantree-spool", digest)
     return home
+
+
+def _bad_index(response: httpx.Response) -> int | None:
+    try:
+        index = response.json().get("index")
+    except (ValueError, AttributeError):
+        return None
+    return index if isinstance(index, int) and not isinstance(index, bool) else None
+
+
+def _without_span(body: bytes, index: int | None) -> bytes | None:
+    """The gzip body without its span at ``index`` (None if that cannot be done)."""
+    if index is None:
+        return None
+    try:
+        # The stdlib, not orjson: it reads back integers beyond 64 bits too (rare path).
+        document = json.loads(gzip.decompress(body))
+        spans = document["spans"]
+        if not 0 <= index < len(spans):
+            return None
+        del spans[index]
+        text = json.dumps(document, ensure_ascii=False)
+        return gzip.compress(text.encode(), compresslevel=1)
+    except (OSError, EOFError, ValueError, TypeError, KeyError):
+        return None
 
 
 def _retry_after(value: str | None) -> float | None:

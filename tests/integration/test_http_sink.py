@@ -273,3 +273,21 @@ def test_big_batches_are_split_under_the_body_limit(
     stats = sink.stats()
     assert (40, True) == (stats["sent_spans"], stats["sent_requests"] > 1)
     assert sorted(s.span_id for s in spans) == sorted(stored_ids(store))
+
+
+def test_one_bad_span_does_not_sink_its_batch(
+    receiver: ReceiverProcess, key: str, store: str, tmp_path: Path
+) -> None:
+    """A span the receiver refuses (422 with its index) is dropped; the rest is stored."""
+    spans = make_spans(5)
+    spans[2] = spans[2]._replace(line=2**40)  # beyond the int32 column
+    sink = HttpSink(receiver.url, api_key=key, spool_dir=str(tmp_path))
+    sink.export(spans)
+    sink.shutdown()
+    stats = sink.stats()
+    expected = sorted(s.span_id for i, s in enumerate(spans) if i != 2)
+    assert (1, 4, expected) == (
+        stats["rejected_spans"],
+        stats["sent_spans"],
+        sorted(stored_ids(store)),
+    )
