@@ -5,7 +5,9 @@ client threads post pre-encoded gzip bodies of 1,000 realistic spans (what HttpS
 sends) as fast as the receiver answers 202. Peers in the same run: the same bodies
 written in-process without HTTP (the ceiling: parse + validate + write only), and the
 receiver with 2 worker processes. Medians of several repeats; p99 request latency.
-Also a stage profile of the receiver's hot path (per 1,000 spans).
+Also a stage profile of the receiver's hot path (per 1,000 spans), and spans per
+CPU-second of the receiver's own processes (psutil), which stays meaningful when other
+work shares the machine.
 
     python benchmarks/receiver.py [--requests 40] [--repeats 3] [--batch 1000]
 """
@@ -66,6 +68,7 @@ def stage_profile(spans: list[dict[str, Any]], repeats: int) -> dict[str, float]
     import pyarrow.parquet as pq
 
     from span_tree._record import span_from_json_dict
+    from span_tree.receiver._bulk import bulk_records
     from span_tree.receiver._ingest import gunzip_bounded, parse_spans
     from span_tree.schema import records_to_table
     from span_tree.storage._writer import sort_table
@@ -91,7 +94,10 @@ def stage_profile(spans: list[dict[str, Any]], repeats: int) -> dict[str, float]
         "validate (span_from_json_dict)": timed(
             lambda: [span_from_json_dict(item, namespace="bench") for item in decoded]
         ),
-        "parse_spans (orjson + validate)": timed(lambda: parse_spans(raw, namespace="bench")),
+        "bulk_records (receiver's fast path)": timed(
+            lambda: bulk_records(decoded, namespace="bench", tags={})
+        ),
+        "parse_spans (orjson + bulk)": timed(lambda: parse_spans(raw, namespace="bench")),
         "records_to_table": timed(lambda: records_to_table(records, written_at=1)),
         "sort + parquet zstd": timed(
             lambda: pq.write_table(sort_table(table), io.BytesIO(), compression="zstd")
@@ -106,6 +112,7 @@ def bench_direct(body: bytes, requests: int, store: str) -> dict[str, float]:
 
     location = open_store(store)
     start = time.perf_counter()
+    cpu_start = time.process_time()
     latencies = []
     spans = 0
     for _ in range(requests):
@@ -115,12 +122,32 @@ def bench_direct(body: bytes, requests: int, store: str) -> dict[str, float]:
         latencies.append(time.perf_counter() - began)
         spans += len(records)
     elapsed = time.perf_counter() - start
-    return {"spans_per_s": spans / elapsed, "p99_ms": _p99(latencies) * 1e3}
+    cpu = time.process_time() - cpu_start
+    return {
+        "spans_per_s": spans / elapsed,
+        "p99_ms": _p99(latencies) * 1e3,
+        "spans_per_cpu_s": spans / cpu if cpu > 0 else float("nan"),
+    }
+
+
+def server_cpu_seconds(pid: int) -> float:
+    """CPU seconds used so far by the receiver process and its workers."""
+    import psutil
+
+    process = psutil.Process(pid)
+    total = 0.0
+    for proc in [process, *process.children(recursive=True)]:
+        try:
+            times = proc.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
 
 
 def bench_http(url: str, key: str, body: bytes, spans_per_body: int, clients: int,
-               requests: int) -> dict[str, float]:  # fmt: skip
-    """``clients`` threads share ``requests`` POSTs; spans/s and p99 latency."""
+               requests: int, pid: int) -> dict[str, float]:  # fmt: skip
+    """``clients`` threads share ``requests`` POSTs; spans/s, p99, receiver CPU per span."""
     headers = {"X-API-Key": key, "Content-Encoding": "gzip", "Content-Type": "application/json"}
     latencies: list[float] = []
     failures: list[int] = []
@@ -142,15 +169,22 @@ def bench_http(url: str, key: str, body: bytes, spans_per_body: int, clients: in
                         failures.append(response.status_code)
 
     threads = [threading.Thread(target=client) for _ in range(clients)]
+    cpu_before = server_cpu_seconds(pid)
     start = time.perf_counter()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     elapsed = time.perf_counter() - start
+    cpu = server_cpu_seconds(pid) - cpu_before
     if failures:
         raise RuntimeError(f"receiver refused requests: {sorted(set(failures))}")
-    return {"spans_per_s": requests * spans_per_body / elapsed, "p99_ms": _p99(latencies) * 1e3}
+    spans = requests * spans_per_body
+    return {
+        "spans_per_s": spans / elapsed,
+        "p99_ms": _p99(latencies) * 1e3,
+        "spans_per_cpu_s": spans / cpu if cpu > 0 else float("nan"),
+    }
 
 
 def _p99(samples: list[float]) -> float:
@@ -161,10 +195,7 @@ def _p99(samples: list[float]) -> float:
 def median_run(run: Callable[[], dict[str, float]], repeats: int) -> dict[str, float]:
     """Median spans/s and p99 over ``repeats`` runs."""
     results = [run() for _ in range(repeats)]
-    return {
-        "spans_per_s": statistics.median(r["spans_per_s"] for r in results),
-        "p99_ms": statistics.median(r["p99_ms"] for r in results),
-    }
+    return {name: statistics.median(r[name] for r in results) for name in results[0]}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -187,7 +218,7 @@ def main(argv: list[str] | None = None) -> None:
     print("\nstage profile (ms per body, median):")
     profile = stage_profile(spans, repeats=max(5, args.repeats))
     for stage, ms in profile.items():
-        print(f"  {stage:<34} {ms:8.2f}")
+        print(f"  {stage:<36} {ms:8.2f}")
 
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as store:
@@ -200,8 +231,8 @@ def main(argv: list[str] | None = None) -> None:
             try:
                 for clients in [int(c) for c in args.clients.split(",")]:
                     result = median_run(
-                        lambda url=receiver.url, c=clients: bench_http(  # type: ignore[misc]
-                            url, key, body, args.batch, c, args.requests
+                        lambda url=receiver.url, c=clients, pid=receiver.pid: bench_http(  # type: ignore[misc]
+                            url, key, body, args.batch, c, args.requests, pid
                         ),
                         args.repeats,
                     )
@@ -212,13 +243,22 @@ def main(argv: list[str] | None = None) -> None:
                 receiver.stop()
 
     ceiling = rows[0]["spans_per_s"]
-    print(f"\n{'setup':<32} {'clients':>7} {'spans/s':>10} {'vs ceiling':>10} {'p99 ms':>8}")
+    print(
+        f"\n{'setup':<32} {'clients':>7} {'spans/s':>10} {'vs ceiling':>10} {'p99 ms':>8}"
+        f" {'spans/CPU-s':>12}"
+    )
     for row in rows:
         row["ratio_to_ceiling"] = row["spans_per_s"] / ceiling
         print(
             f"{row['setup']:<32} {row['clients']:>7} {row['spans_per_s']:>10,.0f}"
             f" {row['ratio_to_ceiling']:>10.2f} {row['p99_ms']:>8.1f}"
+            f" {row['spans_per_cpu_s']:>12,.0f}"
         )
+    load = os.getloadavg()[0]
+    print(
+        f"\nload average during the run: {load:.1f} on {os.cpu_count()} cores"
+        " (spans/CPU-s is the receiver's own CPU time: meaningful on a busy machine)"
+    )
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(
         json.dumps(
@@ -229,6 +269,7 @@ def main(argv: list[str] | None = None) -> None:
                 "batch": args.batch,
                 "requests_per_run": args.requests,
                 "repeats": args.repeats,
+                "load_average": os.getloadavg()[0],
                 "stage_ms_per_body": profile,
                 "results": rows,
             },

@@ -85,6 +85,17 @@ class ReceiverProcess:
         self.stop()
         raise RuntimeError(f"receiver did not answer on {self.url} within {timeout} s")
 
+    @property
+    def pid(self) -> int:
+        """The child's process id.
+
+        Raises:
+            RuntimeError: the receiver is not running.
+        """
+        if self._process is None:
+            raise RuntimeError("the receiver is not running")
+        return self._process.pid
+
     def stop(self, *, timeout: float = 15.0) -> None:
         """Stop the child (SIGTERM: in-flight requests finish; SIGKILL after ``timeout``)."""
         process, self._process = self._process, None
