@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import duckdb
@@ -73,39 +73,55 @@ def filtered_spans_sql(selection: SpanFilter) -> tuple[str, list[Any]]:
         raise QueryError(f"status must be one of {', '.join(STATUSES)}")
     if selection.speed is not None and selection.speed not in SPEEDS:
         raise QueryError(f"speed must be one of {', '.join(SPEEDS)}")
+    # Filters every version of a span shares (namespace, start time, tags) go below the
+    # newest-version step, on the root view: DuckDB then skips whole partitions and row
+    # groups, which the `spans` view (a window over every row) cannot do.
     clauses: list[str] = ["TRUE"]
     params: list[Any] = []
     if selection.namespace is not None:
-        clauses.append("s.namespace = ?")
+        clauses.append("namespace = ?")
         params.append(selection.namespace)
     if selection.since is not None:
-        clauses.append("s.start_time >= ?")
+        clauses.append("date >= ?")  # the partition column: prunes whole days
+        params.append(selection.since.astimezone(UTC).strftime("%Y-%m-%d"))
+        clauses.append("start_time >= ?")
         params.append(selection.since)
     if selection.until is not None:
-        clauses.append("s.start_time < ?")
+        clauses.append("date <= ?")
+        params.append(selection.until.astimezone(UTC).strftime("%Y-%m-%d"))
+        clauses.append("start_time < ?")
         params.append(selection.until)
     for key, value in (selection.tags or {}).items():
-        clauses.append("s.tags[?] = ?")
+        clauses.append("tags[?] = ?")
         params.extend([str(key), str(value)])
+    # The same newest-version rule as the `spans` view (span_tree/queries/spans.sql).
+    inner = (
+        "SELECT * FROM span_versions WHERE "
+        + " AND ".join(f"({c})" for c in clauses)
+        + " QUALIFY row_number() OVER (PARTITION BY trace_id, span_id"
+        " ORDER BY (status <> 'started') DESC, written_at DESC NULLS LAST) = 1"
+    )
     if selection.status == "error":
-        clauses.append("s.status = 'failed'")
+        inner = f"SELECT * FROM ({inner}) WHERE status = 'failed'"
     elif selection.status == "ok":
-        clauses.append("s.status = 'succeeded'")
+        inner = f"SELECT * FROM ({inner}) WHERE status = 'succeeded'"
     elif selection.status == "crash":
-        clauses.append(
-            "s.status = 'failed' AND s.span_id IN (SELECT o.span_id FROM error_occurrences o"
-            " JOIN annotations a USING (fingerprint) WHERE a.status = 'crash' AND NOT o.handled)"
+        inner = (
+            f"SELECT * FROM ({inner}) WHERE status = 'failed' AND span_id IN"
+            " (SELECT o.span_id FROM error_occurrences o JOIN annotations a"
+            " USING (fingerprint) WHERE a.status = 'crash' AND NOT o.handled)"
         )
-    inner = "SELECT * FROM spans AS s WHERE " + " AND ".join(f"({c})" for c in clauses)
     if selection.where:
-        # The user's expression sees only the columns of `spans` (no alias needed).
+        # The user's expression sees only the columns of `spans`.
         inner = f"SELECT * FROM ({inner}) WHERE ({checked_expression(selection.where)})"
     if selection.speed is not None:
+        # "Slow" is judged against the p95 of the same name within the selection.
         compare = ">" if selection.speed == "slow" else "<="
         inner = (
-            f"SELECT f.* FROM ({inner}) AS f JOIN span_stats AS st"
-            " USING (namespace, app, name)"
-            f" WHERE f.status <> 'started' AND f.duration_us {compare} st.p95_us"
+            "SELECT * EXCLUDE (_p95) FROM (SELECT *, quantile_cont(CASE WHEN status"
+            " <> 'started' THEN duration_us END, 0.95) OVER (PARTITION BY namespace, app,"
+            f" name) AS _p95 FROM ({inner})) WHERE status <> 'started'"
+            f" AND duration_us {compare} _p95"
         )
     return f"WITH picked AS ({inner})", params
 
@@ -139,24 +155,30 @@ def names(store: Store, selection: SpanFilter, *, limit: int | None = None) -> p
 
 
 def timeline(store: Store, selection: SpanFilter, *, buckets: int, now: datetime) -> pl.DataFrame:
-    """Span volume and failures in ``buckets`` equal slices up to ``now``.
+    """Span volume and failures in ``buckets`` equal time slices.
 
-    The first slice starts at ``selection.since``, or at the first selected span.
-    Columns: ``bucket, start, spans, errors`` with every bucket present, oldest first.
+    The slices cover ``selection.since`` to ``now``; without ``since``, the first to the
+    last selected span (so old data does not crowd into one corner).
+    Columns: ``bucket, spans, errors`` with every bucket present, oldest first.
     """
     import polars as pl
 
     head, params = filtered_spans_sql(selection)
-    if selection.since is not None:
-        first: datetime | None = selection.since
-    else:
-        found = _run(store, f"{head} SELECT min(start_time) AS first FROM picked", params)
+    end = now if now.tzinfo else now.replace(tzinfo=UTC)
+    first: datetime | None = selection.since
+    if first is None:
+        found = _run(
+            store,
+            f"{head} SELECT min(start_time) AS first, max(start_time) AS last FROM picked",
+            params,
+        )
         first = found["first"][0] if found.height else None
-    now = now if now.tzinfo else now.replace(tzinfo=UTC)
+        if first is not None:
+            end = found["last"][0] + timedelta(microseconds=1)
     empty = {"bucket": list(range(buckets)), "spans": [0] * buckets, "errors": [0] * buckets}
-    if first is None or first >= now:
+    if first is None or first >= end:
         return pl.DataFrame(empty)
-    width_us = max(1, int((now - first).total_seconds() * 1_000_000) // buckets + 1)
+    width_us = max(1, int((end - first).total_seconds() * 1_000_000) // buckets + 1)
     query = (
         f"{head} SELECT CAST((epoch_us(start_time) - epoch_us(?::TIMESTAMPTZ)) // ? AS BIGINT)"
         " AS bucket, count(*) AS spans, count(*) FILTER (status = 'failed') AS errors"

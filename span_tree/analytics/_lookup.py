@@ -119,3 +119,9 @@ def resolve_trace_id(
 def trace_table_sql(files: Sequence[str]) -> str:
     """SQL of every span version of one trace (bind the trace id as ``?``)."""
     return f"SELECT * FROM {read_spans_sql(files)} WHERE trace_id = ?"
+
+
+def exact_trace_files(files: Sequence[str], trace_id: str) -> list[str]:
+    """The files that can hold the spans of a full KSUID ``trace_id`` (its day and the next)."""
+    first, last = _day_range(trace_id, trace_id)
+    return _files_between(files, first, last)

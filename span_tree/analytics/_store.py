@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
+from span_tree._ids import is_trace_id
 from span_tree._record import FinishedSpan
 from span_tree.analytics import _annotations, _lookup
 from span_tree.analytics._browse import SpanFilter
@@ -235,11 +236,25 @@ class Store:
         from span_tree.schema import table_to_records
 
         with self._lock:
-            full_id, files = _lookup.resolve_trace_id(self._con, self._source.files, trace_id)
-            relation = self._con.sql(_lookup.trace_table_sql(files), params=[full_id])
-            table = relation.to_arrow_table()
+            table = None
+            if is_trace_id(trace_id.strip()):
+                # A full KSUID: one query over the files of its day (the common case).
+                full_id = trace_id.strip()
+                files = _lookup.exact_trace_files(self._source.files, full_id)
+                table = self._trace_table(files, full_id)
+            if table is None or table.num_rows == 0:
+                full_id, files = _lookup.resolve_trace_id(self._con, self._source.files, trace_id)
+                table = self._trace_table(files, full_id)
         records = newest_versions(table_to_records(table))
         return sorted(records, key=lambda span: (span.start_time, span.seq))
+
+    def _trace_table(self, files: list[str], trace_id: str) -> pa.Table:
+        if not files:
+            from span_tree.schema import SPAN_SCHEMA
+
+            return SPAN_SCHEMA.empty_table()
+        relation = self._con.sql(_lookup.trace_table_sql(files), params=[trace_id])
+        return relation.to_arrow_table()
 
     def resolve_trace_id(self, trace_id: str) -> str:
         """The full KSUID of a trace given by KSUID, 32-hex id or unique prefix.

@@ -7,24 +7,31 @@
 -- together and different bugs do not.
 CREATE OR REPLACE VIEW error_occurrences AS
 WITH raw AS (
+    -- One pass over spans: each span's exit error and handled errors become rows.
     SELECT
         namespace, app, trace_id, span_id, name AS span_name, tags, file, function,
-        false AS handled,
-        coalesce(error_type, 'Error') AS error_type,
-        coalesce(error_message, '') AS message,
-        coalesce(error_traceback, '') AS traceback,
-        coalesce(end_time, start_time) AS time
+        unnest(list_concat(
+            CASE WHEN status = 'failed' THEN [{
+                'handled': false, 'type': error_type, 'message': error_message,
+                'traceback': error_traceback, 'time': coalesce(end_time, start_time)
+            }] ELSE [] END,
+            list_transform(handled_errors, lambda e: {
+                'handled': true, 'type': e.type, 'message': e.message,
+                'traceback': e.traceback, 'time': e.time
+            })
+        ), max_depth := 1) AS error
     FROM spans
-    WHERE status = 'failed'
-    UNION ALL
+    WHERE status = 'failed' OR len(handled_errors) > 0
+),
+flat AS (
     SELECT
-        namespace, app, trace_id, span_id, name AS span_name, tags, file, function,
-        true AS handled,
+        namespace, app, trace_id, span_id, span_name, tags, file, function,
+        error.handled AS handled,
         coalesce(error.type, 'Error') AS error_type,
         coalesce(error.message, '') AS message,
         coalesce(error.traceback, '') AS traceback,
         error.time AS time
-    FROM (SELECT *, unnest(handled_errors) AS error FROM spans WHERE len(handled_errors) > 0)
+    FROM raw
 ),
 located AS (
     SELECT
@@ -44,7 +51,7 @@ located AS (
             '<hex>', 'g'),
             '\d+(?:\.\d+)?', '<n>', 'g'),
             '\s+', ' ', 'g') AS pattern
-    FROM raw
+    FROM flat
 ),
 fingerprinted AS (
     SELECT
