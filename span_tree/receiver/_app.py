@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import importlib
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import anyio
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
@@ -41,6 +42,7 @@ class ReceiverConfig:
     max_concurrent_writes: int = 4
     max_concurrent_requests: int = 16
     key_refresh_seconds: float = 5.0
+    status_cache_seconds: float = 5.0
 
 
 def create_app(
@@ -111,6 +113,8 @@ class _Service:
         self.writing = anyio.CapacityLimiter(config.max_concurrent_writes)
         self.accepted_spans = 0
         self.accepted_requests = 0
+        # namespace -> (monotonic time, rows): pollers share one query per interval.
+        self._status_cache: dict[str, tuple[float, list[dict[str, Any]]]] = {}
 
     async def _namespace(self, request: Request) -> str | None:
         key = request.headers.get(API_KEY_HEADER)
@@ -143,6 +147,8 @@ class _Service:
             return JSONResponse(error.detail, status_code=error.status)
         except _StoreUnavailable as error:
             return _problem(503, f"the store could not be written: {error}", retry_after=1)
+        except ClientDisconnect:
+            return _problem(400, "the client went away before sending the whole body")
         self.accepted_requests += 1
         self.accepted_spans += len(records)
         return JSONResponse({"accepted": len(records)}, status_code=202)
@@ -197,13 +203,24 @@ class _Service:
         if asked != namespace:
             return _problem(403, "this key may only read the status of its own namespace")
         try:
-            rows = await anyio.to_thread.run_sync(self._health_rows, namespace)
+            rows = await self._cached_health(namespace)
         except _NotAvailable as error:
             return _problem(501, str(error))
         except Exception as error:
             logger.exception("status query failed")
             return _problem(503, f"status unavailable: {type(error).__name__}", retry_after=5)
         return JSONResponse({"namespace": namespace, "health": rows})
+
+    async def _cached_health(self, namespace: str) -> list[dict[str, Any]]:
+        cached = self._status_cache.get(namespace)
+        now = time.monotonic()
+        if cached is not None and now - cached[0] < self.config.status_cache_seconds:
+            return cached[1]
+        rows = await anyio.to_thread.run_sync(self._health_rows, namespace)
+        if len(self._status_cache) > 1000:  # bounded: namespaces come from keys only
+            self._status_cache.clear()
+        self._status_cache[namespace] = (now, rows)
+        return rows
 
     def _health_rows(self, namespace: str) -> list[dict[str, Any]]:
         try:

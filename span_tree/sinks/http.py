@@ -22,6 +22,7 @@ import sys
 import tempfile
 import threading
 import time
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -93,6 +94,9 @@ class HttpSink:
         self._failed_rounds = 0
         self._sequence = itertools.count()
         self._reported: set[str] = set()
+        # A forked child must not share the parent's connections: it opens its own.
+        own = weakref.ref(self)
+        os.register_at_fork(after_in_child=lambda: _forget_client(own))
         self._counts = dict.fromkeys(
             (
                 "sent_spans",
@@ -310,6 +314,13 @@ class HttpSink:
         self._reported.add(kind)
         with contextlib.suppress(Exception):
             print(f"span_tree: http sink: {message}", file=sys.stderr)
+
+
+def _forget_client(ref: weakref.ref[HttpSink]) -> None:
+    sink = ref()
+    if sink is not None:
+        sink._client = None  # not closed: the parent still uses those sockets
+        sink._lock = threading.Lock()
 
 
 def _spans_url(endpoint: str) -> str:
