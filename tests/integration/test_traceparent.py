@@ -63,8 +63,9 @@ class Deployment:
 
 
 @pytest.fixture
-def deployment(tmp_path: Path) -> Iterator[Deployment]:
+def deployment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Deployment]:
     """Receiver + backend child processes; both stopped afterwards."""
+    monkeypatch.setenv("SPANTREE_SPOOL_DIR", str(tmp_path / "frontend-spool"))
     store = str(tmp_path / "store")
     key = key_store(store).create("shop")
     receiver = ReceiverProcess(store)
