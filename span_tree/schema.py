@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import gc
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from itertools import chain, repeat
 from typing import Any
@@ -100,17 +100,42 @@ _ORJSON_OPTIONS = 0 if _orjson is None else _orjson.OPT_NON_STR_KEYS
 _json_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=repr).encode
 
 
+def _json_default(value: Any) -> Any:
+    """What orjson cannot encode natively: other mappings as objects, the rest as repr."""
+    if isinstance(value, Mapping):
+        return dict(value)
+    if isinstance(value, (tuple, set, frozenset)):
+        return list(value)
+    return repr(value)
+
+
 def _json_text(value: Any) -> str:
     """JSON text of an attributes mapping (``"{}"`` for an empty one)."""
     if not value:
         return "{}"
     if _orjson is not None:
         try:
-            text: str = _orjson.dumps(value, default=repr, option=_ORJSON_OPTIONS).decode()
+            text: str = _orjson.dumps(value, default=_json_default, option=_ORJSON_OPTIONS).decode()
             return text
         except (TypeError, _orjson.JSONEncodeError):
             pass  # e.g. integers beyond 64 bits, or a mapping that is not a dict
     return _json_encode(dict(value))
+
+
+def _json_array(values: Sequence[Any]) -> pa.Array:
+    """A string column of JSON texts, one per attributes mapping."""
+    if _orjson is not None:
+        dumps = _orjson.dumps
+        try:
+            # UTF-8 bytes go into Arrow as they are: no decode to str and back.
+            encoded = [
+                dumps(value, default=_json_default, option=_ORJSON_OPTIONS) if value else b"{}"
+                for value in values
+            ]
+            return pa.array(encoded, pa.string())
+        except (TypeError, _orjson.JSONEncodeError):
+            pass  # one odd value: encode row by row with the fallbacks
+    return pa.array([_json_text(value) for value in values], pa.string())
 
 
 def _offsets(lengths: Iterable[int]) -> pa.Array:
@@ -163,7 +188,8 @@ def _struct_lists(
         child = struct_type.field(index)
         column: Sequence[Any] = columns[index]
         if child.name == "attributes":
-            column = [_json_text(item) for item in column]
+            children.append(_json_array(column))
+            continue
         children.append(pa.array(column, child.type))
     structs = pa.StructArray.from_arrays(children, fields=list(struct_type))
     return pa.ListArray.from_arrays(_offsets(map(len, values)), structs)
@@ -172,7 +198,7 @@ def _struct_lists(
 def _column_array(name: str, values: Sequence[Any], field_type: pa.DataType) -> pa.Array:
     try:
         if name == "attributes":
-            return pa.array([_json_text(value) for value in values], pa.string())
+            return _json_array(values)
         if name == "tags":
             return _tags_array(values, field_type)
         if name in ("events", "handled_errors"):

@@ -144,15 +144,16 @@ def _merge(
     merged_paths = []
     for path in group:
         try:
-            with location.fs.open(path, "rb") as handle:
-                tables.append(conform(pq.read_table(handle)))
+            tables.append(conform(read_span_file(location, path)))
         except Exception as error:  # leave a file we cannot convert exactly as it is
             result.skipped.append((path, repr(error)))
             continue
         merged_paths.append(path)
     if len(merged_paths) < 2:
         return
-    table = sort_table(pa.concat_tables(tables))
+    # One chunk before sorting: taking rows across hundreds of chunks is several
+    # times slower than from one contiguous table.
+    table = sort_table(pa.concat_tables(tables).combine_chunks())
     names = ",".join(path.rpartition("/")[2] for path in merged_paths)
     metadata = dict(SPAN_SCHEMA.metadata or {})
     metadata[REPLACES_KEY] = names.encode()
@@ -169,6 +170,14 @@ def _merge(
     result.files_in += len(merged_paths)
     result.files_out += 1
     result.rows += table.num_rows
+
+
+def read_span_file(location: StoreLocation, path: str) -> pa.Table:
+    """Read one whole span file (``ParquetFile.read``: no dataset discovery overhead)."""
+    if location.is_local:
+        return pq.ParquetFile(path).read()
+    with location.fs.open(path, "rb") as handle:
+        return pq.ParquetFile(handle).read()
 
 
 def conform(table: pa.Table) -> pa.Table:
