@@ -276,9 +276,11 @@ PLUGIN_TEST = textwrap.dedent(
     def test_fixture(capture_spans: CapturedSpans) -> None:
         """The plugin fixture captures spans without any conftest."""
         with span_tree.span("in-user-test", k=1):
-            pass
+            span_tree.get_logger("user").info("info event")
         assert ["in-user-test"] == capture_spans.names()
-        assert {"k": 1} == dict(capture_spans.by_name("in-user-test").attributes)
+        record = capture_spans.by_name("in-user-test")
+        assert {"k": 1} == dict(record.attributes)
+        assert ["info event"] == [event.message for event in record.events]
 
 
     def test_no_default_sink_prints() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 
 import pytest
@@ -95,11 +96,12 @@ def test_failing_listener_does_not_reach_the_caller() -> None:
 
 
 def test_capture_spans_fixture(capture_spans: CapturedSpans) -> None:
-    """The pytest plugin's `capture_spans` fixture captures this test's spans."""
+    """The pytest plugin's `capture_spans` fixture captures this test's spans and INFO logs."""
 
     @span_tree.span
     def handler() -> None:
-        pass
+        logging.getLogger("handler").info("handled")
 
     handler()
     assert [handler.__qualname__] == capture_spans.names()
+    assert ["handled"] == [e.message for e in capture_spans.by_name(handler.__qualname__).events]
