@@ -65,6 +65,7 @@ class SpanTreeApp(App[None]):
         self.follow_interval = follow_interval
         self.follow = False
         self._follow_timer: Timer | None = None
+        self._follow_error: str | None = None
         self.namespaces: list[str] = []
         self.startup_error: str | None = None
 
@@ -189,11 +190,17 @@ class SpanTreeApp(App[None]):
     @work(thread=True, exclusive=True, group="follow")
     def _refresh_store(self) -> None:
         try:
-            self.source.refresh()
+            self.source.refresh(self.namespace)
         except SourceError as error:
-            self.call_from_thread(self.notify, f"Store unreachable: {error}", severity="error")
+            self.call_from_thread(self._follow_failed, str(error))
             return
+        self._follow_error = None
         self.call_from_thread(self._reload_screen)
+
+    def _follow_failed(self, message: str) -> None:
+        if message != self._follow_error:  # say it once, not every few seconds
+            self._follow_error = message
+            self.notify(f"Store unreachable: {message}", severity="error", timeout=6)
 
     def _reload_screen(self) -> None:
         reload: Any = getattr(self.screen, "reload", None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.text import Text
@@ -132,10 +133,15 @@ class DashboardScreen(Screen[None]):
         self.timeline = timeline
         if rows:
             self.message = ""
-        elif self.filters == Filters():
+        elif not self.tui.namespaces:
             self.message = (
-                f"No spans in namespace {self.tui.namespace!r} yet. Run [b]spantree demo[/]"
-                " or instrument an app with span_tree, then press [b]f[/] to follow."
+                "No spans in this store yet. Run [b]spantree demo[/] or instrument an app"
+                " with span_tree, then press [b]f[/] to follow."
+            )
+        elif replace(self.filters, time_range="all") == replace(Filters(), time_range="all"):
+            self.message = (
+                f"No spans in {self.tui.namespace!r} in the last {self.filters.time_range}:"
+                " press [b]r[/] for a longer time range."
             )
         else:
             self.message = "No span matches these filters."
@@ -213,7 +219,7 @@ class DashboardScreen(Screen[None]):
 
         def apply(query: str | None) -> None:
             if query is not None:
-                self._set_filters(Filters(**{**vars(self.filters), "query": query}))
+                self._set_filters(replace(self.filters, query=query))
 
         self.app.push_screen(FilterScreen(self.filters.query), apply)
 

@@ -72,7 +72,7 @@ class FindTraceScreen(ModalScreen[list[FinishedSpan] | None]):
     def _look_up(self, text: str) -> None:
         app: SpanTreeApp = self.app  # type: ignore[assignment]
         try:
-            records = app.source.trace(text)
+            records = app.source.trace(app.namespace, text)
         except SourceError as error:
             self.app.call_from_thread(self._failed, str(error))
             return
@@ -121,7 +121,7 @@ KEYS = (
     ("/", "query filter: key=value tags or a SQL WHERE over spans"),
     ("e", "cycle status: all / error / crash / ok"),
     ("s", "cycle speed: all / slow (over the name's p95) / fast"),
-    ("r", "cycle time range: all / 15m / 1h / 24h / 7d"),
+    ("r", "cycle time range: 24h / 7d / all / 15m / 1h"),
     ("o", "sort the dashboard by the next column (or click a header)"),
     ("n", "pick a namespace"),
     ("g", "error groups;  a annotate,  i include silenced"),

@@ -213,6 +213,7 @@ class ErrorGroupsScreen(Screen[None]):
         app = self.tui
         try:
             app.source.annotate(
+                app.namespace,
                 fingerprint,
                 status=annotation.status,
                 level=annotation.level,
@@ -236,7 +237,7 @@ class ErrorGroupsScreen(Screen[None]):
     def _open(self, trace_id: str) -> None:
         app = self.tui
         try:
-            records = app.source.trace(trace_id)
+            records = app.source.trace(app.namespace, trace_id)
         except SourceError as error:
             app.call_from_thread(self.notify, str(error), severity="error")
             return

@@ -24,11 +24,11 @@ STATUS_FILTERS = ("all", "error", "crash", "ok")
 SPEED_FILTERS = ("all", "slow", "fast")
 # Time ranges the dashboard cycles through: label, seconds back from "now" (None: all).
 TIME_RANGES: tuple[tuple[str, int | None], ...] = (
-    ("all", None),
     ("15m", 15 * 60),
     ("1h", 3_600),
     ("24h", 86_400),
     ("7d", 7 * 86_400),
+    ("all", None),
 )
 _TAG_RE = re.compile(r"^[A-Za-z_][\w.\-]*=[^\s'\"=]+$")
 
@@ -53,7 +53,8 @@ class Filters:
     status: str = "all"
     speed: str = "all"
     query: str = ""
-    time_range: str = "all"
+    # Recent data by default: on a big store a day is quick to read, everything is not.
+    time_range: str = "24h"
 
     def cycled(self, attribute: str, choices: tuple[str, ...]) -> Filters:
         """A copy with ``attribute`` moved to the next of ``choices``."""
@@ -170,59 +171,79 @@ def _rows(result: Any) -> list[dict[str, Any]]:
 
 
 class StoreSource:
-    """The Store behind the TUI, or the reason there is none.
+    """The store behind the TUI: one ``Store`` per namespace, opened when first needed.
+
+    A ``Store`` scoped to one namespace lists and reads only that namespace's files, so
+    opening a big store on one namespace costs a fraction of opening all of it. Stores
+    are opened lazily, on a worker thread, so a slow or unreachable store never freezes
+    the first frame.
 
     Args:
-        opener: builds the ``Store`` (called lazily, on a worker thread, so a slow or
-            unreachable store never freezes the first frame).
-        label: how the store is named on screen (its URL).
+        url: store path or fsspec URL (``None``: the local store).
+        storage_options: fsspec options for object stores.
     """
 
-    def __init__(self, opener: Callable[[], Any], *, label: str) -> None:
-        self._opener = opener
-        self._store: Any = None
+    def __init__(
+        self, url: str | None, *, storage_options: Mapping[str, Any] | None = None
+    ) -> None:
+        from span_tree._config import default_store
+
+        self.url = url
+        self.storage_options = dict(storage_options or {})
+        self.label = url or default_store()
+        self._stores: dict[str | None, Any] = {}
         self._lock = threading.Lock()
-        self.label = label
 
     @classmethod
     def from_url(
         cls, url: str | None, *, storage_options: Mapping[str, Any] | None = None
     ) -> StoreSource:
         """A source over the store at ``url`` (``None``: the local store)."""
-        from span_tree._config import default_store
+        return cls(url, storage_options=storage_options)
 
-        def opener() -> Any:
+    def _store(self, namespace: str | None) -> Any:
+        key = namespace or None
+        if key not in self._stores:
             from span_tree.analytics import Store
 
-            return Store(url, storage_options=dict(storage_options or {}))
+            self._stores[key] = Store(self.url, storage_options=self.storage_options, namespace=key)
+        return self._stores[key]
 
-        return cls(opener, label=url or default_store())
-
-    def _call(self, question: Callable[[Any], T]) -> T:
+    def _call(self, namespace: str | None, question: Callable[[Any], T]) -> T:
         with self._lock:
             try:
-                if self._store is None:
-                    self._store = self._opener()
-                return question(self._store)
+                return question(self._store(namespace))
             except SourceError:
                 raise
             except Exception as error:  # every failure becomes a message, never a traceback
-                message = str(error).strip().splitlines()
-                text = message[0] if message else type(error).__name__
-                raise SourceError(text) from error
+                raise SourceError(_one_line(error)) from error
 
     def namespaces(self) -> list[str]:
-        """The namespaces present in the store, sorted."""
-        return sorted(self._call(lambda store: list(store.namespaces())))
+        """The namespaces present in the store, sorted (a directory listing, no reads)."""
+        from span_tree.storage import list_partitions, open_store
 
-    def refresh(self) -> None:
-        """Re-list the store's files so spans written since opening show up."""
-        self._call(lambda store: store.refresh())
+        with self._lock:
+            try:
+                location = open_store(self.url, storage_options=self.storage_options)
+                if location.is_local and not location.fs.isdir(location.root):
+                    raise SourceError(
+                        f"no store at {location.root} (run `spantree demo --store"
+                        f" {location.root}` to create one)"
+                    )
+                return sorted({partition.namespace for partition in list_partitions(location)})
+            except SourceError:
+                raise
+            except Exception as error:
+                raise SourceError(_one_line(error)) from error
+
+    def refresh(self, namespace: str) -> None:
+        """Re-list the namespace's files so spans written since opening show up."""
+        self._call(namespace, lambda store: store.refresh())
 
     def dashboard(self, namespace: str, filters: Filters, *, now_us: int) -> list[NameRow]:
         """One row per span name of ``namespace`` under ``filters``."""
         selection = _selection(namespace, filters, now_us)
-        result = self._call(lambda store: store.span_names(selection))
+        result = self._call(namespace, lambda store: store.span_names(selection))
         return [
             NameRow(
                 name=str(row["name"]),
@@ -240,7 +261,9 @@ class StoreSource:
         """Span volume and errors of ``namespace`` in ``buckets`` equal time slices."""
         selection = _selection(namespace, filters, now_us)
         now = _datetime(now_us)
-        result = self._call(lambda store: store.span_timeline(selection, buckets=buckets, now=now))
+        result = self._call(
+            namespace, lambda store: store.span_timeline(selection, buckets=buckets, now=now)
+        )
         rows = _rows(result)
         return Timeline(
             volume=[int(row["spans"]) for row in rows],
@@ -252,7 +275,9 @@ class StoreSource:
     ) -> list[SpanRow]:
         """The newest spans called ``name`` in ``namespace`` under ``filters``."""
         selection = _selection(namespace, filters, now_us)
-        result = self._call(lambda store: store.spans_named(selection, name=name, limit=limit))
+        result = self._call(
+            namespace, lambda store: store.spans_named(selection, name=name, limit=limit)
+        )
         return [
             SpanRow(
                 trace_id=str(row["trace_id"]),
@@ -270,13 +295,25 @@ class StoreSource:
             for row in _rows(result)
         ]
 
-    def trace(self, trace_id: str) -> list[FinishedSpan]:
-        """Every span of one trace (KSUID, 32-hex W3C id or unique prefix)."""
-        return list(self._call(lambda store: store.trace(trace_id)))
+    def trace(self, namespace: str, trace_id: str) -> list[FinishedSpan]:
+        """Every span of one trace (KSUID, 32-hex W3C id or unique prefix).
+
+        Looked up in ``namespace`` first, then in the whole store.
+        """
+        from span_tree.analytics import TraceNotFound
+
+        try:
+            return list(self._call(namespace, lambda store: store.trace(trace_id)))
+        except SourceError as error:
+            if not namespace or not isinstance(error.__cause__, TraceNotFound):
+                raise
+        return list(self._call(None, lambda store: store.trace(trace_id)))
 
     def errors(self, namespace: str, *, include_silenced: bool) -> list[ErrorGroupRow]:
         """The error groups of ``namespace``, most frequent first."""
-        result = self._call(lambda store: store.errors(namespace=namespace, limit=ERROR_LIMIT))
+        result = self._call(
+            namespace, lambda store: store.errors(namespace=namespace, limit=ERROR_LIMIT)
+        )
         groups = [
             ErrorGroupRow(
                 fingerprint=str(row["fingerprint"]),
@@ -298,12 +335,25 @@ class StoreSource:
             return groups
         return [group for group in groups if group.annotation != "silenced"]
 
-    def annotate(self, fingerprint: str, *, status: str, level: str, note: str) -> None:
+    def annotate(
+        self, namespace: str, fingerprint: str, *, status: str, level: str, note: str
+    ) -> None:
         """Record an annotation of an error group through the Store."""
-        self._call(lambda store: store.annotate(fingerprint, status=status, level=level, note=note))
+        self._call(
+            namespace,
+            lambda store: store.annotate(fingerprint, status=status, level=level, note=note),
+        )
+        for key in list(self._stores):  # stores of other namespaces must see it too
+            if key != (namespace or None):
+                self._call(key, lambda other: other.refresh())
 
 
 ERROR_LIMIT = 500
+
+
+def _one_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
 
 
 def _datetime(micros: int) -> datetime:

@@ -99,7 +99,7 @@ class SpanListScreen(Screen[None]):
     def _open(self, trace_id: str, span_id: str) -> None:
         app = self.tui
         try:
-            records: list[FinishedSpan] = app.source.trace(trace_id)
+            records: list[FinishedSpan] = app.source.trace(app.namespace, trace_id)
         except SourceError as error:
             app.call_from_thread(self.query_one("#message", Static).update, f"[b red]{error}[/]")
             return

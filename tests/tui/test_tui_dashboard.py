@@ -81,7 +81,8 @@ async def test_r_cycles_the_time_range(store: Path, make_app: AppFactory) -> Non
     app = make_app(store)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        await press(pilot, "r")
+        assert "24h" == app.screen.filters.time_range  # type: ignore[attr-defined]
+        await press(pilot, "r", "r", "r")  # 7d, all, 15m
         screen = app.screen
         assert "15m" == screen.filters.time_range  # type: ignore[attr-defined]
         rows = {row.name: (row.ok, row.failed) for row in screen.rows}  # type: ignore[attr-defined]

@@ -63,7 +63,11 @@ async def test_annotate_silenced_hides_the_group(store: Path, make_app: AppFacto
         assert ("silenced", "OK", "replica flaps, retried") == shown[fingerprint]
     with Store(str(store)) as reader:  # what `spantree errors` reads
         row = reader.errors(namespace="shop").filter(fingerprint=fingerprint).to_dicts()[0]
-    assert ("silenced", "OK", "replica flaps, retried") == (row["status"], row["level"], row["note"])
+    assert ("silenced", "OK", "replica flaps, retried") == (
+        row["status"],
+        row["level"],
+        row["note"],
+    )
 
 
 async def test_annotate_crash_by_keyboard(store: Path, make_app: AppFactory) -> None:
