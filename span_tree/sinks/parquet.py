@@ -42,6 +42,8 @@ class ParquetSink:
         down_delay: seconds to wait before trying a down store again (doubles up to
             ``max_down_delay`` while it stays down).
         max_down_delay: the longest wait between two attempts on a down store.
+        put_timeout: seconds one file write may take before the store counts as down
+            (the file goes to the spool; flushes are also bounded by their timeout).
 
     Raises:
         ValueError: ``store`` is not a path or a known fsspec URL.
@@ -61,6 +63,7 @@ class ParquetSink:
         backoff: float = 0.2,
         down_delay: float = 1.0,
         max_down_delay: float = 60.0,
+        put_timeout: float = 30.0,
     ) -> None:
         self.location = open_store(store, storage_options=storage_options)
         self.spool = Spool(
@@ -73,6 +76,7 @@ class ParquetSink:
         self._backoff = backoff
         self._down_delay = down_delay
         self._max_down_delay = max_down_delay
+        self._put_timeout = put_timeout
         self._lock = threading.RLock()
         self._counters: dict[str, int] = dict.fromkeys(
             (
@@ -185,8 +189,17 @@ class ParquetSink:
                 self._counters["retries"] += 1
                 self._stop.wait(delay)
                 delay *= 2
+            timeout = self._put_timeout
+            if deadline is not None:
+                timeout = min(timeout, deadline - time.monotonic())
+            if timeout <= 0:
+                break
             try:
-                put_prepared(self.location, item)
+                self._put_within(item, timeout)
+            except TimeoutError as error:  # a hanging store: do not pile up more attempts
+                self._counters["store_errors"] += 1
+                self._last_error = repr(error)
+                break
             except Exception as error:  # fsspec backends raise many kinds of errors
                 self._counters["store_errors"] += 1
                 self._last_error = repr(error)
@@ -197,6 +210,31 @@ class ParquetSink:
             return True
         self._mark_down()
         return False
+
+    def _put_within(self, item: PreparedFile, timeout: float) -> None:
+        """Put one file, giving up after ``timeout`` seconds.
+
+        The put runs on its own daemon thread, so a store that hangs (an unreachable
+        endpoint, a stuck mount) cannot hold up flushing or the exit. A put that
+        finishes after we gave up is harmless: the file also went to the spool under
+        the same name, and replaying it writes the same object again.
+        """
+        outcome: list[BaseException] = []
+        done = threading.Event()
+
+        def attempt() -> None:
+            try:
+                put_prepared(self.location, item)
+            except BaseException as error:  # handed to the waiting thread
+                outcome.append(error)
+            finally:
+                done.set()
+
+        threading.Thread(target=attempt, name="span_tree-parquet-put", daemon=True).start()
+        if not done.wait(timeout):
+            raise TimeoutError(f"store write took longer than {timeout:.1f}s")
+        if outcome:
+            raise outcome[0]
 
     def _keep_in_spool(self, item: PreparedFile) -> None:
         if self.spool.put(item):
@@ -210,6 +248,7 @@ class ParquetSink:
             self._counters["replayed_spans"] += self.spool.replay(
                 self.location,
                 should_stop=lambda: deadline is not None and time.monotonic() >= deadline,
+                put=lambda prepared: self._put_within(prepared, self._put_timeout),
             )
         except Exception as error:  # the store is still down: try again later
             self._counters["store_errors"] += 1

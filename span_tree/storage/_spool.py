@@ -97,11 +97,18 @@ class Spool:
         location: StoreLocation,
         *,
         should_stop: Callable[[], bool] = lambda: False,
+        put: Callable[[PreparedFile], object] | None = None,
     ) -> int:
         """Move spooled files into the store, oldest first; return the rows moved.
 
         Stops at the first file the store refuses (it is still down) and lets that
         error propagate; files already moved stay moved.
+
+        Args:
+            location: the store.
+            should_stop: checked before each file (a flush deadline).
+            put: how to put one file (default: ``put_prepared`` into ``location``);
+                the sink passes a put bounded in time.
 
         Raises:
             OSError (or the filesystem's own error): the store refused a file.
@@ -120,7 +127,11 @@ class Spool:
                 rows = pq.read_metadata(path).num_rows
             except (OSError, ValueError):
                 rows = 0
-            put_prepared(location, PreparedFile(relative.replace(os.sep, "/"), data, rows))
+            prepared = PreparedFile(relative.replace(os.sep, "/"), data, rows)
+            if put is None:
+                put_prepared(location, prepared)
+            else:
+                put(prepared)
             with contextlib.suppress(FileNotFoundError):
                 os.remove(path)
             moved += rows

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -90,3 +91,37 @@ def test_unreachable_s3_spools_and_never_blocks(
         stats["spool_pending_files"],
     )
     assert stats["last_store_error"]
+
+
+def test_hanging_s3_is_given_up_on_and_spooled(tmp_path: Path, make_spans: Any) -> None:
+    """An endpoint that accepts connections but never answers: flush returns, spans spool."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)  # connections complete in the backlog; nothing ever replies
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    options = {
+        "key": "testing",
+        "secret": "testing",
+        "client_kwargs": {"endpoint_url": url, "region_name": "us-east-1"},
+        "config_kwargs": {"connect_timeout": 2, "read_timeout": 5, "retries": {"max_attempts": 1}},
+    }
+    try:
+        sink = ParquetSink(
+            "s3://hanging/store",
+            storage_options=options,
+            spool_dir=str(tmp_path / "spool"),
+            put_timeout=0.5,
+        )
+        spans = make_spans(1)
+        sink.export(spans)
+        assert sink.force_flush(10)
+        stats = sink.stats()
+        assert (len(spans), 0, True) == (
+            stats["spooled_spans"],
+            stats["written_spans"],
+            stats["store_down"],
+        )
+        assert stats["last_store_error"].startswith("TimeoutError")
+        sink.shutdown()
+    finally:
+        listener.close()
