@@ -16,7 +16,7 @@ import duckdb
 
 from span_tree._ids import is_trace_id
 from span_tree._record import FinishedSpan
-from span_tree.analytics import _annotations, _lookup
+from span_tree.analytics import _annotations, _lookup, _reports
 from span_tree.analytics._browse import SpanFilter
 from span_tree.analytics._errors import QueryError, StoreError
 from span_tree.analytics._filters import Filters, TimeLike
@@ -285,10 +285,9 @@ class Store:
             name: only traces whose root span has this name.
             limit: at most this many rows (``None``: all).
         """
-        filters = Filters(namespace, app, since, until, tags, status, name)
-        where, params = filters.where(name_column="root_name")
-        query = f"SELECT * FROM traces{where} ORDER BY start_time DESC, trace_id DESC"
-        return self._limited(query, params, limit)
+        return self._report(
+            _reports.traces(Filters(namespace, app, since, until, tags, status, name)), limit
+        )
 
     def slow(
         self,
@@ -312,13 +311,7 @@ class Store:
             limit: at most this many rows (``None``: all).
         """
         filters = Filters(namespace, app, since, until, tags, status, name)
-        where, params = filters.where()
-        source = "slow_spans"
-        if threshold_us is not None:
-            source = _SPANS_WITH_STATS
-            params = [threshold_us, *params]
-        query = f"SELECT * FROM {source}{where} ORDER BY duration_us DESC, span_id"
-        return self._limited(query, params, limit)
+        return self._report(_reports.slow(filters, threshold_us=threshold_us), limit)
 
     def errors(
         self,
@@ -343,30 +336,15 @@ class Store:
             name: only errors raised inside spans of this name.
             limit: at most this many rows (``None``: all).
         """
-        occurrence_filters = Filters(namespace, app, since, until, tags, None, name)
-        inner, params = occurrence_filters.where(time_column="time", name_column="span_name")
-        outer = []
-        if inner:
-            outer.append(f"fingerprint IN (SELECT fingerprint FROM error_occurrences{inner})")
-        if status is not None:
-            outer.append("status = ?")
-            params.append(status)
-        if handled is not None:
-            outer.append("handled = ?")
-            params.append(handled)
-        where = " WHERE " + " AND ".join(outer) if outer else ""
-        query = (
-            f"SELECT * FROM error_groups{where} ORDER BY count DESC, last_seen DESC, fingerprint"
-        )
-        return self._limited(query, params, limit)
+        filters = Filters(namespace, app, since, until, tags, name=name)
+        query = _reports.errors(filters, status=status, handled=handled)
+        return self._report(query, limit)
 
     def dashboard(
         self, *, namespace: str | None = None, app: str | None = None, limit: int | None = None
     ) -> polars.DataFrame:
         """The dashboard: one row per kind of run (root span name), latest first."""
-        where, params = Filters(namespace, app).where()
-        query = f"SELECT * FROM dashboard{where} ORDER BY last_time DESC, name"
-        return self._limited(query, params, limit)
+        return self._report(_reports.dashboard(Filters(namespace, app)), limit)
 
     def span_stats(
         self,
@@ -377,18 +355,11 @@ class Store:
         limit: int | None = None,
     ) -> polars.DataFrame:
         """Per-name duration percentiles and error rates, most frequent first."""
-        where, params = Filters(namespace, app, name=name).where()
-        query = f"SELECT * FROM span_stats{where} ORDER BY count DESC, name"
-        return self._limited(query, params, limit)
+        return self._report(_reports.span_stats(Filters(namespace, app, name=name)), limit)
 
     def health(self, *, namespace: str | None = None, app: str | None = None) -> polars.DataFrame:
         """OK / WARN / ALERT per (namespace, app), worst first (rows of ``health``)."""
-        where, params = Filters(namespace, app).where()
-        query = (
-            f"SELECT * FROM health{where} ORDER BY"
-            " list_position(['ALERT', 'WARN', 'OK'], level), namespace, app"
-        )
-        return self._limited(query, params, None)
+        return self._report(_reports.health(Filters(namespace, app)), None)
 
     def annotate(
         self,
@@ -458,20 +429,8 @@ class Store:
 
         return _browse.spans_named(self, selection, name=name, limit=limit)
 
-    def _limited(self, query: str, params: list[Any], limit: int | None) -> polars.DataFrame:
-        if limit is not None:
-            query += " LIMIT ?"
-            params = [*params, int(limit)]
-        return self.pl(query, params)
-
-
-# The slow_spans columns for an explicit threshold instead of the name's p95.
-_SPANS_WITH_STATS = """(
-    SELECT s.namespace, s.app, s.name, s.trace_id, s.span_id, s.status, s.start_time,
-        s.duration_us, st.p50_us, st.p95_us, s.duration_us / st.p95_us AS p95_ratio, s.tags
-    FROM spans AS s JOIN span_stats AS st USING (namespace, app, name)
-    WHERE s.status <> 'started' AND s.duration_us >= ?
-)"""
+    def _report(self, query: _reports.Query, limit: int | None) -> polars.DataFrame:
+        return self.pl(*_reports.limited(query, limit))
 
 
 def _fs_path(location: Any, url: str) -> str:
