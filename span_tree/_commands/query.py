@@ -73,6 +73,18 @@ def _clear_errors() -> Iterator[None]:
         raise _fail(str(error)) from None
 
 
+@contextmanager
+def _busy(message: str) -> Iterator[None]:
+    """A spinner on stderr while a long query runs (only when stderr is a terminal)."""
+    if not sys.stderr.isatty():
+        yield
+        return
+    from rich.console import Console
+
+    with Console(stderr=True).status(f"{message}…"):
+        yield
+
+
 def _open(
     store: str | None,
     namespace: str | None,
@@ -176,8 +188,9 @@ def sql(
         return
     if not query:
         raise _fail('give a query, e.g. spantree sql "select * from traces limit 5" (or --views)')
-    with _clear_errors():
+    with _clear_errors(), _busy("running query"):
         result = opened.arrow(query)
+    with _clear_errors():
         write_result(result, fmt=chosen, output=output)
 
 
