@@ -50,7 +50,9 @@ def default_store() -> str:
 
 
 def _under_pytest() -> bool:
-    return "PYTEST_CURRENT_TEST" in os.environ
+    # PYTEST_CURRENT_TEST is only set while a test runs; spans opened during collection
+    # (module-level code of a test file) are caught by pytest being imported.
+    return "PYTEST_CURRENT_TEST" in os.environ or "_pytest" in sys.modules
 
 
 def configure(

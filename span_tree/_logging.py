@@ -14,6 +14,7 @@ from typing import Any, TypeVar, overload
 
 from span_tree import _ids, _span
 from span_tree._context import current_span_var
+from span_tree._sanitize import MAX_MESSAGE_CHARS, truncate
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -44,7 +45,7 @@ class SpanEventHandler(logging.Handler):
                 if key not in _STANDARD_RECORD_KEYS
             }
             span.add_event(
-                record.getMessage(),
+                truncate(record.getMessage(), MAX_MESSAGE_CHARS),
                 level=record.levelno,
                 logger=record.name,
                 file=record.pathname,

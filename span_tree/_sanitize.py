@@ -24,6 +24,7 @@ DEFAULT_SCRUB_KEYS: tuple[str, ...] = (
     "jwt",
 )
 MAX_TEXT_CHARS = 4_096
+MAX_MESSAGE_CHARS = 65_536  # log messages may legitimately be long (SQL, payloads)
 MAX_ITEMS = 100
 MAX_DEPTH = 4
 TRUNCATED = "…[truncated {} chars]"

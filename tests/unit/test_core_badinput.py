@@ -259,3 +259,15 @@ def test_empty_name_is_recorded_readably(memory_sink: MemorySink) -> None:
     record = only(memory_sink)
     assert "<unnamed>" == record.name
     assert record == span_from_json_dict(json.loads(span_to_json(record)))
+
+
+def test_huge_log_message_is_truncated_with_a_marker(memory_sink: MemorySink) -> None:
+    """A log message over 64 KiB inside a span is cut, saying how much was cut."""
+    import logging
+
+    with span_tree.span("big"):
+        logging.getLogger("huge").warning("x" * 70_000)
+    span_tree.flush(5)
+    message = memory_sink.spans[0].events[0].message
+    assert message.startswith("x" * 65_536)
+    assert message.endswith("…[truncated 4464 chars]")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import inspect
 import io
 import logging
-import os
 import sys
 from typing import Any
 
@@ -42,7 +41,7 @@ def factory_args(factory: SinkFactory) -> tuple[Any, ...]:
 def defaults(*, under_pytest: bool = False, **overrides: Any) -> list[SinkFactory]:
     """Call `_sink_factories` the way `configure()` does when told nothing.
 
-    pytest sets `PYTEST_CURRENT_TEST` again at each test phase, so it is hidden here,
+    Being under pytest is what this very test run is, so the detection is replaced
     around the call, unless `under_pytest`.
     """
     options: dict[str, Any] = {
@@ -56,12 +55,12 @@ def defaults(*, under_pytest: bool = False, **overrides: Any) -> list[SinkFactor
         "namespace": "default",
     }
     options.update(overrides)
-    marker = None if under_pytest else os.environ.pop("PYTEST_CURRENT_TEST", None)
+    detect = _config._under_pytest
+    _config._under_pytest = lambda: under_pytest  # type: ignore[assignment]
     try:
         return _config._sink_factories(**options)
     finally:
-        if marker is not None:
-            os.environ["PYTEST_CURRENT_TEST"] = marker
+        _config._under_pytest = detect  # type: ignore[assignment]
 
 
 @pytest.fixture
