@@ -144,8 +144,10 @@ def configure(
         _threads.unpatch_threads()
     if capture_logging:
         _logging.install_handler(log_level)
+        _runtime.set_state(on_new_trace=_logging.reattach_handler)
     else:
         _logging.uninstall_handler()
+        _runtime.set_state(on_new_trace=None)
     _install_exit_hooks()
 
 

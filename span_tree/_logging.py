@@ -102,6 +102,18 @@ def install_handler(level: int | None) -> None:
     logging.basicConfig = _basic_config
 
 
+def reattach_handler() -> None:
+    """Put the span handler back if the application's logging setup removed it.
+
+    ``logging.config.dictConfig`` with a root section replaces root's handlers; this runs
+    when a new trace starts, so events are captured again from the next trace on.
+    """
+    if _handler is not None:
+        root = logging.getLogger()
+        if _handler not in root.handlers:
+            root.addHandler(_handler)
+
+
 def uninstall_handler() -> None:
     """Detach the span handler (used when tracing is reconfigured or in tests)."""
     if _handler is not None:

@@ -49,6 +49,8 @@ processor: BatchProcessor | None = None
 enabled = True
 pid = os.getpid()  # cached: read for every span record; reset in forked children
 listeners: list[Callable[[FinishedSpan], None]] = []
+# Called when a trace starts in this process (configure() sets it when logging is captured).
+on_new_trace: Callable[[], None] | None = None
 _configure_lock = threading.Lock()
 
 

@@ -357,6 +357,8 @@ def _start(span: Span) -> bool:
     else:
         links = (parent.trace_id,) if parent is not None else ()
         trace = TraceState(new_trace_id(), dict(_runtime.settings.tags), links)
+        if _runtime.on_new_trace is not None:
+            _runtime.on_new_trace()
         span.parent_id = None
     span.trace = trace
     span.span_id = f"{_random_bits(64):016x}"

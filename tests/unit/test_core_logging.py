@@ -260,3 +260,21 @@ def test_log_span_decorator_location_is_the_user_function(memory_sink: MemorySin
         record.line,
         record.function,
     )
+
+
+def test_dictconfig_replacing_root_handlers_is_recovered_at_next_trace(
+    memory_sink: MemorySink,
+) -> None:
+    """After dictConfig drops root's handlers, records inside the next trace are events again."""
+    import logging.config
+
+    logging.config.dictConfig(
+        {"version": 1, "root": {"level": "INFO", "handlers": []}, "incremental": False}
+    )
+    try:
+        with span_tree.span("after-dictconfig"):
+            logging.getLogger("app").info("still captured")
+        span_tree.flush(5)
+        assert ["still captured"] == [e.message for e in memory_sink.spans[-1].events]
+    finally:
+        logging.getLogger().setLevel(logging.WARNING)
