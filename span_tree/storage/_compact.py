@@ -14,7 +14,9 @@ import contextlib
 import os
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -56,6 +58,7 @@ def compact(
     before: str | None = None,
     min_age: float = DEFAULT_MIN_AGE,
     target_rows: int = DEFAULT_TARGET_ROWS,
+    workers: int | None = None,
     on_partition: Callable[[Partition], None] | None = None,
 ) -> CompactResult:
     """Merge small span files per partition.
@@ -69,6 +72,8 @@ def compact(
         min_age: seconds; files younger than this (by their KSUID name) are left alone.
         target_rows: rows per merged file at most; files with this many rows or more
             are already large and stay as they are.
+        workers: merged files built at once (threads: reading, sorting and encoding
+            Parquet release the GIL); default: up to 4, one per CPU.
         on_partition: called after each partition (progress reporting).
 
     Returns:
@@ -76,22 +81,33 @@ def compact(
     """
     result = CompactResult()
     now = time.time()
-    for partition in list_partitions(location, namespace=namespace):
-        if before is not None and partition.date >= before:
-            continue
-        _compact_partition(location, partition, now - min_age, target_rows, result)
-        if on_partition is not None:
-            on_partition(partition)
+    threads = workers or min(4, os.cpu_count() or 1)
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="span_tree-compact") as pool:
+        for partition in list_partitions(location, namespace=namespace):
+            if before is not None and partition.date >= before:
+                continue
+            groups = _plan_partition(location, partition, now - min_age, target_rows, result)
+            if groups:
+                result.partitions += 1
+            merged = pool.map(partial(_merge, location, partition), groups)
+            for outcome in merged:
+                result.files_in += outcome.files_in
+                result.files_out += outcome.files_out
+                result.rows += outcome.rows
+                result.skipped.extend(outcome.skipped)
+            if on_partition is not None:
+                on_partition(partition)
     return result
 
 
-def _compact_partition(
+def _plan_partition(
     location: StoreLocation,
     partition: Partition,
     cutoff: float,
     target_rows: int,
     result: CompactResult,
-) -> None:
+) -> list[list[str]]:
+    """Clean up a partition and return the groups of files to merge."""
     fs = location.fs
     listed = span_files(location, namespace=partition.namespace)
     in_partition = [path for path in listed.files if path.startswith(partition.path + "/")]
@@ -114,11 +130,7 @@ def _compact_partition(
             continue
         if rows < target_rows:
             candidates.append((path, rows))
-    groups = _groups(candidates, target_rows)
-    if groups:
-        result.partitions += 1
-    for group in groups:
-        _merge(location, partition, group, result)
+    return _groups(candidates, target_rows)
 
 
 def _groups(candidates: Sequence[tuple[str, int]], target_rows: int) -> list[list[str]]:
@@ -137,9 +149,9 @@ def _groups(candidates: Sequence[tuple[str, int]], target_rows: int) -> list[lis
     return [group for group in groups if len(group) > 1]
 
 
-def _merge(
-    location: StoreLocation, partition: Partition, group: list[str], result: CompactResult
-) -> None:
+def _merge(location: StoreLocation, partition: Partition, group: list[str]) -> CompactResult:
+    """Merge one group of files into one; the inputs are deleted only once it is whole."""
+    result = CompactResult()
     tables = []
     merged_paths = []
     for path in group:
@@ -150,7 +162,7 @@ def _merge(
             continue
         merged_paths.append(path)
     if len(merged_paths) < 2:
-        return
+        return result
     # One chunk before sorting: taking rows across hundreds of chunks is several
     # times slower than from one contiguous table.
     table = sort_table(pa.concat_tables(tables).combine_chunks())
@@ -170,6 +182,7 @@ def _merge(
     result.files_in += len(merged_paths)
     result.files_out += 1
     result.rows += table.num_rows
+    return result
 
 
 def read_span_file(location: StoreLocation, path: str) -> pa.Table:
