@@ -195,6 +195,16 @@ def _struct_lists(
     return pa.ListArray.from_arrays(_offsets(map(len, values)), structs)
 
 
+def _constant(values: Sequence[Any]) -> bool:
+    """True when every value equals the first (probed cheaply before the full count)."""
+    if len(values) < 64:
+        return False
+    first = values[0]
+    if not (first == values[-1] == values[len(values) // 2]):
+        return False
+    return tuple.count(values, first) == len(values) if isinstance(values, tuple) else False
+
+
 def _column_array(name: str, values: Sequence[Any], field_type: pa.DataType) -> pa.Array:
     try:
         if name == "attributes":
@@ -205,6 +215,8 @@ def _column_array(name: str, values: Sequence[Any], field_type: pa.DataType) -> 
             return _struct_lists(values, field_type.value_type)
         if name in ("links", "ref_src", "ref_dest"):
             return _string_lists(values, field_type)
+        if _constant(values):  # namespace, date, app, host...: one value for the batch
+            return pa.repeat(pa.scalar(values[0], field_type), len(values))
         return pa.array(values, field_type)
     except (TypeError, ValueError, pa.ArrowException):
         # Values of an unexpected shape (lists instead of tuples, dict events...): the

@@ -112,6 +112,9 @@ def compact(
     target_rows: int = typer.Option(
         1_000_000, "--target-rows", help="Rows per merged file at most."
     ),
+    workers: int | None = typer.Option(
+        None, "--workers", help="Merged files built at once (default: up to 4, one per CPU)."
+    ),
     storage_options: str | None = typer.Option(None, "--storage-options", help=OPTIONS_HELP),
 ) -> None:
     """Merge small files per partition; safe while writers write (new files untouched)."""
@@ -133,6 +136,7 @@ def compact(
                 before=before,
                 min_age=min_age,
                 target_rows=target_rows,
+                workers=workers,
                 on_partition=lambda _: advance(),
             )
     except OSError as error:

@@ -136,3 +136,19 @@ def test_memory_store_round_trip() -> None:
     with location.fs.open(paths[0], "rb") as handle:
         assert len(spans) == pq.read_table(handle).num_rows
     location.fs.rm(location.root, recursive=True)
+
+
+def test_large_uniform_batch_round_trips(tmp_path: Path) -> None:
+    """A batch big enough for the constant-column fast path reads back identical."""
+    span = make_spans(1)[1]
+    started = span._replace(status="started", end_time=None, duration_us=None, parent_id=None)
+    spans = [
+        (span if index % 2 else started)._replace(span_id=f"{index:016x}") for index in range(300)
+    ]
+    uniform = [started._replace(span_id=f"{index:016x}") for index in range(300, 400)]
+    paths = write_spans(open_store(str(tmp_path)), spans)
+    paths += write_spans(open_store(str(tmp_path)), uniform)
+    key = lambda r: r.span_id  # noqa: E731
+    expected = sorted(spans + uniform, key=key)
+    back = sorted((r._replace(written_at=None) for r in read_back(paths)), key=key)
+    assert expected == back
