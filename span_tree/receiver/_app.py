@@ -193,7 +193,14 @@ class _Service:
             raise _StoreUnavailable(type(error).__name__) from None
 
     async def health(self, request: Request) -> Response:
-        return JSONResponse({"status": "ok"})
+        # Counters of this worker process since it started.
+        return JSONResponse(
+            {
+                "status": "ok",
+                "accepted_requests": self.accepted_requests,
+                "accepted_spans": self.accepted_spans,
+            }
+        )
 
     async def status(self, request: Request) -> Response:
         namespace = await self._namespace(request)
