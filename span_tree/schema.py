@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from itertools import chain, repeat
@@ -308,6 +309,88 @@ def table_to_records(table: pa.Table) -> list[FinishedSpan]:
     Columns missing from ``table`` take their defaults, so files written by an older
     schema version still read.
     """
+    try:
+        return _records_columnar(table)
+    except (KeyError, TypeError, ValueError, pa.ArrowException):
+        # Column types of another writer that the columnar path does not cast: go
+        # row by row, which accepts whatever to_pylist produces.
+        return _records_rowwise(table)
+
+
+def _int_times(data_type: pa.DataType) -> pa.DataType:
+    """``data_type`` with every timestamp (nested too) replaced by int64 microseconds."""
+    if pa.types.is_timestamp(data_type):
+        return pa.int64()
+    if pa.types.is_list(data_type) or pa.types.is_large_list(data_type):
+        return pa.list_(_int_times(data_type.value_type))
+    if pa.types.is_struct(data_type):
+        return pa.struct([field.with_type(_int_times(field.type)) for field in data_type])
+    return data_type
+
+
+# orjson parses integers beyond 64 bits as floats; such texts go through json instead.
+_LONG_NUMBER = re.compile(r"\d{19}")
+
+
+def _json_object(text: str | None) -> Any:
+    if not text:
+        return {}
+    if _orjson is None or _LONG_NUMBER.search(text):
+        return json.loads(text)
+    return _orjson.loads(text)
+
+
+def _records_columnar(table: pa.Table) -> list[FinishedSpan]:
+    """One ``to_pylist`` per column (timestamps as integers), then one pass over rows."""
+    count = table.num_rows
+    present = set(table.column_names)
+
+    def column(name: str) -> list[Any]:
+        if name not in present:
+            return [None] * count
+        values = table.column(name)
+        if values.type != _int_times(values.type):
+            values = values.cast(_int_times(values.type))
+        return values.to_pylist()  # type: ignore[no-any-return]
+
+    for name in ("trace_id", "span_id", "name", "status", "start_time"):
+        if name not in present:
+            raise KeyError(name)
+    columns = [column(name) for name in SPAN_COLUMNS]
+    records = []
+    for row in zip(*columns, strict=True):
+        (namespace, date, trace_id, span_id, parent_id, seq, name, kind, status, level,
+         start_time, end_time, duration_us, file, line, function, app, app_version, host,
+         pid, thread, task, tags, attributes, error_type, error_message, error_traceback,
+         handled_errors, events, links, ref_src, ref_dest, written_at, schema_version,
+         ) = row  # fmt: skip
+        records.append(
+            FinishedSpan(
+                namespace or "default", date or "", trace_id, span_id, parent_id, seq or 0,
+                name, kind or "internal", status, level or "INFO", start_time or 0, end_time,
+                duration_us, file, line, function, app or "", app_version or "", host or "",
+                pid or 0, thread or "", task, dict(tags) if tags else {},
+                _json_object(attributes), error_type, error_message, error_traceback,
+                tuple(
+                    HandledError(e["time"] or 0, e["type"], e["message"], e["traceback"])
+                    for e in handled_errors
+                ) if handled_errors else (),
+                tuple(
+                    Event(
+                        e["time"] or 0, e.get("seq") or 0, e["level"], e["logger"],
+                        e["message"], e.get("file"), e.get("line"),
+                        _json_object(e.get("attributes")),
+                    )
+                    for e in events
+                ) if events else (),
+                tuple(links) if links else (), tuple(ref_src) if ref_src else (),
+                tuple(ref_dest) if ref_dest else (), written_at, _version(schema_version),
+            )
+        )  # fmt: skip
+    return records
+
+
+def _records_rowwise(table: pa.Table) -> list[FinishedSpan]:
     rows = table.to_pylist()
     records = []
     for row in rows:
