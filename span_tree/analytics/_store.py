@@ -26,7 +26,12 @@ from span_tree.analytics._source import (
     list_files,
     open_location,
 )
-from span_tree.analytics._views import VIEW_NAMES, create_views, view_description
+from span_tree.analytics._views import (
+    VIEW_NAMES,
+    create_views,
+    materialise_duplicates,
+    view_description,
+)
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -80,6 +85,8 @@ class Store:
         if not self.location.is_local:
             self._con.register_filesystem(self.location.fs)
         self._source = SpanFiles(self.location, [], [], [])
+        self._views_ready = False
+        self._duplicates_ready = False
         self.refresh()
 
     # -- lifecycle -------------------------------------------------------------------
@@ -95,9 +102,19 @@ class Store:
                 source = list_files(self.location, namespace=self.namespace)
             except OSError as error:
                 raise StoreError(f"cannot list store {self.url}: {error}") from None
+            unchanged = source.files == self._source.files and self._views_ready
             create_root_views(self._con, source)
-            create_views(self._con)
+            if not unchanged:
+                create_views(self._con)
+                self._duplicates_ready = False
+                self._views_ready = True
             self._source = source
+
+    def _prepare(self) -> None:
+        """Materialise the duplicated span ids once per file list (first query pays)."""
+        if not self._duplicates_ready:
+            materialise_duplicates(self._con)
+            self._duplicates_ready = True
 
     def close(self) -> None:
         """Close the DuckDB connection."""
@@ -140,6 +157,7 @@ class Store:
         """
         with self._lock:
             try:
+                self._prepare()
                 return self._con.sql(query, params=params)
             except duckdb.Error as error:
                 raise QueryError(_one_message(error)) from None
@@ -154,6 +172,7 @@ class Store:
         """
         with self._lock:
             try:
+                self._prepare()
                 relation = self._con.sql(query, params=params)
                 if relation is None:  # a statement without a result (SET, CREATE...)
                     import pyarrow as pa

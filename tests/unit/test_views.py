@@ -5,7 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_analytics_fixtures import TRACE_IDS, build_store, make_span, traceback_text
+from test_analytics_fixtures import (
+    TRACE_IDS,
+    build_records,
+    build_store,
+    make_span,
+    traceback_text,
+)
 
 from span_tree.analytics import VIEW_NAMES, Store
 from span_tree.storage import open_store, write_spans
@@ -247,3 +253,21 @@ def test_fingerprint_keeps_different_bugs_apart(tmp_path: Path) -> None:
         ("RuntimeError", "disk full", "load"),
     ]
     assert 4 == len(set(_fingerprints(tmp_path, errors)))
+
+
+def test_span_duplicates_lists_multi_version_spans(store: Store) -> None:
+    """Only the two spans written twice need the newest-version rule."""
+    assert [(2,)] == store.sql("select count(*) from span_duplicates").fetchall()
+
+
+def test_redelivered_batch_after_refresh(tmp_path: Path) -> None:
+    """A batch written twice (a retried delivery) still counts once after refresh()."""
+    root = build_store(tmp_path)
+    store = Store(root)
+    before = store.sql("select count(*) from spans").fetchall()
+    first, _ = build_records()
+    write_spans(open_store(root), first[:5])
+    store.refresh()
+    assert before == store.sql("select count(*) from spans").fetchall()
+    versions = store.sql("select count(*) from span_versions").fetchall()[0][0]
+    assert before[0][0] + 7 == versions
