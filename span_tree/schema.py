@@ -128,9 +128,12 @@ def _json_array(values: Sequence[Any]) -> pa.Array:
     if _orjson is not None:
         dumps = _orjson.dumps
         try:
-            # UTF-8 bytes go into Arrow as they are: no decode to str and back.
+            # Decoding to str and converting is faster than handing Arrow the bytes
+            # (measured: Arrow validates bytes as UTF-8 one by one).
             encoded = [
-                dumps(value, default=_json_default, option=_ORJSON_OPTIONS) if value else b"{}"
+                dumps(value, default=_json_default, option=_ORJSON_OPTIONS).decode()
+                if value
+                else "{}"
                 for value in values
             ]
             return pa.array(encoded, pa.string())
