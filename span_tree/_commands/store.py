@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -71,6 +73,26 @@ def _lines(source: str) -> Iterator[TextIO]:
         yield handle
 
 
+@contextmanager
+def _jemalloc_pool() -> Iterator[None]:
+    """Use Arrow's jemalloc pool for a batch job, unless the user chose a pool.
+
+    Compaction allocates and frees large buffers over and over; measured on a small VM,
+    jemalloc made it about 2x faster than the default mimalloc pool.
+    """
+    import pyarrow as pa
+
+    previous = pa.default_memory_pool()
+    if not os.environ.get("ARROW_DEFAULT_MEMORY_POOL"):
+        # A pyarrow build without jemalloc keeps its default pool.
+        with contextlib.suppress(NotImplementedError, pa.ArrowNotImplementedError):
+            pa.set_memory_pool(pa.jemalloc_memory_pool())
+    try:
+        yield
+    finally:
+        pa.set_memory_pool(previous)
+
+
 def ingest(
     source: str = typer.Argument(..., help="A jsonl file, or - for stdin."),
     store: str | None = typer.Option(None, "--store", help=STORE_HELP),
@@ -129,7 +151,7 @@ def compact(
     location = _open(store, storage_options)
     try:
         total = len(list_partitions(location, namespace=namespace))
-        with _progress("compacting partitions", total) as advance:
+        with _jemalloc_pool(), _progress("compacting partitions", total) as advance:
             result = run(
                 location,
                 namespace=namespace,
