@@ -163,7 +163,7 @@ def bench_write(count: int, repeats: int, workdir: Path) -> dict[str, Any]:
     return results
 
 
-def bench_compact(total_rows: int, files: int, workdir: Path) -> dict[str, Any]:
+def bench_compact(total_rows: int, files: int, workdir: Path, *, jemalloc: bool) -> dict[str, Any]:
     store = workdir / "compact"
     shutil.rmtree(store, ignore_errors=True)
     location = open_store(str(store))
@@ -174,9 +174,15 @@ def bench_compact(total_rows: int, files: int, workdir: Path) -> dict[str, Any]:
         batch = [r._replace(span_id=f"{index:06x}{i:010x}") for i, r in enumerate(chunk)]
         write_spans(location, batch)
     before = len(span_files(location).files)
-    started, cpu = time.perf_counter(), time.process_time()
-    result = compact(location, min_age=0)
-    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+    previous = pa.default_memory_pool()
+    if jemalloc:  # what `spantree compact` does (see span_tree/_commands/store.py)
+        pa.set_memory_pool(pa.jemalloc_memory_pool())
+    try:
+        started, cpu = time.perf_counter(), time.process_time()
+        result = compact(location, min_age=0)
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+    finally:
+        pa.set_memory_pool(previous)
     after = span_files(location)
     rows_after = sum(pq.read_metadata(path).num_rows for path in after.files)
     assert rows_after == per_file * files, "compaction lost or duplicated rows"
@@ -188,6 +194,7 @@ def bench_compact(total_rows: int, files: int, workdir: Path) -> dict[str, Any]:
         "cpu_seconds": cpu,
         "rows_per_s": per_file * files / elapsed,
         "merged_files": result.files_in,
+        "memory_pool": "jemalloc" if jemalloc else previous.backend_name,
     }
 
 
@@ -198,6 +205,11 @@ def main() -> None:
     parser.add_argument("--compact-rows", type=int, default=1_000_000)
     parser.add_argument("--compact-files", type=int, default=200)
     parser.add_argument("--full", action="store_true", help="compaction of 10M rows in 1000 files")
+    parser.add_argument(
+        "--default-pool",
+        action="store_true",
+        help="compact with Arrow's default memory pool instead of jemalloc (the CLI's)",
+    )
     args = parser.parse_args()
     if args.full:
         args.compact_rows, args.compact_files = 10_000_000, 1_000
@@ -205,7 +217,9 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="spantree-bench-"))
     try:
         write = bench_write(args.spans, args.repeats, workdir)
-        compaction = bench_compact(args.compact_rows, args.compact_files, workdir)
+        compaction = bench_compact(
+            args.compact_rows, args.compact_files, workdir, jemalloc=not args.default_pool
+        )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     print(f"write: {args.spans:,} spans, median of {args.repeats} (memory pool: {pool})")
@@ -224,7 +238,8 @@ def main() -> None:
     print(
         f"compact: {compaction['rows']:,} rows in {compaction['files_before']:,} files -> "
         f"{compaction['files_after']} files in {compaction['seconds']:.1f} s wall,"
-        f" {compaction['cpu_seconds']:.1f} s cpu ({compaction['rows_per_s']:,.0f} rows/s)"
+        f" {compaction['cpu_seconds']:.1f} s cpu ({compaction['rows_per_s']:,.0f} rows/s,"
+        f" {compaction['memory_pool']} pool)"
     )
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(
