@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from span_tree._record import FinishedSpan
+from span_tree.schema import records_to_table
 from span_tree.storage._location import open_store
 from span_tree.storage._spool import DEFAULT_SPOOL_BYTES, Spool, default_spool_dir
 from span_tree.storage._writer import PreparedFile, prepare_files, put_prepared
@@ -163,10 +164,16 @@ class ParquetSink:
             return True
         try:
             prepared = prepare_files(records)
-        except Exception as error:  # a record pyarrow cannot encode: count, never crash
-            self._counters["lost_spans"] += len(records)
+        except Exception as error:  # a record pyarrow cannot encode: keep the others
+            good, bad = _split_encodable(records)
+            self._counters["lost_spans"] += len(bad)
             self._last_error = f"encoding failed: {error!r}"
-            return True
+            try:
+                prepared = prepare_files(good)
+            except Exception as again:  # not a per-record problem after all
+                self._counters["lost_spans"] += len(good)
+                self._last_error = f"encoding failed: {again!r}"
+                return True
         complete = True
         for item in prepared:
             if deadline is not None and time.monotonic() >= deadline:
@@ -300,6 +307,22 @@ class ParquetSink:
         self._lock = threading.RLock()
         self._reset_buffer()
         self._start_timer()
+
+
+def _split_encodable(
+    records: list[FinishedSpan],
+) -> tuple[list[FinishedSpan], list[FinishedSpan]]:
+    """Separate the records Arrow can encode from those it cannot (halving the batch)."""
+    try:
+        records_to_table(records)
+    except Exception:  # any conversion error: look closer
+        if len(records) == 1:
+            return [], records
+        middle = len(records) // 2
+        good_left, bad_left = _split_encodable(records[:middle])
+        good_right, bad_right = _split_encodable(records[middle:])
+        return good_left + good_right, bad_left + bad_right
+    return records, []
 
 
 def _after_fork(reference: weakref.ref[ParquetSink]) -> None:

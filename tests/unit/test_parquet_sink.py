@@ -139,11 +139,15 @@ def test_spool_from_earlier_run_is_replayed_by_new_sink(tmp_path: Path) -> None:
 
 
 def test_unencodable_span_is_counted_not_raised(tmp_path: Path) -> None:
-    """A record pyarrow cannot encode is counted as lost; export never raises."""
+    """A record pyarrow cannot encode is counted as lost; the rest of its batch is kept."""
     sink = ParquetSink(str(tmp_path), spool_dir=str(tmp_path / "spool"), max_age=60)
-    bad = make_spans(1)[0]._replace(start_time="not a time")
-    sink.export([bad])
+    good = make_spans(3)
+    bad = good[0]._replace(span_id="badbadbadbadbad0", start_time="not a time")
+    sink.export([*good[:3], bad, *good[3:]])
     sink.force_flush(5.0)
     sink.shutdown()
-    assert 1 == sink.stats()["lost_spans"]
-    assert "encoding failed" in sink.stats()["last_store_error"]
+    stats = sink.stats()
+    assert (1, len(good)) == (stats["lost_spans"], stats["written_spans"])
+    assert "encoding failed" in stats["last_store_error"]
+    files = span_files(open_store(str(tmp_path))).files
+    assert sorted(s.span_id for s in good) == sorted(r.span_id for r in read_back(files))
