@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from span_tree.schema import SPAN_SCHEMA
-from span_tree.storage._layout import is_temporary, parse_partition
+from span_tree.storage._layout import is_temporary, parse_partition, safe_namespace
 from span_tree.storage._location import StoreLocation
 
 # Columns without which a file is not a span file. Files of an older schema version
@@ -81,6 +81,8 @@ def span_files(location: StoreLocation, *, namespace: str | None = None) -> Span
     result = SpanFiles()
     base = location.spans_root
     if namespace is not None:
+        if safe_namespace(namespace) != namespace:
+            return result  # never written under such a name
         base = f"{base}/namespace={namespace}"
     if not fs.exists(base):
         return result

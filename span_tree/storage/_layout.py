@@ -67,6 +67,8 @@ def list_partitions(location: StoreLocation, *, namespace: str | None = None) ->
     """Return the store's partitions (sorted), optionally of one namespace only."""
     fs = location.fs
     spans_root = location.spans_root
+    if namespace is not None and safe_namespace(namespace) != namespace:
+        return []  # no such directory can exist, and its characters could be glob syntax
     if not fs.exists(spans_root):
         return []
     pattern = f"namespace={namespace}" if namespace is not None else "namespace=*"
