@@ -42,7 +42,8 @@ from span_tree.analytics._source import read_spans_sql
 from span_tree.analytics._views import view_sql
 from span_tree.storage import open_store, write_spans
 
-RESULTS = Path(__file__).parent / "results" / "query.json"
+RESULTS_DIR = Path(__file__).parent / "results"
+DEFAULT_SPANS = 1_000_000
 NAMESPACES = ("shop", "billing", "search")
 DAYS = 30
 FIRST_DAY = datetime(2026, 1, 1, tzinfo=UTC)
@@ -312,7 +313,7 @@ def run_queries(root: str, repeats: int) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--spans", type=int, default=1_000_000, help="spans to generate")
+    parser.add_argument("--spans", type=int, default=DEFAULT_SPANS, help="spans to generate")
     parser.add_argument("--repeats", type=int, default=5, help="timed repeats per query")
     parser.add_argument("--store", help="store directory to reuse or create (kept)")
     args = parser.parse_args()
@@ -350,8 +351,10 @@ def main() -> None:
             f"{row['cpu_ratio']:>7.2f}"
         )
     print(f"peak memory (RSS) of the query phase: {peak_mib:,.0f} MiB")
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(
+    # The default size and the full target size keep separate result files.
+    name = "query.json" if args.spans == DEFAULT_SPANS else f"query_{args.spans}.json"
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    (RESULTS_DIR / name).write_text(
         json.dumps(
             {"spans": args.spans, "repeats": args.repeats, "peak_rss_mib": peak_mib, **result},
             indent=2,

@@ -6,14 +6,13 @@
 -- date of its start), so partitioning by them too changes nothing but lets filters on
 -- namespace and date reach the files (partition pruning).
 CREATE OR REPLACE VIEW spans AS
-WITH duplicated AS MATERIALIZED (SELECT span_id FROM span_duplicates)
 SELECT versions.*
 FROM span_versions AS versions
-ANTI JOIN duplicated USING (span_id)
+ANTI JOIN span_duplicates USING (span_id)
 UNION ALL (
     SELECT versions.*
     FROM span_versions AS versions
-    SEMI JOIN duplicated USING (span_id)
+    SEMI JOIN span_duplicates USING (span_id)
     QUALIFY row_number() OVER (
         PARTITION BY namespace, date, trace_id, span_id
         ORDER BY (status <> 'started') DESC, written_at DESC NULLS LAST
