@@ -157,24 +157,22 @@ def names(store: Store, selection: SpanFilter, *, limit: int | None = None) -> p
 def timeline(store: Store, selection: SpanFilter, *, buckets: int, now: datetime) -> pl.DataFrame:
     """Span volume and failures in ``buckets`` equal time slices.
 
-    The slices cover ``selection.since`` to ``now``; without ``since``, the first to the
-    last selected span (so old data does not crowd into one corner).
+    The slices run from the first selected span to ``now`` (to the last span when
+    ``selection.since`` is not given), so sparse data does not crowd into one corner.
     Columns: ``bucket, spans, errors`` with every bucket present, oldest first.
     """
     import polars as pl
 
     head, params = filtered_spans_sql(selection)
     end = now if now.tzinfo else now.replace(tzinfo=UTC)
-    first: datetime | None = selection.since
-    if first is None:
-        found = _run(
-            store,
-            f"{head} SELECT min(start_time) AS first, max(start_time) AS last FROM picked",
-            params,
-        )
-        first = found["first"][0] if found.height else None
-        if first is not None:
-            end = found["last"][0] + timedelta(microseconds=1)
+    found = _run(
+        store,
+        f"{head} SELECT min(start_time) AS first, max(start_time) AS last FROM picked",
+        params,
+    )
+    first: datetime | None = found["first"][0] if found.height else None
+    if first is not None and selection.since is None:
+        end = found["last"][0] + timedelta(microseconds=1)
     empty = {"bucket": list(range(buckets)), "spans": [0] * buckets, "errors": [0] * buckets}
     if first is None or first >= end:
         return pl.DataFrame(empty)
