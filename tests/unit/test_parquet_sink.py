@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
+import pytest
 from test_storage import make_spans, read_back
 
 import span_tree
@@ -151,3 +153,25 @@ def test_unencodable_span_is_counted_not_raised(tmp_path: Path) -> None:
     assert "encoding failed" in stats["last_store_error"]
     files = span_files(open_store(str(tmp_path))).files
     assert sorted(s.span_id for s in good) == sorted(r.span_id for r in read_back(files))
+
+
+@pytest.mark.filterwarnings("ignore:This process.*fork:DeprecationWarning")
+def test_forked_child_does_not_write_parents_buffer(tmp_path: Path) -> None:
+    """After fork the child starts with an empty buffer: no span is written twice."""
+    sink = ParquetSink(str(tmp_path), spool_dir=str(tmp_path / "spool"), max_age=60)
+    parent_spans, child_spans = make_spans(2), make_spans(1)
+    sink.export(parent_spans)
+    pid = os.fork()
+    if pid == 0:  # the child: write its own spans only, then leave without cleanup
+        code = 1
+        try:
+            sink.export(child_spans)
+            code = 0 if sink.force_flush(10) else 1
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert 0 == os.waitstatus_to_exitcode(status)
+    sink.shutdown()
+    files = span_files(open_store(str(tmp_path))).files
+    expected = sorted(s.span_id for s in parent_spans + child_spans)
+    assert expected == sorted(r.span_id for r in read_back(files))
