@@ -13,7 +13,7 @@ from textual.binding import Binding, BindingType
 from textual.timer import Timer
 
 from span_tree._record import FinishedSpan
-from span_tree.tui._source import SourceError, StoreSource
+from span_tree.tui._source import TIME_RANGES, SourceError, StoreSource
 from span_tree.tui._state import default_state_path, last_namespace, remember_namespace
 
 
@@ -31,6 +31,7 @@ class SpanTreeApp(App[None]):
         state_path: where the last namespace used is remembered (``None``: the user's
             config directory).
         follow_interval: seconds between refreshes in follow mode.
+        time_range: the dashboard's first time range (a label of ``TIME_RANGES``).
     """
 
     CSS_PATH = "app.tcss"
@@ -55,8 +56,13 @@ class SpanTreeApp(App[None]):
         now: Callable[[], int] | None = None,
         state_path: Path | None = None,
         follow_interval: float = 2.0,
+        time_range: str = "24h",
     ) -> None:
         super().__init__()
+        if time_range not in dict(TIME_RANGES):
+            choices = ", ".join(label for label, _ in TIME_RANGES)
+            raise ValueError(f"time range {time_range!r} must be one of {choices}")
+        self.time_range = time_range
         self.source = source
         self.namespace = namespace or ""
         self.requested_namespace = namespace

@@ -43,6 +43,15 @@ SPARK_BUCKETS = 60
 NAME_WIDTH = 60
 
 
+class RowTable(DataTable[Any]):
+    """A row-cursor ``DataTable`` whose Enter is shown in the footer."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("enter", "select_cursor", "Open")]
+
+    def __init__(self, *, id: str) -> None:
+        super().__init__(id=id, cursor_type="row", zebra_stripes=True)
+
+
 def status_text(status: str) -> Text:
     """A span or name status, coloured."""
     styles = {"failed": "bold red", "error": "bold red", "succeeded": "green", "ok": "green"}
@@ -77,16 +86,17 @@ class DashboardScreen(Screen[None]):
         yield Static("", id="status-line")
         with Horizontal(id="sparks"):
             with Vertical(classes="spark-box"):
-                yield Label("volume", classes="spark-label")
+                yield Label("volume", classes="spark-label", id="volume-label")
                 yield Sparkline([], id="volume")
             with Vertical(classes="spark-box"):
-                yield Label("errors", classes="spark-label")
+                yield Label("errors", classes="spark-label", id="errors-label")
                 yield Sparkline([], id="errors")
-        yield DataTable(id="names", cursor_type="row", zebra_stripes=True)
+        yield RowTable(id="names")
         yield Static("", id="message", classes="message")
         yield Footer()
 
     def on_mount(self) -> None:
+        self.filters = replace(self.filters, time_range=self.tui.time_range)
         table = self.query_one(DataTable)
         for column in COLUMNS:
             table.add_column(column, key=column)
@@ -114,23 +124,34 @@ class DashboardScreen(Screen[None]):
         now = app.now()
         try:
             rows = app.source.dashboard(namespace, filters, now_us=now)
-            timeline = app.source.timeline(namespace, filters, now_us=now, buckets=SPARK_BUCKETS)
         except SourceError as error:
             app.call_from_thread(self._failed, str(error))
             return
-        app.call_from_thread(self._loaded, rows, timeline)
+        # Rows first: the table is what people read; the sparklines follow.
+        app.call_from_thread(self._loaded, rows)
+        try:
+            timeline = app.source.timeline(namespace, filters, now_us=now, buckets=SPARK_BUCKETS)
+        except SourceError:
+            return  # the rows already came, or the message explaining why not
+        app.call_from_thread(self._timeline_loaded, timeline)
+
+    def _timeline_loaded(self, timeline: Timeline) -> None:
+        self.timeline = timeline
+        self.query_one("#volume", Sparkline).data = timeline.volume or [0]
+        self.query_one("#errors", Sparkline).data = timeline.errors or [0]
+        self.query_one("#volume-label", Label).update(f"volume  {sum(timeline.volume):,} spans")
+        self.query_one("#errors-label", Label).update(f"errors  {sum(timeline.errors):,}")
 
     def _failed(self, message: str) -> None:
         self.loading = False
         self.message = f"[b red]{message}[/]"
         self.rows = []
-        self.timeline = Timeline()
         self._fill()
+        self._timeline_loaded(Timeline())
 
-    def _loaded(self, rows: list[NameRow], timeline: Timeline) -> None:
+    def _loaded(self, rows: list[NameRow]) -> None:
         self.loading = False
         self.rows = rows
-        self.timeline = timeline
         if rows:
             self.message = ""
         elif not self.tui.namespaces:
@@ -138,7 +159,7 @@ class DashboardScreen(Screen[None]):
                 "No spans in this store yet. Run [b]spantree demo[/] or instrument an app"
                 " with span_tree, then press [b]f[/] to follow."
             )
-        elif replace(self.filters, time_range="all") == replace(Filters(), time_range="all"):
+        elif replace(self.filters, time_range="all") == Filters(time_range="all"):
             self.message = (
                 f"No spans in {self.tui.namespace!r} in the last {self.filters.time_range}:"
                 " press [b]r[/] for a longer time range."
@@ -169,8 +190,6 @@ class DashboardScreen(Screen[None]):
         for column in COLUMNS:
             mark = " ▼" if column == self.sort_column else ""
             table.columns[ColumnKey(column)].label = Text(column + mark)
-        self.query_one("#volume", Sparkline).data = self.timeline.volume or [0]
-        self.query_one("#errors", Sparkline).data = self.timeline.errors or [0]
         self.query_one("#message", Static).update(self.message)
         self.show_status()
 

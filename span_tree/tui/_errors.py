@@ -13,6 +13,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, DataTable, Footer, Input, Label, RadioButton, RadioSet, Static
 
+from span_tree.tui._dashboard import RowTable
 from span_tree.tui._format import ago, truncate
 from span_tree.tui._source import ErrorGroupRow, SourceError
 
@@ -98,7 +99,6 @@ class ErrorGroupsScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("a", "annotate", "Annotate"),
         Binding("i", "toggle_silenced", "Incl. silenced"),
-        Binding("enter", "open_sample", "Sample trace", show=False),
     ]
 
     def __init__(self) -> None:
@@ -112,7 +112,7 @@ class ErrorGroupsScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Static("", id="status-line")
-        yield DataTable(id="groups", cursor_type="row", zebra_stripes=True)
+        yield RowTable(id="groups")
         yield Static("Loading…", id="message", classes="message")
         yield Footer()
 

@@ -54,6 +54,8 @@ class SpanTree(Tree[SpanNode]):
     """
 
     BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("enter", "select_cursor", "Open span"),
+        Binding("space", "toggle_node", "Fold"),
         Binding("left", "collapse_or_parent", "Parent", show=False),
         Binding("right", "expand_or_child", "Child", show=False),
     ]
@@ -158,10 +160,7 @@ def build_tree(tree: SpanTree, spans: list[FinishedSpan]) -> int:
 class TraceScreen(Screen[None]):
     """One trace: arrows move, Enter opens the span under the cursor."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("enter", "open_span", "Open span", show=True),
-        Binding("space", "fold", "Fold", show=True),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = []
 
     def __init__(self, records: list[FinishedSpan], *, focus_span: str | None = None) -> None:
         super().__init__()

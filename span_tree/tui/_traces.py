@@ -12,7 +12,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 from span_tree._record import FinishedSpan
-from span_tree.tui._dashboard import status_text
+from span_tree.tui._dashboard import RowTable, status_text
 from span_tree.tui._format import clock, format_duration, truncate
 from span_tree.tui._source import Filters, SourceError, SpanRow
 
@@ -43,7 +43,7 @@ class SpanListScreen(Screen[None]):
         title.append(f"  {truncate(self.span_name, 80)}", style="bold")
         title.append(f"  {self.filters.describe()}")
         yield Static(title, id="status-line")
-        yield DataTable(id="traces", cursor_type="row", zebra_stripes=True)
+        yield RowTable(id="traces")
         yield Static("Loading…", id="message", classes="message")
         yield Footer()
 

@@ -115,3 +115,22 @@ def test_tui_command_is_registered() -> None:
     assert 0 == result.exit_code
     assert "--store" in result.output
     assert "--namespace" in result.output
+    assert "--range" in result.output
+
+
+def test_tui_command_refuses_an_unknown_range(tmp_path: Path) -> None:
+    """`spantree tui --range 3w` is a usage error naming the valid ranges."""
+    from span_tree.cli import app
+
+    result = CliRunner().invoke(app, ["tui", "--store", str(tmp_path), "--range", "3w"])
+    assert 2 == result.exit_code
+    assert "15m, 1h, 24h, 7d, all" in result.output
+
+
+async def test_range_option_sets_the_first_time_range(store: Path, make_app: AppFactory) -> None:
+    """The app's time_range is the dashboard's first range."""
+    app = make_app(store)
+    app.time_range = "all"
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert "all" == app.screen.filters.time_range  # type: ignore[attr-defined]
