@@ -60,6 +60,8 @@ def serve(
     """
     import uvicorn
 
+    from span_tree.receiver._protocol import NoDelayH11Protocol
+
     config = ReceiverConfig(
         store=store,
         storage_options=dict(storage_options or {}) or None,
@@ -75,6 +77,7 @@ def serve(
         # Bounded: beyond this many open connections clients get 503 and retry.
         "limit_concurrency": 512,
         "timeout_graceful_shutdown": 30,
+        "http": NoDelayH11Protocol,
     }
     if workers <= 1:
         uvicorn.run(_build(config), **options)
