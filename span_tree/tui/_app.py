@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -80,6 +81,15 @@ class SpanTreeApp(App[None]):
     def on_mount(self) -> None:
         self.sub_title = self.source.label
         self._load_namespaces()
+        if self.requested_namespace:
+            self._warm(self.requested_namespace)
+
+    @work(thread=True, exclusive=True, group="warm")
+    def _warm(self, namespace: str) -> None:
+        # Open the Store while Textual draws its first frames; errors surface later, on
+        # the screen that needs the data.
+        with contextlib.suppress(SourceError):
+            self.source.warm(namespace)
 
     @work(thread=True, exclusive=True, group="namespaces")
     def _load_namespaces(self) -> None:

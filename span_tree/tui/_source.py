@@ -236,6 +236,10 @@ class StoreSource:
             except Exception as error:
                 raise SourceError(_one_line(error)) from error
 
+    def warm(self, namespace: str) -> None:
+        """Open the namespace's Store now (listing and checking its files takes a while)."""
+        self._call(namespace, lambda store: None)
+
     def refresh(self, namespace: str) -> None:
         """Re-list the namespace's files so spans written since opening show up."""
         self._call(namespace, lambda store: store.refresh())
