@@ -25,6 +25,7 @@ from span_tree.receiver._ingest import (
 )
 from span_tree.receiver._keys import KeyStore
 from span_tree.receiver._openapi import openapi_document
+from span_tree.storage._writer import PreparedFile, prepare_files, put_prepared
 
 logger = logging.getLogger("span_tree.receiver")
 
@@ -131,18 +132,18 @@ class _Service:
         try:
             if encoding not in ("identity", "", "gzip"):
                 raise IngestError(415, {"error": f"unsupported Content-Encoding {encoding!r}"})
-            # Bodies in memory at once are bounded; parsing is pure Python (one thread
-            # at a time does it fastest); writes wait on disks or object stores, so a
-            # few run side by side.
+            # Bodies in memory at once are bounded; decoding, validating and encoding
+            # Parquet is CPU work under the GIL (one thread at a time does it fastest);
+            # puts wait on disks (fsync) or object stores, so a few run side by side.
             async with self.requests:
                 body = await self._read_body(request)
                 async with self.parsing:
-                    records = await anyio.to_thread.run_sync(
-                        self._parse, body, encoding == "gzip", namespace
+                    count, files = await anyio.to_thread.run_sync(
+                        self._prepare, body, encoding == "gzip", namespace
                     )
                 del body
                 async with self.writing:
-                    await anyio.to_thread.run_sync(self._write, records)
+                    await anyio.to_thread.run_sync(self._put, files)
         except IngestError as error:
             return JSONResponse(error.detail, status_code=error.status)
         except _StoreUnavailable as error:
@@ -150,8 +151,8 @@ class _Service:
         except ClientDisconnect:
             return _problem(400, "the client went away before sending the whole body")
         self.accepted_requests += 1
-        self.accepted_spans += len(records)
-        return JSONResponse({"accepted": len(records)}, status_code=202)
+        self.accepted_spans += count
+        return JSONResponse({"accepted": count}, status_code=202)
 
     async def _read_body(self, request: Request) -> bytes:
         limit = self.config.max_body
@@ -181,15 +182,26 @@ class _Service:
             logger.exception("unexpected error while validating a request body")
             raise IngestError(422, {"error": f"invalid body: {error!r}", "field": "body"}) from None
 
-    def _write(self, records: list[FinishedSpan]) -> None:
-        from span_tree.storage import write_spans
-
-        if not records:
-            return
+    def _prepare(
+        self, body: bytes, gzipped: bool, namespace: str
+    ) -> tuple[int, list[PreparedFile]]:
+        """CPU part: decode, validate, encode the Parquet files (nothing visible yet)."""
+        records = self._parse(body, gzipped, namespace)
         try:
-            write_spans(self.location, records)
+            return len(records), prepare_files(records)
         except Exception as error:
-            logger.exception("could not write %d spans to the store", len(records))
+            # Validation let through something Arrow cannot hold: a validator gap, and
+            # still the body's fault; nothing was written.
+            logger.exception("could not encode %d validated spans", len(records))
+            raise IngestError(422, {"error": f"spans cannot be stored: {error!r}"}) from None
+
+    def _put(self, files: list[PreparedFile]) -> None:
+        """I/O part: put each file atomically (rename or one PUT) before answering."""
+        try:
+            for prepared in files:
+                put_prepared(self.location, prepared)
+        except Exception as error:
+            logger.exception("could not write %d files to the store", len(files))
             raise _StoreUnavailable(type(error).__name__) from None
 
     async def health(self, request: Request) -> Response:
