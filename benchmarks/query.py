@@ -342,11 +342,13 @@ def main() -> None:
         if child.exitcode != 0:
             sys.exit(f"generation failed (exit code {child.exitcode})")
         print(f"generated in {time.perf_counter() - started:.0f}s", flush=True)
+    # First, while this process is still small: Linux carries the peak RSS of a parent
+    # over into a forked child, so a child started after the comparison would report it.
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        store_peak_mib = pool.apply(store_only_peak_mib, (root,))
     print("timing queries (median of repeats) ...", flush=True)
     result = run_queries(root, args.repeats)
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    with multiprocessing.get_context("spawn").Pool(1) as pool:
-        store_peak_mib = pool.apply(store_only_peak_mib, (root,))
     print()
     print(
         f"{args.spans:,} spans in {result['files']} files; store opened in"

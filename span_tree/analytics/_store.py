@@ -82,6 +82,8 @@ class Store:
         self._lock = threading.RLock()
         self._con = duckdb.connect(":memory:")
         self._con.execute("SET TimeZone = 'UTC'")
+        # DuckDB's own progress bar would print into piped csv/json output.
+        self._con.execute("SET enable_progress_bar = false")
         if not self.location.is_local:
             self._con.register_filesystem(self.location.fs)
         self._source = SpanFiles(self.location, [], [], [])
