@@ -353,7 +353,7 @@ def mutated_bodies(draw: st.DrawFn) -> bytes:
 
 
 @settings(
-    max_examples=80,
+    max_examples=150,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
