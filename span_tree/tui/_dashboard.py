@@ -12,7 +12,6 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Label, Sparkline, Static
-from textual.widgets.data_table import ColumnKey
 
 from span_tree.tui._format import clock, format_duration, truncate
 from span_tree.tui._source import (
@@ -93,13 +92,10 @@ class DashboardScreen(Screen[None]):
                 yield Sparkline([], id="errors")
         yield RowTable(id="names")
         yield Static("", id="message", classes="message")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.filters = replace(self.filters, time_range=self.tui.time_range)
-        table = self.query_one(DataTable)
-        for column in COLUMNS:
-            table.add_column(column, key=column)
         if self.tui.startup_error:
             self.message = f"Cannot read the store: {self.tui.startup_error}"
         self.show_status()
@@ -171,7 +167,11 @@ class DashboardScreen(Screen[None]):
     def _fill(self) -> None:
         table = self.query_one(DataTable)
         cursor = table.cursor_row
-        table.clear()
+        # Columns are re-added so the header shows which one sorts (▼).
+        table.clear(columns=True)
+        for column in COLUMNS:
+            mark = " ▼" if column == self.sort_column else ""
+            table.add_column(column + mark, key=column)
         now = self.tui.now()
         primary = _SORT_KEYS[self.sort_column]
         for row in sorted(self.rows, key=lambda row: (primary(row), row.name)):
@@ -187,9 +187,6 @@ class DashboardScreen(Screen[None]):
             )
         if self.rows:
             table.move_cursor(row=min(cursor, len(self.rows) - 1))
-        for column in COLUMNS:
-            mark = " ▼" if column == self.sort_column else ""
-            table.columns[ColumnKey(column)].label = Text(column + mark)
         self.query_one("#message", Static).update(self.message)
         self.show_status()
 

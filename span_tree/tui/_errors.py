@@ -114,7 +114,7 @@ class ErrorGroupsScreen(Screen[None]):
         yield Static("", id="status-line")
         yield RowTable(id="groups")
         yield Static("Loading…", id="message", classes="message")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)

@@ -74,7 +74,7 @@ class SpanScreen(Screen[None]):
                 for level in LEVELS:
                     yield LevelButton(level.title(), id=f"level-{level}", compact=True)
             yield Static("", id="span-events")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#span-body").focus()

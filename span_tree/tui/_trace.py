@@ -184,7 +184,7 @@ class TraceScreen(Screen[None]):
         build_tree(tree, self.spans)
         tree.root.expand()
         yield tree
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         tree = self.query_one(SpanTree)

@@ -45,7 +45,7 @@ class SpanListScreen(Screen[None]):
         yield Static(title, id="status-line")
         yield RowTable(id="traces")
         yield Static("Loading…", id="message", classes="message")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
