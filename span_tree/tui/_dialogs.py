@@ -23,7 +23,11 @@ if TYPE_CHECKING:
 class NamespaceScreen(ModalScreen[str | None]):
     """Pick one of the store's namespaces; Enter takes it, Esc keeps the current one."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Back")]
+    # A modal screen hides the app's bindings, so quitting is repeated here.
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "cancel", "Back"),
+        Binding("q", "app.quit", "Quit"),
+    ]
 
     def __init__(self, namespaces: list[str], *, current: str) -> None:
         super().__init__()
@@ -131,7 +135,7 @@ KEYS = (
     ("1-5, l", "span view: minimum event level Debug … Critical"),
     ("esc", "back"),
     ("?", "this help"),
-    ("q", "quit"),
+    ("q", "quit (in a text field: Esc first, or ctrl+q)"),
 )
 
 
@@ -141,6 +145,7 @@ class HelpScreen(ModalScreen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "close", "Back"),
         Binding("question_mark", "close", "Close", key_display="?"),
+        Binding("q", "app.quit", "Quit"),
     ]
 
     def compose(self) -> ComposeResult:

@@ -294,3 +294,18 @@ async def test_mouse_click_opens_a_row(store: Path, make_app: AppFactory) -> Non
         await pilot.click("#names", offset=(3, 2))
         await settle(pilot)
         assert isinstance(app.screen, SpanListScreen)
+
+
+async def test_q_types_into_an_input_and_quits_elsewhere(store: Path, make_app: AppFactory) -> None:
+    """In the filter dialog `q` is text; on a modal without input it quits."""
+    app = make_app(store)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await press(pilot, "slash")
+        await pilot.press("q")
+        assert "q" == app.screen.query_one(Input).value
+        await press(pilot, "escape", "question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("q")
+        await pilot.pause()
+        assert not app.is_running
