@@ -1,0 +1,114 @@
+"""Print the README's performance table from the JSON files in benchmarks/results/.
+
+    python benchmarks/readme_table.py
+
+Each benchmark writes its own JSON; this only reads them, so the README can be refreshed
+after any one of them is rerun.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def load(name: str) -> dict[str, Any] | None:
+    path = RESULTS / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def rows() -> list[tuple[str, str, str, str]]:
+    table: list[tuple[str, str, str, str]] = []
+    overhead = load("span_overhead")
+    if overhead:
+        figures = overhead["results"]
+        ours = figures["span_tree (with)"]["median_us"]
+        otel = figures["opentelemetry-sdk"]["median_us"]
+        table += [
+            (
+                "one nested span, end to end (`span_overhead.py`)",
+                f"{ours:.2f} µs",
+                f"OpenTelemetry SDK {otel:.2f} µs ({otel / ours:.1f}x slower)",
+                "≤ 2 µs, ≥ 5x cheaper than OTel",
+            ),
+            (
+                "…of which on the caller's thread",
+                f"{figures['span_tree (with)']['caller_thread_us']:.2f} µs",
+                f"eliot {figures['eliot']['median_us']:.2f} µs, "
+                f"logging.info {figures['logging.info to file']['median_us']:.2f} µs",
+                "",
+            ),
+            ("`import span_tree`", f"{overhead['import_span_tree_ms']:.0f} ms", "", "< 50 ms"),
+        ]
+    store = load("store_write")
+    if store:
+        write = store["write"]
+        ours = write["span_tree write_spans"]["spans_per_s"]
+        base = write["pyarrow from_pylist + write_table"]["spans_per_s"]
+        table.append(
+            (
+                "records → zstd Parquet on disk (`store_write.py`)",
+                f"{ours:,.0f} spans/s",
+                f"from_pylist + write_table {base:,.0f} spans/s",
+                "≥ 500k spans/s, ≤ 1.5x baseline",
+            )
+        )
+        compact = store["compact"]
+        table.append(
+            (
+                f"compact {compact['rows']:,} rows in {compact['files_before']} files",
+                f"{compact['seconds']:.1f} s",
+                "",
+                "10M rows / 1,000 files ≤ 60 s",
+            )
+        )
+    query = load("query_10000000") or load("query")
+    if query:
+        for row in query["rows"]:
+            table.append(
+                (
+                    f"{row['query']} over {query['spans']:,} spans (`query.py`)",
+                    f"{row['view_s'] * 1000:,.0f} ms",
+                    f"hand-written SQL {row['hand_s'] * 1000:,.0f} ms ({row['ratio']:.2f}x)",
+                    "≤ 1.3x hand-written",
+                )
+            )
+    receiver = load("receiver")
+    if receiver:
+        over_http = [r for r in receiver["results"] if r["setup"].startswith("receiver")]
+        best = max(over_http, key=lambda r: r["spans_per_s"])
+        table.append(
+            (
+                "receiver, client → HTTP → Parquet (`receiver.py`)",
+                f"{best['spans_per_s']:,.0f} spans/s",
+                f"{best['setup']}, {best['clients']} clients, p99 {best['p99_ms']:.0f} ms",
+                "≥ 100k spans/s",
+            )
+        )
+    tui = load("tui")
+    if tui:
+        first = tui["dashboard"][0]
+        table.append(
+            (
+                f"TUI dashboard on {tui['spans']:,} spans ({first['range']}) (`tui.py`)",
+                f"{first['tui_s']:.2f} s",
+                f"key press in a {tui['trace']['spans']:,}-span trace: "
+                f"{tui['trace']['key_median_ms']:.0f} ms median",
+                "< 2 s",
+            )
+        )
+    return table
+
+
+def main() -> None:
+    print("| what | span-tree | peer / detail | target |")
+    print("|---|---|---|---|")
+    for what, ours, peer, target in rows():
+        print(f"| {what} | {ours} | {peer} | {target} |")
+
+
+if __name__ == "__main__":
+    main()
