@@ -7,10 +7,10 @@ SQL lives in those faces.
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import duckdb
 
@@ -38,6 +38,8 @@ if TYPE_CHECKING:
 
     import polars
     import pyarrow as pa
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -101,16 +103,40 @@ class Store:
         """
         with self._lock:
             try:
-                source = list_files(self.location, namespace=self.namespace)
-            except OSError as error:
-                raise StoreError(f"cannot list store {self.url}: {error}") from None
-            unchanged = source.files == self._source.files and self._views_ready
-            create_root_views(self._con, source)
-            if not unchanged:
-                create_views(self._con)
-                self._duplicates_ready = False
-                self._views_ready = True
-            self._source = source
+                self._build_views()
+            except duckdb.IOException:
+                # A listed file vanished before DuckDB read its schema (a concurrent
+                # compact or prune replaced it): the next listing no longer has it.
+                try:
+                    self._build_views()
+                except duckdb.IOException as error:
+                    raise StoreError(f"cannot read store {self.url}: {error}") from None
+
+    def _build_views(self) -> None:
+        try:
+            source = list_files(self.location, namespace=self.namespace)
+        except OSError as error:
+            raise StoreError(f"cannot list store {self.url}: {error}") from None
+        unchanged = source.files == self._source.files and self._views_ready
+        create_root_views(self._con, source)
+        if not unchanged:
+            create_views(self._con)
+            self._duplicates_ready = False
+            self._views_ready = True
+        self._source = source
+
+    def _retrying(self, run: Callable[[], _T]) -> _T:
+        """``run()`` under the lock; once more over a fresh file list if a file vanished.
+
+        ``spantree compact`` and ``prune`` delete files that a reader may have listed
+        a moment before; the new listing has their replacement (or nothing) instead.
+        """
+        with self._lock:
+            try:
+                return run()
+            except duckdb.IOException:
+                self.refresh()
+                return run()
 
     def _prepare(self) -> None:
         """Materialise the duplicated span ids once per file list (first query pays)."""
@@ -154,15 +180,21 @@ class Store:
     def sql(self, query: str, params: Sequence[Any] | Mapping[str, Any] | None = None) -> Any:
         """Run SQL over the views; returns a lazy ``duckdb.DuckDBPyRelation``.
 
+        The relation reads the files when fetched: unlike ``arrow()`` and ``pl()``, it
+        does not retry if a concurrent compaction removed a file in between.
+
         Raises:
             QueryError: syntax error, unknown view or column, wrong parameters.
         """
-        with self._lock:
-            try:
-                self._prepare()
-                return self._con.sql(query, params=params)
-            except duckdb.Error as error:
-                raise QueryError(_one_message(error)) from None
+
+        def run() -> Any:
+            self._prepare()
+            return self._con.sql(query, params=params)
+
+        try:
+            return self._retrying(run)
+        except duckdb.Error as error:
+            raise QueryError(_one_message(error)) from None
 
     def arrow(
         self, query: str, params: Sequence[Any] | Mapping[str, Any] | None = None
@@ -172,17 +204,20 @@ class Store:
         Raises:
             QueryError: the query is invalid or fails while running.
         """
-        with self._lock:
-            try:
-                self._prepare()
-                relation = self._con.sql(query, params=params)
-                if relation is None:  # a statement without a result (SET, CREATE...)
-                    import pyarrow as pa
 
-                    return pa.table({})
-                return relation.to_arrow_table()
-            except duckdb.Error as error:
-                raise QueryError(_one_message(error)) from None
+        def run() -> pa.Table:
+            self._prepare()
+            relation = self._con.sql(query, params=params)
+            if relation is None:  # a statement without a result (SET, CREATE...)
+                import pyarrow as pa
+
+                return pa.table({})
+            return relation.to_arrow_table()
+
+        try:
+            return self._retrying(run)
+        except duckdb.Error as error:
+            raise QueryError(_one_message(error)) from None
 
     def pl(
         self, query: str, params: Sequence[Any] | Mapping[str, Any] | None = None
@@ -226,14 +261,24 @@ class Store:
         )
 
     def views(self) -> list[ViewInfo]:
-        """The store's views, in dependency order, with their columns."""
-        infos = []
-        with self._lock:
+        """The store's views, in dependency order, with their columns.
+
+        Raises:
+            StoreError: the store's files cannot be read.
+        """
+
+        def run() -> list[ViewInfo]:
+            infos = []
             for name in VIEW_NAMES:
                 rows = self._con.execute(f"DESCRIBE {name}").fetchall()
                 columns = [(str(row[0]), str(row[1])) for row in rows]
                 infos.append(ViewInfo(name, view_description(name), columns))
-        return infos
+            return infos
+
+        try:
+            return self._retrying(run)
+        except duckdb.Error as error:
+            raise StoreError(f"cannot read store {self.url}: {_one_message(error)}") from None
 
     def namespaces(self) -> list[str]:
         """The namespaces that hold spans, sorted."""
@@ -252,11 +297,12 @@ class Store:
         Raises:
             TraceNotFound: no trace matches.
             AmbiguousTraceId: the prefix matches more than one trace.
+            StoreError: the store's files cannot be read.
         """
         from span_tree.render import newest_versions
         from span_tree.schema import table_to_records
 
-        with self._lock:
+        def run() -> pa.Table:
             table = None
             if is_trace_id(trace_id.strip()):
                 # A full KSUID: one query over the files of its day (the common case).
@@ -266,6 +312,12 @@ class Store:
             if table is None or table.num_rows == 0:
                 full_id, files = _lookup.resolve_trace_id(self._con, self._source.files, trace_id)
                 table = self._trace_table(files, full_id)
+            return table
+
+        try:
+            table = self._retrying(run)
+        except duckdb.Error as error:
+            raise StoreError(f"cannot read store {self.url}: {_one_message(error)}") from None
         records = newest_versions(table_to_records(table))
         return sorted(records, key=lambda span: (span.start_time, span.seq))
 
@@ -283,9 +335,14 @@ class Store:
         Raises:
             TraceNotFound: no trace matches.
             AmbiguousTraceId: the prefix matches more than one trace.
+            StoreError: the store's files cannot be read.
         """
-        with self._lock:
-            return _lookup.resolve_trace_id(self._con, self._source.files, trace_id)[0]
+        try:
+            return self._retrying(
+                lambda: _lookup.resolve_trace_id(self._con, self._source.files, trace_id)[0]
+            )
+        except duckdb.Error as error:
+            raise StoreError(f"cannot read store {self.url}: {_one_message(error)}") from None
 
     def traces(
         self,

@@ -189,3 +189,54 @@ def test_object_store(tmp_path: Path) -> None:
     store.annotate("abc", status="crash", level="ALERT")
     assert [("abc", "crash")] == store.sql("select fingerprint, status from annotations").fetchall()
     assert store.scan().collect().height == store.sql("select count(*) from spans").fetchall()[0][0]
+
+
+def _compact_under(store: Store, root: str) -> None:
+    """Merge the store's files behind ``store``'s back, as a concurrent ``compact`` would."""
+    from span_tree.storage import compact
+
+    before = set(store.files)
+    compact(open_store(root), min_age=0)
+    assert before - set(Store(root).files), "compaction replaced no listed file"
+
+
+def test_reports_survive_a_concurrent_compaction(tmp_path: Path) -> None:
+    """A report re-lists the files and retries when a listed file was compacted away."""
+    root = build_store(tmp_path)
+    expected = Store(root).traces(limit=None).sort("trace_id")
+    store = Store(root)
+    _compact_under(store, root)
+    assert expected.equals(store.traces(limit=None).sort("trace_id"))
+
+
+@pytest.mark.parametrize("length", [27, 20])
+def test_trace_lookup_survives_a_concurrent_compaction(tmp_path: Path, length: int) -> None:
+    """trace() by KSUID or by prefix retries over the new file list after a compaction."""
+    root = build_store(tmp_path)
+    expected = Store(root).trace(TRACE_IDS["T1"])
+    store = Store(root)
+    _compact_under(store, root)
+    assert expected == store.trace(TRACE_IDS["T1"][:length])
+
+
+def test_open_survives_a_file_removed_after_listing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Opening a store whose just-listed file vanished re-lists once instead of failing."""
+    import span_tree.analytics._store as store_module
+
+    root = build_store(tmp_path)
+    real_list_files = store_module.list_files
+    listings = []
+
+    def list_then_remove(location: object, *, namespace: str | None) -> object:
+        source = real_list_files(location, namespace=namespace)
+        if not listings:
+            Path(source.files[0]).unlink()  # removed between listing and reading
+        listings.append(source)
+        return source
+
+    monkeypatch.setattr(store_module, "list_files", list_then_remove)
+    store = Store(root)
+    assert 2 == len(listings)
+    assert store.files == listings[1].files
