@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -45,6 +46,13 @@ COMPRESSION = "zstd"
 SORT_KEYS = [("trace_id", "ascending"), ("start_time", "ascending")]
 
 _PARTITION_KEY = itemgetter(0, 1)  # (namespace, date) of a FinishedSpan
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _utc_day(micros: int) -> str:
+    return time.strftime("%Y-%m-%d", time.gmtime(micros // 1_000_000))
+
+
 _stamp_lock = threading.Lock()
 _last_stamp = 0
 
@@ -119,6 +127,14 @@ def write_spans(location: StoreLocation, records: Sequence[FinishedSpan]) -> lis
 
 def _group(records: Sequence[FinishedSpan]) -> dict[tuple[str, str], Sequence[FinishedSpan]]:
     keys = set(map(_PARTITION_KEY, records))
+    if not all(_DATE.fullmatch(date) for _, date in keys):
+        # A record made by hand with a missing or malformed date would land in a
+        # partition readers reject: derive the date from start_time, as the core does.
+        records = [
+            r if _DATE.fullmatch(r.date) else r._replace(date=_utc_day(r.start_time))
+            for r in records
+        ]
+        keys = set(map(_PARTITION_KEY, records))
     groups: dict[tuple[str, str], Sequence[FinishedSpan]]
     if len(keys) == 1:  # the usual batch: one namespace, one day; no copy
         groups = {keys.pop(): records}

@@ -152,3 +152,29 @@ def test_large_uniform_batch_round_trips(tmp_path: Path) -> None:
     expected = sorted(spans + uniform, key=key)
     back = sorted((r._replace(written_at=None) for r in read_back(paths)), key=key)
     assert expected == back
+
+
+def test_record_with_a_malformed_date_lands_in_its_start_day(tmp_path: Path) -> None:
+    """A hand-made record with an empty date is written under its start_time's day."""
+    location = open_store(str(tmp_path))
+    good = make_spans(2)
+    broken = good[0]._replace(date="", span_id="feedfacefeedface")
+    paths = write_spans(location, [broken, good[1]])
+    expected_dir = f"date={good[0].date}"
+    assert [expected_dir] == sorted({Path(path).parent.name for path in paths})
+    found = span_files(location)
+    assert [] == found.problems
+    assert {good[0].date} == {record.date for record in read_back(found.files)}
+
+
+def test_many_new_files_on_an_object_store_are_checked_together() -> None:
+    """On a non-local store, 20 new files and a corrupt one get the same verdicts in order."""
+    location = open_store("memory://many-files-check")
+    spans = make_spans(1)
+    written = [path for _ in range(20) for path in write_spans(location, spans)]
+    corrupt = f"{written[0].rpartition('/')[0]}/0-corrupt.parquet"
+    location.fs.pipe(corrupt, b"PAR1 not really parquet PAR1")
+    found = span_files(location)
+    assert sorted(written) == found.files
+    assert [location.url_of(corrupt)] == [problem.path for problem in found.problems]
+    location.fs.rm(location.root, recursive=True)
