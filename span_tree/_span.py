@@ -347,7 +347,7 @@ def _start(span: Span) -> bool:
     options = span.options
     trace: TraceState
     if options is None and parent is not None:
-        trace = cast(TraceState, parent.trace)  # a current span has always started
+        trace = parent.trace  # type: ignore[assignment]  # a current span has started
         span.parent_id = parent.span_id
     elif options is not None and options[1] is not None:
         # Continue a trace started in another process (W3C traceparent): same trace id,
