@@ -11,14 +11,20 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from span_tree._commands._common import (
+    NAMESPACE_HELP,
+    OPTIONS_HELP,
+    STORE_HELP,
+    fail,
+    parse_storage_options,
+    store_access_errors,
+)
+
 if TYPE_CHECKING:
     import polars
 
     from span_tree.analytics import Store
 
-STORE_HELP = "Store path or fsspec URL (default: SPANTREE_STORE or ~/.spantree)."
-NAMESPACE_HELP = "Only this namespace."
-OPTIONS_HELP = "fsspec storage options as a JSON object (credentials, endpoint_url...)."
 FORMAT_HELP = "Output format: table, csv, json, jsonl or parquet (parquet needs --output)."
 
 StoreOption = typer.Option(None, "--store", "-s", help=STORE_HELP)
@@ -33,23 +39,6 @@ TagOption = typer.Option(None, "--tag", "-t", help="Only with this tag, KEY=VALU
 NameOption = typer.Option(None, "--name", help="Only spans (or trace roots) with this name.")
 
 
-def _fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(1)
-
-
-def _storage_options(text: str | None) -> dict[str, Any] | None:
-    if not text:
-        return None
-    try:
-        value = json.loads(text)
-    except ValueError as error:
-        raise _fail(f"--storage-options is not JSON: {error}") from None
-    if not isinstance(value, dict):
-        raise _fail("--storage-options must be a JSON object")
-    return value
-
-
 def _tags(items: list[str] | None) -> dict[str, str] | None:
     if not items:
         return None
@@ -57,20 +46,23 @@ def _tags(items: list[str] | None) -> dict[str, str] | None:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise _fail(f"--tag {item!r} must look like KEY=VALUE")
+            raise fail(f"--tag {item!r} must look like KEY=VALUE")
         tags[key] = value
     return tags
 
 
 @contextmanager
 def _clear_errors() -> Iterator[None]:
-    """Turn the analytics errors (and bad values) into one line on stderr and exit 1."""
+    """Turn the analytics errors (and bad values, unreachable stores) into one line on
+    stderr and exit 1."""
     from span_tree.analytics import StoreError
 
     try:
         yield
-    except (StoreError, ValueError, OSError) as error:
-        raise _fail(str(error)) from None
+    except StoreError as error:
+        raise fail(str(error)) from None
+    except store_access_errors() as error:
+        raise fail(str(error)) from None
 
 
 @contextmanager
@@ -96,7 +88,7 @@ def _open(
 
     with _clear_errors():
         opened = Store(
-            store, namespace=namespace, storage_options=_storage_options(storage_options)
+            store, namespace=namespace, storage_options=parse_storage_options(storage_options)
         )
     if opened.problems:
         first = opened.problems[0]
@@ -107,7 +99,7 @@ def _open(
         )
     if need_spans and opened.is_empty:
         where = f" in namespace {namespace!r}" if namespace else ""
-        raise _fail(
+        raise fail(
             f"no spans{where} in store {opened.url} yet (try `spantree demo --store {opened.url}`)"
         )
     return opened
@@ -187,7 +179,7 @@ def sql(
             write_result(table, fmt=chosen, output=output, title="views")
         return
     if not query:
-        raise _fail('give a query, e.g. spantree sql "select * from traces limit 5" (or --views)')
+        raise fail('give a query, e.g. spantree sql "select * from traces limit 5" (or --views)')
     with _clear_errors(), _busy("running query"):
         result = opened.arrow(query)
     with _clear_errors():
@@ -220,7 +212,7 @@ def trace(
             for item in dicts:
                 typer.echo(json.dumps(item, ensure_ascii=False, default=repr))
     else:
-        raise _fail(f"unknown format {fmt!r}: use tree, json or jsonl")
+        raise fail(f"unknown format {fmt!r}: use tree, json or jsonl")
 
 
 def traces(
@@ -420,7 +412,7 @@ def demo(
     from span_tree.demo import run_and_report
 
     if traces_count < 1:
-        raise _fail("--traces must be at least 1")
+        raise fail("--traces must be at least 1")
     with _clear_errors():
         run_and_report(store=store, traces=traces_count, namespace=namespace)
 

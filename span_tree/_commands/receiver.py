@@ -3,32 +3,39 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import typer
 
+from span_tree._commands._common import (
+    OPTIONS_HELP,
+    STORE_HELP,
+    parse_storage_options,
+    store_errors,
+)
 from span_tree.receiver._ingest import DEFAULT_MAX_BODY, DEFAULT_MAX_SPANS
 
-STORE_HELP = "Store path or fsspec URL (default: SPANTREE_STORE or ~/.spantree)."
-OPTIONS_HELP = "fsspec storage options as a JSON object (credentials, endpoint_url...)."
-
-
-def _storage_options(text: str | None) -> dict[str, Any] | None:
-    if not text:
-        return None
-    try:
-        value = json.loads(text)
-    except ValueError as error:
-        raise typer.BadParameter(f"not JSON: {error}", param_hint="--storage-options") from None
-    if not isinstance(value, dict):
-        raise typer.BadParameter("must be a JSON object", param_hint="--storage-options")
-    return value
+if TYPE_CHECKING:
+    from span_tree.receiver import KeyStore
 
 
 def _store(store: str | None) -> str:
     from span_tree._config import default_store
 
     return store or default_store()
+
+
+@contextmanager
+def _keys(store: str | None, storage_options: str | None) -> Iterator[KeyStore]:
+    """The store's keys; an unreachable or bad store is one ``error:`` line."""
+    from span_tree.receiver import key_store
+
+    url = _store(store)
+    options = parse_storage_options(storage_options)
+    with store_errors(f"cannot use the keys of store {url}"):
+        yield key_store(url, storage_options=options)
 
 
 def serve(
@@ -50,12 +57,17 @@ def serve(
 ) -> None:
     """Run the HTTP receiver: POST /v1/spans with X-API-Key writes spans to the store."""
     from span_tree.receiver import serve as run
+    from span_tree.storage import open_store
 
+    url = _store(store)
+    options = parse_storage_options(storage_options)
+    with store_errors("--store"):
+        open_store(url, storage_options=options)  # a bad URL: one line, not a traceback
     run(
-        _store(store),
+        url,
         host=host,
         port=port,
-        storage_options=_storage_options(storage_options),
+        storage_options=options,
         max_body=max_body,
         max_spans=max_spans,
         workers=workers,
@@ -76,13 +88,14 @@ def keys_create(
     storage_options: str | None = typer.Option(None, "--storage-options", help=OPTIONS_HELP),
 ) -> None:
     """Create an API key for NAMESPACE and print it (only the key, on stdout)."""
-    from span_tree.receiver import key_store
+    from span_tree.receiver._keys import validate_namespace
 
-    keys = key_store(_store(store), storage_options=_storage_options(storage_options))
     try:
-        key = keys.create(namespace)
+        validate_namespace(namespace)
     except ValueError as error:
         raise typer.BadParameter(str(error), param_hint="--namespace") from None
+    with _keys(store, storage_options) as keys:
+        key = keys.create(namespace)
     typer.echo(key)
     typer.echo("Keep this key: it is stored hashed and cannot be shown again.", err=True)
 
@@ -94,9 +107,8 @@ def keys_list(
     as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
 ) -> None:
     """List the keys (id, namespace, created, revoked); never the keys themselves."""
-    from span_tree.receiver import key_store
-
-    infos = key_store(_store(store), storage_options=_storage_options(storage_options)).list_keys()
+    with _keys(store, storage_options) as keys:
+        infos = keys.list_keys()
     if as_json:
         for info in infos:
             typer.echo(json.dumps(info.__dict__))
@@ -114,11 +126,9 @@ def keys_revoke(
     storage_options: str | None = typer.Option(None, "--storage-options", help=OPTIONS_HELP),
 ) -> None:
     """Revoke a key: receivers refuse it within seconds."""
-    from span_tree.receiver import key_store
-
-    keys = key_store(_store(store), storage_options=_storage_options(storage_options))
     try:
-        info = keys.revoke(key)
+        with _keys(store, storage_options) as keys:
+            info = keys.revoke(key)
     except KeyError:
         typer.echo("no such key", err=True)
         raise typer.Exit(1) from None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import sys
 from collections.abc import Iterator
@@ -13,35 +12,23 @@ from typing import Any, TextIO
 
 import typer
 
-STORE_HELP = "Store path or fsspec URL (default: SPANTREE_STORE or ~/.spantree)."
-OPTIONS_HELP = "fsspec storage options as a JSON object (credentials, endpoint_url...)."
-NAMESPACE_HELP = "Only this namespace."
-
-
-def _storage_options(text: str | None) -> dict[str, Any] | None:
-    if not text:
-        return None
-    try:
-        value = json.loads(text)
-    except ValueError as error:
-        raise typer.BadParameter(f"not JSON: {error}", param_hint="--storage-options") from None
-    if not isinstance(value, dict):
-        raise typer.BadParameter("must be a JSON object", param_hint="--storage-options")
-    return value
+from span_tree._commands._common import (
+    NAMESPACE_HELP,
+    OPTIONS_HELP,
+    STORE_HELP,
+    fail,
+    parse_storage_options,
+    store_errors,
+)
 
 
 def _open(store: str | None, storage_options: str | None) -> Any:
     from span_tree.storage import open_store
 
     try:
-        return open_store(store, storage_options=_storage_options(storage_options))
+        return open_store(store, storage_options=parse_storage_options(storage_options))
     except ValueError as error:
         raise typer.BadParameter(str(error), param_hint="--store") from None
-
-
-def _fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code=1)
 
 
 @contextmanager
@@ -106,12 +93,14 @@ def ingest(
 
     location = _open(store, storage_options)
     try:
-        with _lines(source) as handle, _progress("ingesting spans") as advance:
+        with (
+            store_errors(f"cannot write to {location.url}"),
+            _lines(source) as handle,
+            _progress("ingesting spans") as advance,
+        ):
             result = ingest_lines(location, handle, namespace=namespace, on_batch=advance)
     except _SourceError as error:
-        raise _fail(str(error)) from None
-    except OSError as error:
-        raise _fail(f"cannot write to {location.url}: {error}") from None
+        raise fail(str(error)) from None
     for line, reason in result.errors:
         typer.echo(f"line {line}: {reason}", err=True)
     typer.echo(
@@ -149,7 +138,7 @@ def compact(
         except ValueError:
             raise typer.BadParameter("must be YYYY-MM-DD", param_hint="--before") from None
     location = _open(store, storage_options)
-    try:
+    with store_errors(f"compaction of {location.url} stopped"):
         total = len(list_partitions(location, namespace=namespace))
         with _jemalloc_pool(), _progress("compacting partitions", total) as advance:
             result = run(
@@ -161,8 +150,6 @@ def compact(
                 workers=workers,
                 on_partition=lambda _: advance(),
             )
-    except OSError as error:
-        raise _fail(f"compaction of {location.url} stopped: {error}") from None
     for path, reason in result.skipped:
         typer.echo(f"skipped {path}: {reason}", err=True)
     typer.echo(
@@ -188,17 +175,17 @@ def prune(
     except ValueError as error:
         raise typer.BadParameter(str(error), param_hint="--older-than") from None
     location = _open(store, storage_options)
-    try:
-        with _progress("pruning partitions") as advance:
-            result = run(
-                location,
-                older_than=age,
-                namespace=namespace,
-                dry_run=dry_run,
-                on_partition=lambda _: advance(),
-            )
-    except OSError as error:
-        raise _fail(f"prune of {location.url} stopped: {error}") from None
+    with (
+        store_errors(f"prune of {location.url} stopped"),
+        _progress("pruning partitions") as advance,
+    ):
+        result = run(
+            location,
+            older_than=age,
+            namespace=namespace,
+            dry_run=dry_run,
+            on_partition=lambda _: advance(),
+        )
     verb = "would delete" if dry_run else "deleted"
     for partition in result.partitions:
         typer.echo(f"{verb} namespace={partition.namespace}/date={partition.date}")
