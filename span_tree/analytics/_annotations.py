@@ -53,7 +53,8 @@ def write_annotation(
     Returns:
         The engine-readable path of the new file and its ``created_at`` (µs).
     """
-    from cyksuid.v2 import ksuid
+    from span_tree.storage._layout import new_file_name
+    from span_tree.storage._writer import write_bytes_atomic
 
     created_at = time.time_ns() // 1000
     table = pa.table(
@@ -69,16 +70,6 @@ def write_annotation(
     )
     buffer = io.BytesIO()
     pq.write_table(table, buffer)
-    directory = location.join(ANNOTATIONS_DIR)
-    location.fs.makedirs(directory, exist_ok=True)
-    name = f"{ksuid()}.parquet"
-    temporary = f"{directory}/.{name}.tmp"
-    final = f"{directory}/{name}"
-    if location.is_local:
-        # Write then rename, so a reader never sees half a file.
-        with location.fs.open(temporary, "wb") as handle:
-            handle.write(buffer.getvalue())
-        location.fs.mv(temporary, final)
-    else:
-        location.fs.pipe_file(final, buffer.getvalue())  # one PUT is atomic
+    final = f"{location.join(ANNOTATIONS_DIR)}/{new_file_name()}"
+    write_bytes_atomic(location, final, buffer.getvalue())
     return location.url_of(final), created_at

@@ -11,13 +11,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
 import secrets
 import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+from span_tree._atomic import write_file_atomic
 
 KEY_PREFIX = "st_"
 _NAMESPACE_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
@@ -188,10 +189,7 @@ class KeyStore:
         if not _is_local(self._fs):
             self._fs.pipe_file(path, data)  # one PUT: readers see the old or the new file
             return
-        self._fs.makedirs(self._dir, exist_ok=True)
-        temp = f"{self._dir}/.{key_id}.{secrets.token_hex(4)}.tmp"
-        self._fs.pipe_file(temp, data)
-        os.replace(temp, path)  # atomic: readers never see half a file
+        write_file_atomic(path, data)  # readers never see half a file
 
 
 def _is_local(fs: Any) -> bool:

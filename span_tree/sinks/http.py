@@ -29,6 +29,7 @@ from typing import Any
 import httpx
 import orjson
 
+from span_tree._atomic import write_file_atomic
 from span_tree._record import FinishedSpan, span_to_json_dict
 
 SPANS_PATH = "/v1/spans"
@@ -249,18 +250,11 @@ class HttpSink:
             self._report_once("spool-full", f"spool {self._spool_dir} is full: dropping spans")
             return
         name = f"{time.time_ns():020d}-{os.getpid()}-{next(self._sequence):06d}-{count}"
-        path = os.path.join(self._spool_dir, name + _SPOOL_SUFFIX)
-        temp = os.path.join(self._spool_dir, "." + name + ".tmp")
         try:
-            os.makedirs(self._spool_dir, exist_ok=True)
-            with open(temp, "wb") as handle:
-                handle.write(body)
-            os.replace(temp, path)
+            write_file_atomic(os.path.join(self._spool_dir, name + _SPOOL_SUFFIX), body)
         except OSError as error:
             self._counts["dropped_spans"] += count
             self._report_once("spool-error", f"cannot spool to {self._spool_dir}: {error}")
-            with contextlib.suppress(OSError):
-                os.unlink(temp)
             return
         self._counts["spooled_spans"] += count
 

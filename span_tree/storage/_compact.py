@@ -21,10 +21,10 @@ from functools import partial
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from span_tree._atomic import TEMP_PREFIX
 from span_tree.schema import SPAN_SCHEMA
 from span_tree.storage._files import REPLACES_KEY, compatible, span_files, superseded_files
 from span_tree.storage._layout import (
-    TEMP_PREFIX,
     Partition,
     list_partitions,
     new_file_name,

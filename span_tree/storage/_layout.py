@@ -5,13 +5,13 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
+from span_tree._atomic import TEMP_PREFIX
 from span_tree.storage._location import StoreLocation
 
 _PARTITION_RE = re.compile(r"namespace=(?P<namespace>[^/]+)/date=(?P<date>\d{4}-\d{2}-\d{2})$")
 # A namespace becomes a directory name: keep it to characters every filesystem and
 # object store accepts, and that hive partition parsing reads back unchanged.
 _NAMESPACE_RE = re.compile(r"^[A-Za-z0-9_.\-]+$")
-TEMP_PREFIX = "."
 
 
 class Partition(NamedTuple):
@@ -48,7 +48,7 @@ def partition_dir(location: StoreLocation, namespace: str, date: str) -> str:
 
 
 def new_file_name() -> str:
-    """Return a fresh span file name: a KSUID (time-ordered, unique across processes)."""
+    """Return a fresh Parquet file name: a KSUID (time-ordered, unique across processes)."""
     from cyksuid.v2 import ksuid
 
     return f"{ksuid()}.parquet"

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import pyarrow.parquet as pq
 
-from span_tree.storage._layout import TEMP_PREFIX
+from span_tree._atomic import TEMP_PREFIX, write_file_atomic
 from span_tree.storage._location import StoreLocation
 from span_tree.storage._writer import PreparedFile, put_prepared
 
@@ -46,16 +46,7 @@ class Spool:
         try:
             if self.size() + len(prepared.data) > self.max_bytes:
                 return False
-            path = os.path.join(self.directory, prepared.relative_path)
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            temporary = os.path.join(
-                os.path.dirname(path), f"{TEMP_PREFIX}{os.path.basename(path)}.tmp"
-            )
-            with open(temporary, "wb") as handle:
-                handle.write(prepared.data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temporary, path)
+            write_file_atomic(os.path.join(self.directory, prepared.relative_path), prepared.data)
         except OSError:
             return False
         return True

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
 import threading
 import time
@@ -15,10 +13,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from span_tree._atomic import write_file_atomic
 from span_tree._record import FinishedSpan
 from span_tree.schema import SPAN_SCHEMA, TIMESTAMP, records_to_table
 from span_tree.storage._layout import (
-    TEMP_PREFIX,
     check_namespace,
     new_file_name,
     safe_namespace,
@@ -226,22 +224,6 @@ def write_bytes_atomic(location: StoreLocation, path: str, data: bytes) -> None:
     ignore. Object stores: one PUT of the whole object (never visible half-written).
     """
     if location.is_local:
-        directory, name = os.path.split(path)
-        os.makedirs(directory, exist_ok=True)
-        temporary = os.path.join(directory, f"{TEMP_PREFIX}{name}.{os.getpid()}.tmp")
-        try:
-            with open(temporary, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temporary, path)
-        except BaseException:
-            _remove_quietly(temporary)
-            raise
+        write_file_atomic(path, data)
         return
     location.fs.pipe_file(path, data)
-
-
-def _remove_quietly(path: str) -> None:
-    with contextlib.suppress(OSError):
-        os.remove(path)
