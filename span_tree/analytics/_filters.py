@@ -5,14 +5,12 @@ Column names come from code, never from the caller; every value is a ``?`` param
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
-_RELATIVE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+from span_tree.storage import parse_age
 
 TimeLike = datetime | str | None
 
@@ -20,19 +18,20 @@ TimeLike = datetime | str | None
 def parse_time(value: TimeLike, *, now: datetime | None = None) -> datetime | None:
     """Read a time filter: a datetime, an ISO 8601 text, or a relative age like ``2h``.
 
-    Naive datetimes are taken as UTC. ``"30m"`` means thirty minutes before ``now``.
+    Naive datetimes are taken as UTC. ``"30m"`` means thirty minutes before ``now``
+    (ages as ``span_tree.storage.parse_age`` reads them; a bare number is days).
 
     Raises:
-        ValueError: the text is neither ISO 8601 nor ``<number><s|m|h|d|w>``.
+        ValueError: the text is neither ISO 8601 nor an age.
     """
     if value is None or isinstance(value, datetime):
         if isinstance(value, datetime) and value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value
-    match = _RELATIVE_RE.match(value)
-    if match:
-        delta = timedelta(**{_UNITS[match.group(2)]: float(match.group(1))})
-        return (now or datetime.now(tz=UTC)) - delta
+    try:
+        return (now or datetime.now(tz=UTC)) - parse_age(value)
+    except ValueError:
+        pass  # not an age: an ISO 8601 time
     try:
         moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
     except ValueError:

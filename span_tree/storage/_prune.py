@@ -10,20 +10,23 @@ from datetime import UTC, datetime, timedelta
 from span_tree.storage._layout import Partition, list_partitions
 from span_tree.storage._location import StoreLocation
 
-_AGE_RE = re.compile(r"^\s*(\d+)\s*([dhwm]?)\s*$")
-_UNITS = {"d": "days", "": "days", "h": "hours", "w": "weeks", "m": "minutes"}
+_AGE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks", "": "days"}
 
 
 def parse_age(text: str) -> timedelta:
-    """Parse an age such as ``30d``, ``12h``, ``2w`` or ``90m`` (a bare number is days).
+    """Parse an age such as ``30d``, ``12h``, ``2w``, ``90m``, ``45s`` or ``1.5d``.
+
+    The one reading of ages: ``prune --older-than`` and the query filters
+    (``--since 2h``) both use it. A bare number is days.
 
     Raises:
-        ValueError: the text is not a number with an optional d/h/w/m unit.
+        ValueError: the text is not a number with an optional s/m/h/d/w unit.
     """
     match = _AGE_RE.match(text)
     if match is None:
-        raise ValueError(f"age {text!r} must look like 30d, 12h, 2w or 90m")
-    return timedelta(**{_UNITS[match[2]]: int(match[1])})
+        raise ValueError(f"age {text!r} must look like 30d, 12h, 2w, 90m or 45s")
+    return timedelta(**{_UNITS[match[2]]: float(match[1])})
 
 
 @dataclass

@@ -139,11 +139,20 @@ def test_prune_deletes_old_partitions_only(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [("30d", timedelta(days=30)), ("12h", timedelta(hours=12)), ("2w", timedelta(weeks=2)),
-     ("7", timedelta(days=7))],
+     ("7", timedelta(days=7)), ("90s", timedelta(seconds=90)), ("1.5d", timedelta(hours=36))],
 )  # fmt: skip
 def test_parse_age(text: str, expected: timedelta) -> None:
-    """Retention ages: days, hours, weeks; a bare number is days."""
+    """Retention ages: seconds to weeks, decimals allowed; a bare number is days."""
     assert expected == parse_age(text)
+
+
+@pytest.mark.parametrize("text", ["45s", "90m", "2h", "1.5d", "2w", "7"])
+def test_query_filters_read_ages_as_prune_does(text: str) -> None:
+    """--since ages and --older-than ages are read by the same parser."""
+    from span_tree.analytics import parse_time
+
+    now = datetime(2025, 3, 31, 12, tzinfo=UTC)
+    assert now - parse_age(text) == parse_time(text, now=now)
 
 
 def test_ingest_mixed_lines_keeps_both_versions(tmp_path: Path) -> None:
