@@ -19,9 +19,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from span_tree._atomic import write_file_atomic
+from span_tree.storage._layout import check_namespace
 
 KEY_PREFIX = "st_"
-_NAMESPACE_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
 
 
 @dataclass(frozen=True)
@@ -37,15 +37,19 @@ class KeyInfo:
 def validate_namespace(namespace: str) -> str:
     """Return ``namespace`` if it is usable as a partition directory name.
 
+    The store's own rule (``check_namespace``), and for a key also: at most 128
+    characters, no leading ``.``.
+
     Raises:
         ValueError: empty, too long, or with characters outside ``[A-Za-z0-9_.-]``.
     """
-    if (
-        not namespace
-        or len(namespace) > 128
-        or namespace.startswith(".")
-        or not set(namespace) <= _NAMESPACE_CHARS
-    ):
+    try:
+        check_namespace(namespace)
+    except ValueError:
+        valid = False
+    else:
+        valid = len(namespace) <= 128 and not namespace.startswith(".")
+    if not valid:
         raise ValueError(
             f"invalid namespace {namespace!r}: use 1-128 characters of A-Z a-z 0-9 _ . -"
         )

@@ -11,7 +11,7 @@ from span_tree.storage._location import StoreLocation
 _PARTITION_RE = re.compile(r"namespace=(?P<namespace>[^/]+)/date=(?P<date>\d{4}-\d{2}-\d{2})$")
 # A namespace becomes a directory name: keep it to characters every filesystem and
 # object store accepts, and that hive partition parsing reads back unchanged.
-_NAMESPACE_RE = re.compile(r"^[A-Za-z0-9_.\-]+$")
+_NAMESPACE_RE = re.compile(r"[A-Za-z0-9_.\-]+")  # fullmatch: "$" would allow a final \n
 
 
 class Partition(NamedTuple):
@@ -29,14 +29,14 @@ def check_namespace(namespace: str) -> str:
         ValueError: it is empty, ``.``/``..`` or has characters other than letters,
             digits, ``_``, ``-`` and ``.``.
     """
-    if not _NAMESPACE_RE.match(namespace) or namespace in (".", ".."):
+    if not _NAMESPACE_RE.fullmatch(namespace) or namespace in (".", ".."):
         raise ValueError(f"namespace {namespace!r} must be letters, digits, '_', '-' or '.' only")
     return namespace
 
 
 def safe_namespace(namespace: str) -> str:
     """Return ``namespace`` with characters unsafe in a directory name replaced by ``_``."""
-    if _NAMESPACE_RE.match(namespace) and namespace not in (".", ".."):
+    if _NAMESPACE_RE.fullmatch(namespace) and namespace not in (".", ".."):
         return namespace
     cleaned = re.sub(r"[^A-Za-z0-9_.\-]", "_", namespace).strip(".")
     return cleaned or "_"

@@ -171,10 +171,11 @@ def test_revoked_key_is_refused_and_listed(keys: KeyStore) -> None:
     )
 
 
-def test_invalid_namespace_is_refused(keys: KeyStore) -> None:
+@pytest.mark.parametrize("namespace", ["../etc", "", ".hidden", "x" * 129, "shop\n"])
+def test_invalid_namespace_is_refused(keys: KeyStore, namespace: str) -> None:
     """A namespace that is not a safe directory name cannot get a key."""
     with pytest.raises(ValueError):
-        keys.create("../etc")
+        keys.create(namespace)
 
 
 def test_trace_headers_round_trip_keeps_the_ksuid() -> None:

@@ -125,6 +125,13 @@ def test_unsafe_namespace_is_made_safe(tmp_path: Path) -> None:
     assert {"_evil_x"} == {r.namespace for r in read_back(paths)}
 
 
+def test_namespace_with_a_final_newline_is_made_safe(tmp_path: Path) -> None:
+    """A final newline in a namespace is no directory name character either."""
+    paths = write_spans(open_store(str(tmp_path)), make_spans(1, namespace="shop\n"))
+    assert "/namespace=shop_/" in paths[0]
+    assert {"shop_"} == {r.namespace for r in read_back(paths)}
+
+
 def test_memory_store_round_trip() -> None:
     """write_spans works on a non-local fsspec filesystem (one put per file)."""
     location = open_store("memory://roundtrip")
