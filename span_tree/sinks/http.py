@@ -287,6 +287,9 @@ class HttpSink:
             claimed = f"{path}.{os.getpid()}{_CLAIM_SUFFIX}"
             try:
                 os.replace(path, claimed)
+                # A rename keeps the spooling time; the claim's own age must decide when
+                # another process takes it back (else an old batch is sent twice).
+                os.utime(claimed)
                 with open(claimed, "rb") as handle:
                     body = handle.read()
             except OSError:

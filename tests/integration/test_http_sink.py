@@ -5,9 +5,10 @@ from __future__ import annotations
 import glob
 import gzip
 import json
+import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -162,8 +163,13 @@ def test_receiver_restart_while_sending_loses_no_span(store: str, key: str, tmp_
 class ScriptedServer:
     """A stdlib HTTP server on loopback answering with scripted statuses, then 202."""
 
-    def __init__(self, script: list[tuple[int, dict[str, str]]]) -> None:
+    def __init__(
+        self,
+        script: list[tuple[int, dict[str, str]]],
+        on_post: Callable[[], None] | None = None,
+    ) -> None:
         self.script = list(script)
+        self.on_post = on_post
         self.requests: list[tuple[float, list[str], dict[str, str]]] = []
         outer = self
 
@@ -174,6 +180,8 @@ class ScriptedServer:
                     body = gzip.decompress(body)
                 ids = [span["span_id"] for span in json.loads(body)["spans"]]
                 outer.requests.append((time.monotonic(), ids, dict(self.headers)))
+                if outer.on_post is not None:
+                    outer.on_post()
                 status, headers = outer.script.pop(0) if outer.script else (202, {})
                 self.send_response(status)
                 for name, value in headers.items():
@@ -214,6 +222,26 @@ def test_429_retry_after_is_honoured_and_order_kept(tmp_path: Path) -> None:
     assert [s.span_id for s in spans] == [i for _, ids, _ in rest for i in ids]
     assert rest[0][0] - first_time >= 1.0
     assert ("k", "gzip") == (headers["X-API-Key"], headers["Content-Encoding"])
+
+
+def test_a_claimed_old_spool_file_is_not_taken_back_by_another_sink(tmp_path: Path) -> None:
+    """A batch spooled long ago and now being sent stays claimed: sent once, not twice."""
+    spans = make_spans(3)
+    spool = tmp_path / "spool"
+    with ScriptedServer([(503, {})]) as server:
+        sender = HttpSink(server.url, api_key="k", spool_dir=str(spool), max_retries=0)
+        other = HttpSink(server.url, api_key="k", spool_dir=str(spool))
+        sender.export(spans)  # 503: spooled
+        (spooled,) = spool.iterdir()
+        long_ago = time.time() - 3600
+        os.utime(spooled, (long_ago, long_ago))
+        server.on_post = other.stats  # the other sink looks at the spool mid-send
+        flushed = sender.force_flush(10)
+        left = other.stats()["spool_files"]
+        sender.shutdown()
+        other.shutdown()
+    sent_after_503 = [ids for _, ids, _ in server.requests[1:]]
+    assert (True, [[s.span_id for s in spans]], 0) == (flushed, sent_after_503, left)
 
 
 def test_5xx_is_retried_within_the_export(tmp_path: Path) -> None:
