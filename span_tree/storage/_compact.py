@@ -23,7 +23,13 @@ import pyarrow.parquet as pq
 
 from span_tree._atomic import TEMP_PREFIX
 from span_tree.schema import SPAN_SCHEMA
-from span_tree.storage._files import REPLACES_KEY, compatible, span_files, superseded_files
+from span_tree.storage._files import (
+    REPLACES_KEY,
+    SpanFiles,
+    compatible,
+    span_files,
+    superseded_files,
+)
 from span_tree.storage._layout import (
     Partition,
     list_partitions,
@@ -82,11 +88,20 @@ def compact(
     result = CompactResult()
     now = time.time()
     threads = workers or min(4, os.cpu_count() or 1)
+    # One listing per namespace, not per partition (a year of days would list the
+    # namespace 365 times). Files written after it are younger than the cut-off anyway
+    # (or wait for the next run); merges only touch the partition being planned.
+    listings: dict[str, SpanFiles] = {}
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="span_tree-compact") as pool:
         for partition in list_partitions(location, namespace=namespace):
             if before is not None and partition.date >= before:
                 continue
-            groups = _plan_partition(location, partition, now - min_age, target_rows, result)
+            if partition.namespace not in listings:
+                listings[partition.namespace] = span_files(location, namespace=partition.namespace)
+            listed = listings[partition.namespace]
+            groups = _plan_partition(
+                location, partition, listed, now - min_age, target_rows, result
+            )
             if groups:
                 result.partitions += 1
             merged = pool.map(partial(_merge, location, partition), groups)
@@ -103,13 +118,13 @@ def compact(
 def _plan_partition(
     location: StoreLocation,
     partition: Partition,
+    listed: SpanFiles,
     cutoff: float,
     target_rows: int,
     result: CompactResult,
 ) -> list[list[str]]:
     """Clean up a partition and return the groups of files to merge."""
     fs = location.fs
-    listed = span_files(location, namespace=partition.namespace)
     in_partition = [path for path in listed.files if path.startswith(partition.path + "/")]
     every_valid = [path for path in fs.find(partition.path) if path.endswith(".parquet")]
     for dead in superseded_files(location, every_valid):
