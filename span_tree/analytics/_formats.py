@@ -10,7 +10,7 @@ import csv
 import io
 import json
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -75,8 +75,8 @@ def text(value: Any) -> str:
     return str(value)
 
 
-def rows_of(table: pa.Table) -> list[dict[str, Any]]:
-    """The rows of ``table`` as plain dicts."""
+def rows_of(table: pa.Table | pa.RecordBatch) -> list[dict[str, Any]]:
+    """The rows of ``table`` (or of one record batch) as plain dicts."""
     return [{key: plain(value) for key, value in row.items()} for row in table.to_pylist()]
 
 
@@ -121,27 +121,51 @@ def write_result(
         else:
             stdout_console().print(rendered)
         return
-    content = _text_output(table, fmt)
     if output:
         with open(output, "w", encoding="utf-8", newline="") as handle:
-            handle.write(content)
+            handle.writelines(_text_output(table, fmt))
     else:
-        sys.stdout.write(content)
+        sys.stdout.writelines(_text_output(table, fmt))
         sys.stdout.flush()
 
 
-def _text_output(table: pa.Table, fmt: str) -> str:
-    rows = rows_of(table)
-    if fmt == "json":
-        return json.dumps(rows, ensure_ascii=False, indent=2, default=str) + "\n"
+# Rows turned into Python objects at once: a big result is written piece by piece
+# instead of as one string (which took many times the Arrow table's memory).
+_CHUNK_ROWS = 10_000
+
+
+def _text_output(table: pa.Table, fmt: str) -> Iterator[str]:
+    """The text of ``table`` in ``fmt`` (csv, json or jsonl), in pieces."""
+    batches = table.to_batches(max_chunksize=_CHUNK_ROWS)
+    if fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(table.column_names)
+        for batch in batches:
+            for row in batch.to_pylist():
+                writer.writerow([text(value) for value in row.values()])
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+        yield buffer.getvalue()
+        return
     if fmt == "jsonl":
-        return "".join(json.dumps(row, ensure_ascii=False, default=str) + "\n" for row in rows)
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(table.column_names)
-    for row in table.to_pylist():
-        writer.writerow([text(value) for value in row.values()])
-    return buffer.getvalue()
+        for batch in batches:
+            yield "".join(
+                json.dumps(row, ensure_ascii=False, default=str) + "\n" for row in rows_of(batch)
+            )
+        return
+    # json: the same text as json.dumps(rows, indent=2), one item at a time.
+    if table.num_rows == 0:
+        yield "[]\n"
+        return
+    separator = "[\n"
+    for batch in batches:
+        for row in rows_of(batch):
+            item = json.dumps(row, ensure_ascii=False, indent=2, default=str)
+            yield separator + "  " + item.replace("\n", "\n  ")
+            separator = ",\n"
+    yield "\n]\n"
 
 
 # Ids are copied from the table into the next command: never fold them.
