@@ -135,6 +135,8 @@ class Store:
             try:
                 return run()
             except duckdb.IOException:
+                if self.location.is_local and not self.location.fs.isdir(self.location.root):
+                    raise  # the whole store is gone: say so, do not show it as empty
                 self.refresh()
                 return run()
 

@@ -219,6 +219,16 @@ def test_trace_lookup_survives_a_concurrent_compaction(tmp_path: Path, length: i
     assert expected == store.trace(TRACE_IDS["T1"][:length])
 
 
+def test_a_removed_store_is_an_error_not_an_empty_store(tmp_path: Path) -> None:
+    """When the whole store directory is gone, reports fail instead of showing nothing."""
+    import shutil
+
+    store = Store(build_store(tmp_path / "store"))
+    shutil.rmtree(tmp_path / "store")
+    with pytest.raises(QueryError, match="No files found"):
+        store.traces()
+
+
 def test_open_survives_a_file_removed_after_listing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
