@@ -56,6 +56,9 @@ REPLACES_KEY = b"span_tree.replaces"
 class _Verdict:
     reason: str | None
     replaces: tuple[str, ...] = ()
+    # False when the footer could not be read for a reason that may pass (network,
+    # a file being replaced): such a verdict is not cached, the next listing looks again.
+    final: bool = True
 
 
 _cache: dict[tuple[str, str, int], _Verdict] = {}
@@ -159,6 +162,8 @@ def _verdict(location: StoreLocation, path: str, size: int) -> _Verdict:
     if cached is not None:
         return cached
     verdict = _check_file(location, path, size)
+    if not verdict.final:
+        return verdict
     with _cache_lock:
         if len(_cache) >= _CACHE_LIMIT:
             _cache.clear()
@@ -173,7 +178,9 @@ def _check_file(location: StoreLocation, path: str, size: int) -> _Verdict:
         with location.fs.open(path, "rb") as handle:
             schema = pq.ParquetFile(handle).schema_arrow
     except Exception as error:  # any failure to parse the footer means "not readable"
-        return _Verdict(f"unreadable Parquet footer: {_short(error)}")
+        # Only a footer Arrow read and rejected is bad for good; a failed read is not.
+        final = isinstance(error, pa.ArrowInvalid)
+        return _Verdict(f"unreadable Parquet footer: {_short(error)}", final=final)
     replaces = (schema.metadata or {}).get(REPLACES_KEY)
     names = tuple(replaces.decode().split(",")) if replaces else ()
     return _Verdict(schema_problem(schema), names)

@@ -199,3 +199,21 @@ def test_spool_put_that_fails_leaves_no_temporary(tmp_path: Path) -> None:
     leftovers = [p.name for p in (tmp_path / "spool" / relative).parent.iterdir()]
     assert [Path(relative).name] == leftovers
     assert 0 == spool.size()
+
+
+def test_a_failed_footer_read_is_not_remembered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file whose footer read failed (network) is listed again once reads work."""
+    location = open_store(str(tmp_path))
+    paths = write_spans(location, make_spans(1))
+
+    def connection_reset(*args: object, **kwargs: object) -> None:
+        raise ConnectionResetError("connection reset by peer")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(location.fs, "open", connection_reset)
+        during = span_files(location)
+    after = span_files(location)
+    assert ([], 1) == (during.files, len(during.problems))
+    assert (paths, []) == (after.files, after.problems)
