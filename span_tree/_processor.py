@@ -89,7 +89,9 @@ class BatchProcessor:
             self.dropped += 1
             return
         queue.append(item)
-        if len(queue) == self._batch_size:
+        # ">=", not "==": threads appending at once can step over the exact size, and the
+        # worker would then sleep a whole schedule_delay on a growing queue.
+        if len(queue) >= self._batch_size and not self._wake.is_set():
             self._wake.set()
         if self._worker is None:
             self._start_worker()

@@ -267,3 +267,28 @@ def test_replaced_processor_is_freed() -> None:
     worker.join(5.0)
     gc.collect()
     assert old() is None
+
+
+def test_a_queue_past_the_batch_size_wakes_the_worker() -> None:
+    """A span arriving when the queue already holds more than a batch wakes the worker."""
+    from span_tree._processor import BatchProcessor
+    from span_tree.testing import capture_spans
+
+    with capture_spans() as records:
+        for index in range(6):
+            with span_tree.span("burst", index=index):
+                pass
+    exported = threading.Event()
+
+    class SignallingSink(RecordingSink):
+        def export(self, batch: Sequence[FinishedSpan]) -> None:
+            super().export(batch)
+            exported.set()
+
+    sink = SignallingSink()
+    processor = BatchProcessor([lambda: sink], batch_size=4, schedule_delay=600.0)
+    processor._queue.extend(records[:5])  # other threads stepped over exactly 4
+    processor.on_end(records[5])
+    woke = exported.wait(10.0)
+    processor.shutdown(5.0)
+    assert (True, 6) == (woke, sum(len(batch) for batch in sink.batches))
