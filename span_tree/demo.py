@@ -248,14 +248,20 @@ def run_and_report(*, store: str | None, traces: int, namespace: str) -> DemoRes
     try next. Imports rich and the analytics layer.
 
     Raises:
-        StoreError: the store cannot be read back.
+        StoreError: the store cannot be opened, written or read back.
     """
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from span_tree._config import default_store
+    from span_tree.analytics import StoreError
+    from span_tree.storage import open_store
 
     target = store or default_store()
+    try:
+        open_store(target)  # a bad URL fails here, not after the whole workload
+    except ValueError as error:
+        raise StoreError(str(error)) from None
     console = Console(file=sys.stdout, soft_wrap=False, width=None if sys.stdout.isatty() else 120)
     with Progress(
         TextColumn("[bold]order-service[/] serving requests"),
@@ -271,6 +277,9 @@ def run_and_report(*, store: str | None, traces: int, namespace: str) -> DemoRes
             namespace=namespace,
             on_trace=lambda: progress.advance(task),
         )
+    problem = _write_problem()
+    if problem is not None:
+        raise StoreError(f"the demo's spans were not written to {target}: {problem}")
     console.print(
         f"[bold green]✓[/] wrote {result.traces} traces ({result.failed} failed) of"
         f" [bold]{APP}[/] to [bold]{target}[/] (namespace {namespace})"
@@ -278,6 +287,17 @@ def run_and_report(*, store: str | None, traces: int, namespace: str) -> DemoRes
     )
     _print_report(console, target, namespace)
     return result
+
+
+def _write_problem() -> str | None:
+    """Why the spans of the last flush did not all reach the store, or ``None``."""
+    sinks = [entry for entry in span_tree.stats()["sinks"] if entry["name"] == "ParquetSink"]
+    if not sinks:
+        return "the store sink could not start"
+    entry = sinks[0]
+    if entry.get("spooled_spans") or entry.get("lost_spans") or entry.get("buffered_spans"):
+        return str(entry.get("last_store_error") or "the store did not take every span")
+    return None
 
 
 def _print_report(console: Any, store: str, namespace: str) -> None:

@@ -54,3 +54,20 @@ def test_demo_then_sql(tmp_path: Path, env: dict[str, str]) -> None:
     assert 1 == bad.returncode
     assert bad.stderr.startswith("error: Parser Error: syntax error")
     assert "Traceback" not in bad.stderr
+
+
+@pytest.mark.parametrize("kind", ["unknown protocol", "a file, not a directory"])
+def test_demo_into_an_unusable_store_says_so(
+    tmp_path: Path, env: dict[str, str], kind: str
+) -> None:
+    """demo into a store it cannot write reports one error, never "wrote N traces"."""
+    if kind == "unknown protocol":
+        store = "nosuch://bucket"
+    else:
+        (tmp_path / "file").write_text("not a store")
+        store = str(tmp_path / "file")
+    env = {**env, "XDG_CACHE_HOME": str(tmp_path / "cache")}  # where the spool goes
+    demo = spantree("demo", "--store", store, "--traces", "2", env=env)
+    assert (1, "") == (demo.returncode, demo.stdout)
+    assert demo.stderr.strip().splitlines()[-1].startswith("error: ")
+    assert "Traceback" not in demo.stderr
