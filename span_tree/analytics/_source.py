@@ -131,16 +131,40 @@ def create_root_views(con: duckdb.DuckDBPyConnection, source: SpanFiles) -> None
         _create_empty_table(con, "_empty_spans", SPAN_SCHEMA)
         con.execute("CREATE OR REPLACE VIEW span_versions AS SELECT * FROM _empty_spans")
     if source.annotation_files:
-        listed = ", ".join(sql_string(path) for path in source.annotation_files)
-        con.execute(
-            "CREATE OR REPLACE VIEW annotation_versions AS SELECT * FROM"
-            f" read_parquet([{listed}], union_by_name = true)"
-        )
-    else:
+        try:
+            _create_annotation_view(con, source.annotation_files)
+        except duckdb.Error:
+            # One bad annotation file (a stray or truncated upload) must not make the
+            # whole store unreadable: skip it as a problem, like a bad span file.
+            source.annotation_files = _readable_annotations(con, source)
+            if source.annotation_files:
+                _create_annotation_view(con, source.annotation_files)
+    if not source.annotation_files:
         _create_empty_table(con, "_empty_annotations", ANNOTATION_SCHEMA)
         con.execute(
             "CREATE OR REPLACE VIEW annotation_versions AS SELECT * FROM _empty_annotations"
         )
+
+
+def _create_annotation_view(con: duckdb.DuckDBPyConnection, files: Sequence[str]) -> None:
+    listed = ", ".join(sql_string(path) for path in files)
+    con.execute(
+        "CREATE OR REPLACE VIEW annotation_versions AS SELECT * FROM"
+        f" read_parquet([{listed}], union_by_name = true)"
+    )
+
+
+def _readable_annotations(con: duckdb.DuckDBPyConnection, source: SpanFiles) -> list[str]:
+    """The annotation files DuckDB can read; the others are added to ``problems``."""
+    readable = []
+    for path in source.annotation_files:
+        try:
+            con.execute(f"DESCRIBE SELECT * FROM read_parquet({sql_string(path)})").fetchall()
+        except duckdb.Error as error:
+            source.problems.append(f"{path}: {str(error).splitlines()[0]}")
+            continue
+        readable.append(path)
+    return readable
 
 
 def _create_empty_table(con: duckdb.DuckDBPyConnection, name: str, schema: pa.Schema) -> None:

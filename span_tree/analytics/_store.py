@@ -99,18 +99,18 @@ class Store:
         """Re-list the store's files and rebuild the views (to see newly written spans).
 
         Raises:
-            StoreError: the store cannot be listed.
+            StoreError: the store cannot be listed or read.
         """
         with self._lock:
             try:
-                self._build_views()
-            except duckdb.IOException:
-                # A listed file vanished before DuckDB read its schema (a concurrent
-                # compact or prune replaced it): the next listing no longer has it.
                 try:
                     self._build_views()
-                except duckdb.IOException as error:
-                    raise StoreError(f"cannot read store {self.url}: {error}") from None
+                except duckdb.IOException:
+                    # A listed file vanished before DuckDB read its schema (a concurrent
+                    # compact or prune replaced it): the next listing no longer has it.
+                    self._build_views()
+            except duckdb.Error as error:
+                raise StoreError(f"cannot read store {self.url}: {_one_message(error)}") from None
 
     def _build_views(self) -> None:
         try:

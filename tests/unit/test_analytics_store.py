@@ -250,3 +250,14 @@ def test_open_survives_a_file_removed_after_listing(
     store = Store(root)
     assert 2 == len(listings)
     assert store.files == listings[1].files
+
+
+def test_a_bad_annotation_file_is_skipped_not_fatal(tmp_path: Path) -> None:
+    """A corrupt file under annotations/ is a reported problem; the others still count."""
+    root = build_store(tmp_path)
+    Store(root).annotate("abc", status="crash", level="ALERT")
+    (tmp_path / "annotations" / "stray.parquet").write_bytes(b"not parquet")
+    store = Store(root)
+    assert [("abc", "crash")] == store.sql("select fingerprint, status from annotations").fetchall()
+    assert 1 == len(store.problems)
+    assert "stray.parquet" in store.problems[0]
