@@ -51,17 +51,20 @@ pid = os.getpid()  # cached: read for every span record; reset in forked childre
 listeners: list[Callable[[FinishedSpan], None]] = []
 # Called when a trace starts in this process (configure() sets it when logging is captured).
 on_new_trace: Callable[[], None] | None = None
-_configure_lock = threading.Lock()
+# Re-entrant: a span made while configuring (an import logging) must not deadlock.
+_configure_lock = threading.RLock()
 
 
 def auto_configure() -> None:
     """Configure from the environment on first use, unless configure() ran already."""
+    # Check and configure under one lock: threads starting their first spans at once
+    # must not each build (and then shut down) a processor and its sinks.
     with _configure_lock:
         if processor is not None:
             return
-    from span_tree._config import configure_from_environment
+        from span_tree._config import configure_from_environment
 
-    configure_from_environment()
+        configure_from_environment()
 
 
 def emit_snapshot(record: FinishedSpan) -> None:

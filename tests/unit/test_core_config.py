@@ -273,3 +273,34 @@ def test_shutdown_stops_recording(memory_sink: MemorySink) -> None:
     assert ["before"] == [r.name for r in memory_sink.spans]
     assert memory_sink.shut_down
     assert 1 == span_tree.stats()["dropped"]
+
+
+def test_first_spans_of_several_threads_configure_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Threads starting their first spans at once configure tracing once, not once each."""
+    import threading
+    import time
+
+    calls = []
+    real = _config.configure_from_environment
+
+    def slow_configure() -> None:
+        calls.append(threading.current_thread().name)
+        time.sleep(0.2)  # widen the window in which other threads would see no processor
+        real()
+
+    monkeypatch.setattr(_config, "configure_from_environment", slow_configure)
+    span_tree.shutdown(timeout=5)
+    _runtime.set_state(processor=None)
+    start = threading.Barrier(4)
+
+    def first_span() -> None:
+        start.wait()
+        with span_tree.span("first"):
+            pass
+
+    threads = [threading.Thread(target=first_span) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert 1 == len(calls)
