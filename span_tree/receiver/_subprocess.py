@@ -8,8 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 
 import httpx
 
@@ -107,16 +106,3 @@ class ReceiverProcess:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-
-
-@contextmanager
-def running_receiver(
-    store: str, *, port: int | None = None, args: Sequence[str] = ()
-) -> Iterator[ReceiverProcess]:
-    """Run a receiver for the duration of the block (always stopped afterwards)."""
-    receiver = ReceiverProcess(store, port=port, args=args)
-    receiver.start()
-    try:
-        yield receiver
-    finally:
-        receiver.stop()

@@ -145,11 +145,6 @@ def _size(location: StoreLocation, path: str) -> int:
     return int(location.fs.size(path) or 0)
 
 
-def file_problem(location: StoreLocation, path: str, size: int) -> str | None:
-    """Return why ``path`` is not a readable span file, or ``None`` when it is."""
-    return _verdict(location, path, size).reason
-
-
 def _verdict(location: StoreLocation, path: str, size: int) -> _Verdict:
     directory, _, name = path.rpartition("/")
     if parse_partition(location, directory) is None:
