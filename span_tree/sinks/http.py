@@ -14,12 +14,10 @@ from __future__ import annotations
 import contextlib
 import email.utils
 import gzip
-import hashlib
 import itertools
 import json
 import os
 import sys
-import tempfile
 import threading
 import time
 import weakref
@@ -31,6 +29,7 @@ import orjson
 
 from span_tree._atomic import write_file_atomic
 from span_tree._record import FinishedSpan, span_to_json_dict
+from span_tree._spool_dir import default_spool_dir
 
 SPANS_PATH = "/v1/spans"
 _SPOOL_SUFFIX = ".json.gz"
@@ -46,8 +45,9 @@ class HttpSink:
         endpoint: the receiver's base URL (``https://traces.example.com``) or the full
             ``.../v1/spans`` URL.
         api_key: the key sent as ``X-API-Key`` (it decides the namespace).
-        spool_dir: where undeliverable batches wait (default: ``SPANTREE_SPOOL_DIR``,
-            else ``~/.spantree/spool/<endpoint hash>``, else the temp directory).
+        spool_dir: where undeliverable batches wait (default: one directory per
+            endpoint under ``SPANTREE_SPOOL_DIR``, else ``~/.cache/spantree/spool``,
+            else the temp directory).
         timeout: seconds one request may take (connecting: at most 2 s).
         max_retries: quick retries of a failed request before spooling it.
         backoff: first retry delay in seconds; doubles per retry and per failed round.
@@ -81,7 +81,7 @@ class HttpSink:
             "Content-Type": "application/json",
             "Content-Encoding": "gzip",
         }
-        self._spool_dir = spool_dir or _default_spool_dir(self.url)
+        self._spool_dir = spool_dir or default_spool_dir(self.url)
         self._timeout = httpx.Timeout(timeout, connect=min(2.0, timeout))
         self._max_retries = max_retries
         self._backoff = backoff
@@ -323,20 +323,6 @@ def _forget_client(ref: weakref.ref[HttpSink]) -> None:
 def _spans_url(endpoint: str) -> str:
     endpoint = endpoint.rstrip("/")
     return endpoint if endpoint.endswith(SPANS_PATH) else endpoint + SPANS_PATH
-
-
-def _default_spool_dir(url: str) -> str:
-    digest = hashlib.sha256(url.encode()).hexdigest()[:12]
-    configured = os.environ.get("SPANTREE_SPOOL_DIR")
-    if configured:
-        return os.path.join(os.path.expanduser(configured), digest)
-    home = os.path.join(os.path.expanduser("~/.spantree/spool"), digest)
-    try:
-        os.makedirs(home, exist_ok=True)
-    except OSError:
-        # Read-only home (Lambda): the temp directory is the writable place.
-        return os.path.join(tempfile.gettempdir(), "spantree-spool", digest)
-    return home
 
 
 def _bad_index(response: httpx.Response) -> int | None:

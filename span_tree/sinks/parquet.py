@@ -16,9 +16,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from span_tree._record import FinishedSpan
+from span_tree._spool_dir import default_spool_dir
 from span_tree.schema import records_to_table
 from span_tree.storage._location import open_store
-from span_tree.storage._spool import DEFAULT_SPOOL_BYTES, Spool, default_spool_dir
+from span_tree.storage._spool import DEFAULT_SPOOL_BYTES, Spool
 from span_tree.storage._writer import PreparedFile, prepare_files, put_prepared
 
 # A rough per-span size estimate, so the byte limit costs nothing per span.
@@ -36,7 +37,8 @@ class ParquetSink:
         max_bytes: write once the buffered spans are estimated to take this many bytes.
         max_age: write once the oldest buffered span waited this many seconds.
         spool_dir: where files wait while the store is unreachable (default: one
-            directory per store under ``~/.cache/spantree/spool``).
+            directory per store under ``SPANTREE_SPOOL_DIR``, else
+            ``~/.cache/spantree/spool``, else the temp directory).
         spool_max_bytes: the spool's size limit; beyond it spans are lost and counted.
         retries: write attempts per file before the store is considered down.
         backoff: seconds before the first retry; doubles on each further retry.

@@ -9,7 +9,6 @@ several processes share the spool: nothing is duplicated.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 from collections.abc import Callable
 
@@ -20,13 +19,6 @@ from span_tree.storage._location import StoreLocation
 from span_tree.storage._writer import PreparedFile, put_prepared
 
 DEFAULT_SPOOL_BYTES = 256 * 1024 * 1024
-
-
-def default_spool_dir(store_url: str) -> str:
-    """Return the spool directory of a store: one per store URL under the user cache."""
-    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    digest = hashlib.sha256(store_url.encode()).hexdigest()[:16]
-    return os.path.join(cache, "spantree", "spool", digest)
 
 
 class Spool:

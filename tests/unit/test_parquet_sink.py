@@ -175,3 +175,37 @@ def test_forked_child_does_not_write_parents_buffer(tmp_path: Path) -> None:
     files = span_files(open_store(str(tmp_path))).files
     expected = sorted(s.span_id for s in parent_spans + child_spans)
     assert expected == sorted(r.span_id for r in read_back(files))
+
+
+@pytest.mark.parametrize("sink_kind", ["parquet", "http"])
+def test_both_sinks_spool_under_spantree_spool_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sink_kind: str
+) -> None:
+    """SPANTREE_SPOOL_DIR chooses the spool of the Parquet sink as of the HTTP sink."""
+    from span_tree.sinks.http import HttpSink
+
+    monkeypatch.setenv("SPANTREE_SPOOL_DIR", str(tmp_path / "spools"))
+    if sink_kind == "parquet":
+        parquet = ParquetSink(str(tmp_path / "store"))
+        directory = parquet.spool.directory
+        parquet.shutdown()
+    else:
+        http = HttpSink("http://127.0.0.1:1", api_key="k")
+        directory = http.stats()["spool_dir"]
+        http.shutdown()
+    assert str(tmp_path / "spools") == os.path.dirname(directory)
+
+
+def test_spool_falls_back_to_the_temp_dir_when_the_cache_is_read_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where the user cache cannot be created (Lambda), the spool is in the temp dir."""
+    import tempfile
+
+    from span_tree._spool_dir import default_spool_dir
+
+    (tmp_path / "not-a-dir").write_text("")
+    monkeypatch.delenv("SPANTREE_SPOOL_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "not-a-dir"))
+    directory = default_spool_dir("s3://bucket/store")
+    assert os.path.join(tempfile.gettempdir(), "spantree-spool") == os.path.dirname(directory)
