@@ -57,11 +57,8 @@ def bench_span_tree(n: int) -> float:
         for _ in range(n):
             with span("child"):
                 pass
-        caller = time.perf_counter() - start
     span_tree.flush(60)
-    total = time.perf_counter() - start
-    bench_span_tree.caller_seconds = caller  # type: ignore[attr-defined]
-    return total
+    return time.perf_counter() - start
 
 
 def bench_span_tree_decorator(n: int) -> float:
@@ -210,13 +207,8 @@ def main() -> None:
         "bare function call": bench_bare_call,
     }
     results: dict[str, Any] = {}
-    caller_samples = []
     for label, fn in contenders.items():
         results[label] = measure(fn, args.spans, args.repeats)
-        if fn is bench_span_tree:
-            caller_seconds = bench_span_tree.caller_seconds  # type: ignore[attr-defined]
-            caller_samples.append(caller_seconds / args.spans * 1e6)
-    results["span_tree (with)"]["caller_thread_us"] = caller_samples[-1]
     base = results["span_tree (with)"]["median_us"]
     imports = import_time_ms(args.repeats)
     ksuids = ksuid_packages(args.repeats)
@@ -226,8 +218,6 @@ def main() -> None:
     print(f"{'contender':<24} {'µs/span':>9} {'vs span_tree':>13}")
     for label, figures in results.items():
         print(f"{label:<24} {figures['median_us']:>9.2f} {figures['median_us'] / base:>12.2f}x")
-    caller = results["span_tree (with)"]["caller_thread_us"]
-    print(f"span_tree caller-thread share: {caller:.2f} µs/span")
     print(f"import span_tree: {imports:.1f} ms (median, fresh interpreter)")
     print("new KSUID: " + ", ".join(f"{name} {ns:.0f} ns" for name, ns in ksuids.items()))
 
