@@ -118,6 +118,12 @@ class Store:
         except OSError as error:
             raise StoreError(f"cannot list store {self.url}: {error}") from None
         unchanged = source.files == self._source.files and self._views_ready
+        if unchanged and source.annotation_files == self._source.annotation_files:
+            # Files never change once written: the same lists mean the same views, and
+            # rebinding them would re-read every file's footer (all of them, for
+            # union_by_name) on each refresh.
+            self._source = source
+            return
         create_root_views(self._con, source)
         if not unchanged:
             create_views(self._con)
