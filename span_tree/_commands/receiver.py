@@ -15,7 +15,7 @@ from span_tree._commands._common import (
     parse_storage_options,
     store_errors,
 )
-from span_tree.receiver._ingest import DEFAULT_MAX_BODY, DEFAULT_MAX_SPANS
+from span_tree.receiver._limits import DEFAULT_MAX_BODY, DEFAULT_MAX_SPANS
 
 if TYPE_CHECKING:
     from span_tree.receiver import KeyStore

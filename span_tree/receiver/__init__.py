@@ -8,10 +8,34 @@ Starlette, uvicorn and pyarrow are imported here, never by ``import span_tree``.
 
 from __future__ import annotations
 
-from span_tree.receiver._app import ReceiverConfig, create_app
-from span_tree.receiver._ingest import DEFAULT_MAX_BODY, DEFAULT_MAX_SPANS
-from span_tree.receiver._keys import KeyInfo, KeyStore
-from span_tree.receiver._server import key_store, serve
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from span_tree.receiver._limits import DEFAULT_MAX_BODY, DEFAULT_MAX_SPANS
+
+if TYPE_CHECKING:
+    from span_tree.receiver._app import ReceiverConfig, create_app
+    from span_tree.receiver._keys import KeyInfo, KeyStore
+    from span_tree.receiver._server import key_store, serve
+
+# Loaded on first use (PEP 562): every `spantree` command imports this package for its
+# defaults, and only `serve` and `keys` need Starlette, uvicorn and pyarrow.
+_LAZY = {
+    "ReceiverConfig": "span_tree.receiver._app",
+    "create_app": "span_tree.receiver._app",
+    "KeyInfo": "span_tree.receiver._keys",
+    "KeyStore": "span_tree.receiver._keys",
+    "key_store": "span_tree.receiver._server",
+    "serve": "span_tree.receiver._server",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
 
 __all__ = [
     "DEFAULT_MAX_BODY",

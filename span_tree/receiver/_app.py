@@ -16,14 +16,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from span_tree._record import FinishedSpan
-from span_tree.receiver._ingest import (
-    DEFAULT_MAX_BODY,
-    DEFAULT_MAX_SPANS,
-    IngestError,
-    gunzip_bounded,
-    parse_spans,
-)
+from span_tree.receiver._ingest import IngestError, gunzip_bounded, parse_spans
 from span_tree.receiver._keys import KeyStore
+from span_tree.receiver._limits import DEFAULT_MAX_BODY, DEFAULT_MAX_SPANS
 from span_tree.receiver._openapi import openapi_document
 from span_tree.storage._writer import PreparedFile, prepare_files, put_prepared
 

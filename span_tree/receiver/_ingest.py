@@ -17,9 +17,8 @@ import orjson
 
 from span_tree._record import FinishedSpan, SpanRecordError, span_from_json_dict
 from span_tree.receiver._bulk import bulk_records
+from span_tree.receiver._limits import DEFAULT_MAX_SPANS
 
-DEFAULT_MAX_BODY = 5 * 1024 * 1024
-DEFAULT_MAX_SPANS = 10_000
 MAX_TAGS = 64
 MAX_TAG_LENGTH = 1024
 

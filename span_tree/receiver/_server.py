@@ -11,8 +11,8 @@ from typing import Any
 from starlette.applications import Starlette
 
 from span_tree.receiver._app import ReceiverConfig, _build
-from span_tree.receiver._ingest import DEFAULT_MAX_BODY, DEFAULT_MAX_SPANS
 from span_tree.receiver._keys import KeyStore
+from span_tree.receiver._limits import DEFAULT_MAX_BODY, DEFAULT_MAX_SPANS
 
 # How worker processes (uvicorn --workers) learn the configuration of their parent.
 _CONFIG_ENV = "SPANTREE_RECEIVER_CONFIG"

@@ -53,3 +53,11 @@ def test_heavy_dependencies_come_with_their_sinks() -> None:
         "print(json.dumps(sorted({n.split('.')[0] for n in sys.modules})))"
     )
     assert "rich" in loaded_modules(code)
+
+
+def test_cli_start_loads_only_what_every_command_needs() -> None:
+    """`spantree --help` pays for typer and rich, not for the server, TUI or engines."""
+    code = "import json, sys, span_tree.cli; print(json.dumps(sorted(sys.modules)))"
+    loaded = {name.split(".")[0] for name in loaded_modules(code)}
+    command_specific = ("starlette", "uvicorn", "textual", "duckdb", "polars", "pyarrow")
+    assert [] == [name for name in command_specific if name in loaded]

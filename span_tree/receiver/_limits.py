@@ -1,0 +1,4 @@
+"""Default request bounds of the receiver (no imports: the CLI reads them for its help)."""
+
+DEFAULT_MAX_BODY = 5 * 1024 * 1024  # bytes, also after gunzip
+DEFAULT_MAX_SPANS = 10_000  # spans per request
