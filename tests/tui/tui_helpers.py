@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
+from textual.app import App
 from textual.pilot import Pilot
+from textual.widgets import DataTable
 
 from span_tree.tui import SpanTreeApp
 
@@ -20,8 +23,21 @@ async def settle(pilot: Pilot[None]) -> None:
         await app.workers.wait_for_complete()
         await pilot.pause()
         await pilot.pause()
-        if not any(worker.is_running for worker in app.workers):
+        if not any(worker.is_running for worker in app.workers) and not _tables_pending(app):
+            await pilot.pause()  # one more frame so the recomputed layout is painted
             return
+
+
+def _tables_pending(app: App[Any]) -> bool:
+    """Tell whether a DataTable still has to recompute its column widths.
+
+    DataTable does that on its next Idle event; under CI load a snapshot taken before it
+    shows every column at its header's width (a flaky, truncated table).
+    """
+    return any(
+        table._require_update_dimensions  # private, but the one flag that says it
+        for table in app.screen.query(DataTable)
+    )
 
 
 async def press(pilot: Pilot[None], *keys: str) -> None:
