@@ -8,6 +8,7 @@ are exactly the span columns of DESIGN §4 (plus ``seq``, see below), in column 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -106,11 +107,32 @@ def us_from_iso(text: str) -> int:
     moment = datetime.fromisoformat(text)
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
+    return us_from_datetime(moment)
+
+
+def us_from_datetime(moment: datetime) -> int:
+    """Microseconds since the epoch of an aware datetime, exactly (no float rounding)."""
     delta = moment - _EPOCH
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_day_cache: dict[int, str] = {}
+
+
+def utc_day(micros: int) -> str:
+    """The partition date of a span: the UTC day (YYYY-MM-DD) of its start, in µs.
+
+    Cached per day: it is computed for every recorded span.
+    """
+    day = micros // 86_400_000_000
+    text = _day_cache.get(day)
+    if text is None:
+        text = time.strftime("%Y-%m-%d", time.gmtime(day * 86_400))
+        if len(_day_cache) > 10_000:  # arbitrary input (ingest) must not grow it forever
+            _day_cache.clear()
+        _day_cache[day] = text
+    return text
 
 
 def span_to_json_dict(span: FinishedSpan) -> dict[str, Any]:
@@ -181,7 +203,7 @@ def span_from_json_dict(record: Mapping[str, Any], *, namespace: str | None = No
         raise SpanRecordError("duration_us", "must be an integer")
     values: dict[str, Any] = {
         "namespace": namespace or _text(record, "namespace", default="default"),
-        "date": iso_from_us(start)[:10],
+        "date": utc_day(start),
         "trace_id": record["trace_id"],
         "span_id": record["span_id"],
         "parent_id": _text(record, "parent_id", default=None),

@@ -30,6 +30,7 @@ from span_tree._record import (
     Event,
     FinishedSpan,
     HandledError,
+    utc_day,
 )
 from span_tree._sanitize import sanitize_attributes, sanitize_tags, truncate
 
@@ -422,17 +423,7 @@ def _finish(
 
 
 UNNAMED = "<unnamed>"  # the recorded name of a span named ""
-_day_cache: dict[int, str] = {}
 _new_record = tuple.__new__
-
-
-def _day(start_us: int) -> str:
-    day = start_us // 86_400_000_000
-    text = _day_cache.get(day)
-    if text is None:
-        text = time.strftime("%Y-%m-%d", time.gmtime(day * 86_400))
-        _day_cache[day] = text
-    return text
 
 
 def to_record(span: Span, *, status: str | None = None) -> FinishedSpan:
@@ -470,7 +461,7 @@ def to_record(span: Span, *, status: str | None = None) -> FinishedSpan:
         FinishedSpan,
         (
             settings.namespace,
-            _day(start),
+            utc_day(start),
             trace.trace_id,
             span.span_id,
             span.parent_id,

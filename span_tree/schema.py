@@ -10,7 +10,6 @@ import gc
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime
 from itertools import chain, repeat
 from typing import Any
 
@@ -23,6 +22,7 @@ from span_tree._record import (
     Event,
     FinishedSpan,
     HandledError,
+    us_from_datetime,
 )
 
 TIMESTAMP = pa.timestamp("us", tz="UTC")
@@ -292,13 +292,7 @@ def records_to_table(records: Sequence[FinishedSpan], *, written_at: int | None 
 
 def _us(value: Any) -> int | None:
     """Arrow timestamps come back as datetimes from to_pylist; turn them into µs."""
-    if value is None:
-        return None
-    delta = value - _EPOCH
-    return int((delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds)
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+    return None if value is None else us_from_datetime(value)
 
 
 def _version(value: Any) -> int:

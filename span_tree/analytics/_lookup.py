@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import duckdb
 
@@ -22,6 +22,7 @@ from span_tree._ids import (
     trace_id_timestamp,
     w3c_trace_id,
 )
+from span_tree._record import utc_day
 from span_tree.analytics._errors import AmbiguousTraceId, TraceNotFound
 from span_tree.analytics._source import file_date, read_spans_sql
 
@@ -30,7 +31,7 @@ _CANDIDATE_LIMIT = 20
 
 
 def _day(unix_time: float) -> str:
-    return datetime.fromtimestamp(unix_time, tz=UTC).strftime("%Y-%m-%d")
+    return utc_day(int(unix_time * 1_000_000))
 
 
 def _files_between(files: Sequence[str], first: str | None, last: str | None) -> list[str]:

@@ -14,7 +14,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from span_tree._atomic import write_file_atomic
-from span_tree._record import FinishedSpan
+from span_tree._record import FinishedSpan, utc_day
 from span_tree.schema import SPAN_SCHEMA, TIMESTAMP, records_to_table
 from span_tree.storage._layout import (
     check_namespace,
@@ -45,10 +45,6 @@ SORT_KEYS = [("trace_id", "ascending"), ("start_time", "ascending")]
 
 _PARTITION_KEY = itemgetter(0, 1)  # (namespace, date) of a FinishedSpan
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-
-
-def _utc_day(micros: int) -> str:
-    return time.strftime("%Y-%m-%d", time.gmtime(micros // 1_000_000))
 
 
 _stamp_lock = threading.Lock()
@@ -129,7 +125,7 @@ def _group(records: Sequence[FinishedSpan]) -> dict[tuple[str, str], Sequence[Fi
         # A record made by hand with a missing or malformed date would land in a
         # partition readers reject: derive the date from start_time, as the core does.
         records = [
-            r if _DATE.fullmatch(r.date) else r._replace(date=_utc_day(r.start_time))
+            r if _DATE.fullmatch(r.date) else r._replace(date=utc_day(r.start_time))
             for r in records
         ]
         keys = set(map(_PARTITION_KEY, records))
