@@ -151,11 +151,6 @@ def configure(
     _install_exit_hooks()
 
 
-def configure_from_environment() -> None:
-    """What the first span does when ``configure()`` was never called."""
-    configure()
-
-
 def _script_name() -> str:
     main = sys.modules.get("__main__")
     path = getattr(main, "__file__", None) or (sys.argv[0] if sys.argv else "")

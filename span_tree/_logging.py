@@ -158,16 +158,13 @@ class SpanLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
         kwargs["extra"] = {**(self.extra or {}), **(kwargs.get("extra") or {})}
         return msg, kwargs
 
-    def __call__(
-        self, name: str | None = None, /, *, force_new_trace: bool = False, **attributes: Any
-    ) -> _span.Span:
-        return _span.Span(name, attributes, force_new_trace=force_new_trace)
-
     def new_span(
         self, name: str | None = None, /, *, force_new_trace: bool = False, **attributes: Any
     ) -> _span.Span:
         """Open a span; ``force_new_trace`` starts a new trace linked to the current one."""
         return _span.Span(name, attributes, force_new_trace=force_new_trace)
+
+    __call__ = new_span  # `with log("name"):` is `with log.new_span("name"):`
 
     # Typed like span_tree.span, so `@log.span("name")` keeps the function's signature.
     @overload

@@ -62,9 +62,9 @@ def auto_configure() -> None:
     with _configure_lock:
         if processor is not None:
             return
-        from span_tree._config import configure_from_environment
+        from span_tree._config import configure
 
-        configure_from_environment()
+        configure()  # everything from SPANTREE_* variables and the defaults
 
 
 def emit_snapshot(record: FinishedSpan) -> None:

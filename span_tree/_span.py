@@ -312,10 +312,6 @@ class Span:
         return False
 
 
-# Kept for code written against the first API name of the context-manager object.
-SpanScope = Span
-
-
 def _error_text(error: Any) -> str:
     """``str(error)``, bounded; an exception whose ``__str__`` raises must still propagate."""
     try:

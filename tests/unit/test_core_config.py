@@ -281,14 +281,14 @@ def test_first_spans_of_several_threads_configure_once(monkeypatch: pytest.Monke
     import time
 
     calls = []
-    real = _config.configure_from_environment
+    real = _config.configure
 
-    def slow_configure() -> None:
+    def slow_configure(**options: Any) -> None:
         calls.append(threading.current_thread().name)
         time.sleep(0.2)  # widen the window in which other threads would see no processor
-        real()
+        real(**options)
 
-    monkeypatch.setattr(_config, "configure_from_environment", slow_configure)
+    monkeypatch.setattr(_config, "configure", slow_configure)
     span_tree.shutdown(timeout=5)
     _runtime.set_state(processor=None)
     start = threading.Barrier(4)
