@@ -16,15 +16,21 @@ SIZE = (120, 36)
 AppFactory = Callable[..., SpanTreeApp]
 
 
+# Consecutive quiet checks that count as settled: right after a key the next screen may
+# not have mounted (or started its worker) yet, so one quiet check proves nothing.
+QUIET_CHECKS = 3
+
+
 async def settle(pilot: Pilot[None]) -> None:
     """Wait until every worker finished and its results reached the screen."""
     app = pilot.app
-    for _ in range(100):
+    quiet = 0
+    for _ in range(300):
         await app.workers.wait_for_complete()
         await pilot.pause()
-        await pilot.pause()
-        if not any(worker.is_running for worker in app.workers) and not _tables_pending(app):
-            await pilot.pause()  # one more frame so the recomputed layout is painted
+        busy = any(worker.is_running for worker in app.workers) or _tables_pending(app)
+        quiet = 0 if busy else quiet + 1
+        if quiet >= QUIET_CHECKS:
             return
 
 
