@@ -67,14 +67,27 @@ def trace_id_timestamp(trace_id: str) -> float:
     return float(_parse_ksuid(trace_id).timestamp)
 
 
-def trace_id_from_w3c(hex_id: str, unix_time: float) -> str:
-    """Rebuild a KSUID from a W3C trace id and the trace's start time.
+def trace_id_from_w3c(hex_id: str, unix_time: float | None = None) -> str:
+    """Return the KSUID trace id that stores a foreign 128-bit (W3C / OTLP) trace id.
 
-    Used when a trace is continued from a foreign ``traceparent``: the payload is the
-    W3C id and the timestamp is the time the trace was first seen here.
+    The mapping is deterministic and reversible: the KSUID's 4-byte timestamp field is
+    0 and its 16-byte payload is the W3C id, so every process (and every second) that
+    sees the same foreign trace id stores its spans under the same trace, and
+    ``w3c_trace_id`` gives the W3C id back. Such a trace id says nothing about the
+    trace's date (readers look it up across dates).
+
+    Args:
+        hex_id: 32 lower-case hex characters.
+        unix_time: build a KSUID with this timestamp instead (for fixtures that need
+            a native-looking id of a given time); never used for foreign ids.
+
+    Raises:
+        ValueError: ``hex_id`` is not 32 lower-case hex characters.
     """
-    from cyksuid.v2 import Ksuid
+    from cyksuid.v2 import Ksuid, from_bytes
 
     if not is_w3c_trace_id(hex_id):
         raise ValueError(f"not a 32-hex W3C trace id: {hex_id!r}")
+    if unix_time is None:
+        return str(from_bytes(bytes(4) + bytes.fromhex(hex_id)))
     return str(Ksuid.from_timestamp_and_payload(int(unix_time), bytes.fromhex(hex_id)))

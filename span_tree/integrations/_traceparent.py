@@ -2,14 +2,15 @@
 
 ``traceparent: 00-<32 hex trace id>-<16 hex parent span id>-01`` carries the trace across
 a process boundary; ``tracestate: spantree=<KSUID>`` carries the exact KSUID trace id so
-the receiving side keeps it (the 32 hex form is only the KSUID's payload; without
-``tracestate`` the receiver rebuilds a KSUID around it with its own clock).
+the receiving side keeps it (the 32 hex form is only the KSUID's payload). Without
+``tracestate`` (a caller that is not span-tree: OpenTelemetry, a load balancer, curl)
+the trace id is ``trace_id_from_w3c(hex)``: the same KSUID in every process and every
+second, so one W3C trace is one stored trace.
 """
 
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Mapping
 
 from span_tree._ids import is_trace_id, trace_id_from_w3c, w3c_trace_id
@@ -52,7 +53,7 @@ def remote_parent(headers: Mapping[str, str]) -> tuple[str, str] | None:
         return None
     ksuid = _ksuid_from_tracestate(lowered.get(TRACESTATE, ""))
     if ksuid is None or w3c_trace_id(ksuid) != hex_trace:
-        ksuid = trace_id_from_w3c(hex_trace, time.time())
+        ksuid = trace_id_from_w3c(hex_trace)
     return ksuid, parent
 
 

@@ -63,6 +63,17 @@ def test_foreign_w3c_id_gets_a_ksuid_with_the_same_payload() -> None:
     assert foreign == span_tree.w3c_trace_id(trace_id)
 
 
+def test_foreign_w3c_id_maps_to_one_ksuid_with_timestamp_field_zero() -> None:
+    """A foreign W3C id maps to the same KSUID every time: timestamp field 0, id as payload."""
+    from cyksuid.v2 import parse
+
+    foreign = "4bf92f3577b34da6a3ce929d0e0e4736"
+    first = span_tree.trace_id_from_w3c(foreign)
+    second = span_tree.trace_id_from_w3c(foreign)
+    assert (first, bytes(4) + bytes.fromhex(foreign)) == (second, bytes(parse(first).bytes))
+    assert foreign == span_tree.w3c_trace_id(first)
+
+
 @pytest.mark.parametrize("bad", ["", "short", "x" * 27 + "y", "!" * 27])
 def test_w3c_trace_id_rejects_non_ksuid(bad: str) -> None:
     """A string that is not a KSUID gives a clear ValueError."""
