@@ -36,9 +36,11 @@ def test_store_trace_by_w3c_id_finds_every_part_of_a_foreign_trace(tmp_path: Pat
     hex_id = "4bf92f3577b34da6a3ce929d0e0e4736"
     parent = remote_parent({"traceparent": f"00-{hex_id}-00f067aa0ba902b7-01"})
     for name in ("first request", "second request"):
-        with span_tree.Span(name, kind="server", remote_parent=parent):
-            with span_tree.span(f"{name} work"):
-                pass
+        with (
+            span_tree.Span(name, kind="server", remote_parent=parent),
+            span_tree.span(f"{name} work"),
+        ):
+            pass
     assert span_tree.flush(10)
     with Store(str(tmp_path)) as store:
         names = sorted(span.name for span in store.trace(hex_id))
