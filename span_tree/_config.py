@@ -251,6 +251,7 @@ def stats() -> dict[str, Any]:
     result: dict[str, Any] = processor.stats() if processor else {"queued": 0, "dropped": 0}
     result["late_events"] = _runtime.stats.late_events
     result["listener_errors"] = _runtime.stats.listener_errors
+    result["internal_errors"] = _runtime.stats.internal_errors
     return result
 
 

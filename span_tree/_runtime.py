@@ -41,6 +41,7 @@ class Counters:
 
     late_events: int = 0  # log records aimed at a span that had already ended
     listener_errors: int = 0
+    internal_errors: int = 0  # failures of span_tree's own code absorbed on the caller's thread
 
 
 settings = Settings()

@@ -49,16 +49,67 @@ class SpanTreeWarning(UserWarning):
     """Misuse of the tracing API that span_tree recovered from."""
 
 
+def _internal_error(error: Exception) -> None:
+    """Absorb a failure of span_tree's own code on the caller's thread.
+
+    Tracing must never raise into the traced application: the failure is counted
+    (``stats()["internal_errors"]``) and reported by one warning per process. Our own
+    test suite sets ``SPANTREE_RAISE_INTERNAL_ERRORS=1`` so that such bugs stay visible
+    (Logfire's ``handle_internal_errors`` does the same). Call it from an ``except`` block.
+    """
+    _runtime.stats.internal_errors += 1
+    if os.environ.get("SPANTREE_RAISE_INTERNAL_ERRORS") == "1":
+        raise error
+    if _runtime.stats.internal_errors == 1:
+        warnings.warn(
+            f"span_tree internal error, tracing goes on (counted in span_tree.stats()): "
+            f"{type(error).__name__}: {_error_text(error)}",
+            SpanTreeWarning,
+            stacklevel=3,
+        )
+
+
+def safe_str(value: Any) -> str:
+    """``str(value)``, or a placeholder naming its type when its ``__str__`` raises."""
+    try:
+        return value if value.__class__ is str else str(value)
+    except Exception:
+        return f"<{type(value).__name__}: str() failed>"
+
+
 def _level_name(levelno: int) -> str:
     return _LEVEL_NAMES.get(levelno) or f"LEVEL{levelno}"
 
 
+# asyncio's running-loop and current-task functions, taken once asyncio is fully imported.
+_asyncio_functions: tuple[Callable[[], Any], Callable[[], Any]] | None = None
+
+
 def _task_name() -> str | None:
-    asyncio = sys.modules.get("asyncio")
-    if asyncio is None or asyncio.events._get_running_loop() is None:
+    global _asyncio_functions
+    if _asyncio_functions is None:
+        _asyncio_functions = _fully_imported_asyncio()
+        if _asyncio_functions is None:
+            return None
+    get_running_loop, current_task = _asyncio_functions
+    if get_running_loop() is None:
         return None
-    task = asyncio.current_task()
+    task = current_task()
     return None if task is None else task.get_name()
+
+
+def _fully_imported_asyncio() -> tuple[Callable[[], Any], Callable[[], Any]] | None:
+    # Another thread (the processor's worker importing a sink's libraries) may be
+    # importing asyncio right now: sys.modules then holds a half-initialised module whose
+    # attributes do not exist yet. A loop can only run in this thread once asyncio was
+    # imported completely, so a module still initialising means "no task".
+    asyncio = sys.modules.get("asyncio")
+    if asyncio is None or getattr(getattr(asyncio, "__spec__", None), "_initializing", False):
+        return None
+    try:
+        return asyncio.events._get_running_loop, asyncio.current_task
+    except AttributeError:  # initialising without a spec flag (a custom importer)
+        return None
 
 
 class Span:
@@ -143,15 +194,20 @@ class Span:
 
     # -- context manager and decorator ------------------------------------------------
     def __enter__(self) -> Span:
-        frame = sys._getframe(1)
-        if self.start_ns:
-            # Entering a span object again (or from a second thread) records a new span
-            # with the same name and attributes rather than corrupting this one.
-            span = Span(self.name, dict(self.attributes or {}), kind=self.kind)
-            span.options = self.options
-            span.copy_of = self
-            return span._enter_from(frame)
-        return self._enter_from(frame)
+        try:
+            frame = sys._getframe(1)
+            if self.start_ns:
+                # Entering a span object again (or from a second thread) records a new
+                # span with the same name and attributes rather than corrupting this one.
+                span = Span(self.name, dict(self.attributes or {}), kind=self.kind)
+                span.options = self.options
+                span.copy_of = self
+                return span._enter_from(frame)
+            return self._enter_from(frame)
+        except Exception as error:
+            _internal_error(error)
+            self.token = _UNRECORDED
+            return self
 
     def _enter_from(self, frame: FrameType) -> Span:
         if self.name is None:
@@ -172,23 +228,39 @@ class Span:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        span = self
-        current = current_span_var.get()
-        if current is not self and current is not None and current.copy_of is self:
-            span = current
-        if not span.start_ns:
-            if span.token is not _UNRECORDED:
-                warnings.warn("span exited without being entered", SpanTreeWarning, stacklevel=2)
-            return
-        if current is not span and current is not None and current.start_ns and not current.end_ns:
-            # Out of order (manual __exit__, a span held open across a generator's yield):
-            # the context still returns to this span when the inner one exits. Say so.
-            warnings.warn(
-                f"span {span.name!r} exited while span {current.name!r} is current; "
-                "spans must exit in the reverse order of entering",
-                SpanTreeWarning,
-                stacklevel=2,
-            )
+        try:
+            span = self
+            current = current_span_var.get()
+            if current is not self and current is not None and current.copy_of is self:
+                span = current
+            if not span.start_ns or span.token is _EXITED:
+                if span.token is _EXITED:
+                    warnings.warn(
+                        f"span {safe_str(span.name)!r} exited twice", SpanTreeWarning, stacklevel=2
+                    )
+                elif span.token is not _UNRECORDED:
+                    warnings.warn(
+                        "span exited without being entered", SpanTreeWarning, stacklevel=2
+                    )
+                return
+            if (
+                current is not span
+                and current is not None
+                and current.start_ns
+                and not current.end_ns
+            ):
+                # Out of order (manual __exit__, a span held open across a generator's
+                # yield): the context still returns to this span when the inner one
+                # exits. Say so.
+                warnings.warn(
+                    f"span {safe_str(span.name)!r} exited while span "
+                    f"{safe_str(current.name)!r} is current; "
+                    "spans must exit in the reverse order of entering",
+                    SpanTreeWarning,
+                    stacklevel=2,
+                )
+        except Exception as error:
+            _internal_error(error)
         _exit(span, exc_type, exc, tb)
 
     def __call__(self, fn: F) -> F:
@@ -232,7 +304,7 @@ class Span:
         if trace is None:
             return
         with trace.lock:
-            trace.tags.update({k: str(v) for k, v in tags.items()})
+            trace.tags.update({k: safe_str(v) for k, v in tags.items()})
 
     def add_event(
         self,
@@ -278,7 +350,7 @@ class Span:
             _time_ns() // 1000,
             _type_name(exc_type),
             _error_text(exc_value),
-            "".join(traceback.format_exception(exc_type, exc_value, exc_tb)),
+            _traceback_text(exc_type, exc_value, exc_tb),
         )
         if self.handled_errors is None:
             self.handled_errors = [handled]
@@ -296,7 +368,7 @@ class Span:
         """Finish the span now (the context manager and decorator do this for you)."""
         if self.end_ns or not self.start_ns:
             what = "already ended" if self.end_ns else "was never started"
-            warnings.warn(f"span {self.name!r} {what}", SpanTreeWarning, stacklevel=2)
+            warnings.warn(f"span {safe_str(self.name)!r} {what}", SpanTreeWarning, stacklevel=2)
             return
         _finish(self, type(error) if error else None, error, error.__traceback__ if error else None)
 
@@ -307,7 +379,9 @@ class Span:
         if not self.end_ns:
             return True
         warnings.warn(
-            f"{what} on span {self.name!r} after it ended is ignored", SpanTreeWarning, stacklevel=3
+            f"{what} on span {safe_str(self.name)!r} after it ended is ignored",
+            SpanTreeWarning,
+            stacklevel=3,
         )
         return False
 
@@ -318,6 +392,14 @@ def _error_text(error: Any) -> str:
         return truncate(str(error))
     except Exception:
         return f"<exception str() failed: {type(error).__name__}>"
+
+
+def _traceback_text(exc_type: Any, exc: Any, tb: TracebackType | None) -> str:
+    """The formatted traceback; a broken exception object must still propagate."""
+    try:
+        return "".join(traceback.format_exception(exc_type, exc, tb))
+    except Exception:
+        return f"<traceback could not be formatted: {_type_name(exc_type)}>"
 
 
 def _type_name(exc_type: Any) -> str:
@@ -332,6 +414,17 @@ def _type_name(exc_type: Any) -> str:
 SUPPRESSED = Span("<suppressed>")
 # The token of a span entered while nothing was recorded.
 _UNRECORDED: Any = object()
+# The token of a span that exited: a second exit is misuse, not a reset of the context.
+_EXITED: Any = object()
+
+
+def _guarded_start(span: Span) -> bool:
+    """``_start`` for the decorators: a failure of ours records nothing, never raises."""
+    try:
+        return _start(span)
+    except Exception as error:
+        _internal_error(error)
+        return False
 
 
 def _start(span: Span) -> bool:
@@ -373,18 +466,30 @@ def _exit(
     exc: BaseException | None,
     tb: TracebackType | None,
 ) -> None:
-    if not span.end_ns:
-        _finish(span, exc_type, exc, tb)
+    """End ``span`` and give the context back to its parent; never raises into the caller."""
+    try:
+        if not span.end_ns:
+            _finish(span, exc_type, exc, tb)
+    except Exception as error:
+        _internal_error(error)
+    finally:
+        _restore_context(span)
+
+
+def _restore_context(span: Span) -> None:
     token = span.token
-    if token is None:
+    if token is None or token is _EXITED:
         return
     try:
         current_span_var.reset(token)
     except ValueError:
-        # Exited in another context than it was entered (a generator resumed elsewhere):
-        # fall back to clearing this span rather than failing the caller.
+        # Exited in another context than it was entered (a generator resumed elsewhere,
+        # another thread): clear this span there; the token stays usable, so an exit in
+        # the entering context still gives that context back to the parent.
         if current_span_var.get() is span:
             current_span_var.set(None)
+    else:
+        span.token = _EXITED
 
 
 def _finish(
@@ -395,11 +500,7 @@ def _finish(
 ) -> None:
     span.end_ns = _time_ns()
     if exc_type is not None:
-        span.error = (
-            _type_name(exc_type),
-            _error_text(exc),
-            "".join(traceback.format_exception(exc_type, exc, tb)),
-        )
+        span.error = (_type_name(exc_type), _error_text(exc), _traceback_text(exc_type, exc, tb))
     trace = span.trace
     assert trace is not None  # only started spans finish
     trace.open_spans.discard(span)
@@ -410,7 +511,10 @@ def _finish(
         # A parent never finishes silently before its children: publish the ones still
         # running as `started` now; their finished version follows when they end.
         for child in list(trace.open_spans):
-            _runtime.emit_snapshot(to_record(child, status=STATUS_STARTED))
+            try:
+                _runtime.emit_snapshot(to_record(child, status=STATUS_STARTED))
+            except Exception as error:  # one bad child must not keep the root from the queue
+                _internal_error(error)
     if _runtime.listeners:
         _runtime.notify_listeners(to_record(span))
     processor = _runtime.processor
@@ -464,7 +568,7 @@ def to_record(span: Span, *, status: str | None = None) -> FinishedSpan:
             span.seq,
             # Converted here, off the caller's thread: Span("...") and log(name) take any
             # object, and sinks need non-empty text (the receiver rejects an empty name).
-            (span.name if span.name.__class__ is str else str(span.name)) or UNNAMED,
+            safe_str(span.name) or UNNAMED,
             span.kind,
             status,
             _level_name(levelno),
@@ -535,7 +639,7 @@ def _decorate(
         @functools.wraps(fn)
         async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
             span = new_span()
-            if not _start(span):
+            if not _guarded_start(span):
                 return await fn(*args, **kwargs)
             span.token = current_span_var.set(span)
             try:
@@ -551,7 +655,7 @@ def _decorate(
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         span = new_span()
-        if not _start(span):
+        if not _guarded_start(span):
             return fn(*args, **kwargs)
         span.token = current_span_var.set(span)
         try:
@@ -587,7 +691,9 @@ def span(name: Any = None, /, **attributes: Any) -> Any:
         return Span(name, attributes)
     if callable(name):
         return _decorate(name, None, attributes, None, "internal")
-    return Span(str(name), attributes)
+    # Any other object is converted to text by the worker (``to_record``), where a
+    # ``__str__`` that raises costs a placeholder name instead of the caller's block.
+    return Span(name, attributes)
 
 
 def current_span() -> Span | None:
@@ -606,7 +712,7 @@ def set_tags(**tags: Any) -> None:
     if span is not None:
         span.set_tags(**tags)
     else:
-        _runtime.settings.tags.update({k: str(v) for k, v in tags.items()})
+        _runtime.settings.tags.update({k: safe_str(v) for k, v in tags.items()})
 
 
 def wrap(fn: F) -> F:

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
+
+# Failures of span_tree's own code are absorbed on the caller's thread in production;
+# under our tests they raise, so that such bugs stay visible (tests of the guard unset it).
+os.environ.setdefault("SPANTREE_RAISE_INTERNAL_ERRORS", "1")
 
 import span_tree
 from span_tree import _runtime, _threads
