@@ -8,11 +8,14 @@ store on a terminal, one JSON line per span on stdout elsewhere, nothing under p
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
+import re
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -24,6 +27,41 @@ from span_tree.typing import Sink
 
 _UNSET: Any = object()
 DEFAULT_STORE = "~/.spantree"
+MAX_NAMESPACE_CHARS = 128
+_NAMESPACE = re.compile(r"[A-Za-z0-9_\-][A-Za-z0-9_.\-]*")
+
+
+def check_namespace_name(namespace: str) -> str:
+    """Return ``namespace`` if it can name a store partition (the one rule for it).
+
+    Raises:
+        ValueError: not 1-128 characters of ``A-Z a-z 0-9 _ . -`` (and no leading ``.``).
+    """
+    if (
+        not isinstance(namespace, str)
+        or len(namespace) > MAX_NAMESPACE_CHARS
+        or not _NAMESPACE.fullmatch(namespace)
+    ):
+        shown = repr(namespace) if len(repr(namespace)) <= 60 else repr(namespace)[:60] + "…"
+        raise ValueError(
+            f"invalid namespace {shown}: use 1-{MAX_NAMESPACE_CHARS} characters of "
+            "A-Z a-z 0-9 _ . - (not starting with '.')"
+        )
+    return namespace
+
+
+def _namespace_setting(namespace: str | None) -> str:
+    if namespace is not None:
+        return check_namespace_name(namespace)
+    from_env = os.environ.get("SPANTREE_NAMESPACE")
+    if not from_env:
+        return "default"
+    try:
+        return check_namespace_name(from_env)
+    except ValueError as error:
+        # configure() may run on the first span of the application: never raise there.
+        _report(f"span_tree: SPANTREE_NAMESPACE ignored, using 'default': {error}")
+        return "default"
 
 
 def _env_flag(name: str) -> bool | None:
@@ -81,7 +119,8 @@ def configure(
     """Configure tracing for this process. Call once at start-up; calling again replaces it.
 
     Args:
-        namespace: the store partition spans go to (``SPANTREE_NAMESPACE``, "default").
+        namespace: the store partition spans go to (``SPANTREE_NAMESPACE``, "default"):
+            1-128 characters of ``A-Z a-z 0-9 _ . -``, not starting with ``.``.
         app, app_version: identify the application on every span (``SPANTREE_APP``,
             ``SPANTREE_APP_VERSION``; app defaults to the script's name).
         tags: trace tags copied onto every span (``SPANTREE_TAGS="k=v,k2=v2"``,
@@ -105,10 +144,13 @@ def configure(
         max_queue_size, batch_size, schedule_delay: processor tuning.
         exit_timeout: seconds allowed to flush at exit or on SIGTERM.
         enabled: False turns recording off (spans become no-ops).
+
+    Raises:
+        ValueError: ``namespace`` is not a valid partition name.
     """
     env_tags = _env_tags()
     settings = Settings(
-        namespace=namespace or os.environ.get("SPANTREE_NAMESPACE") or "default",
+        namespace=_namespace_setting(namespace),
         app=app or os.environ.get("SPANTREE_APP") or _script_name(),
         app_version=app_version or os.environ.get("SPANTREE_APP_VERSION") or "",
         tags={**env_tags, **{str(k): str(v) for k, v in (tags or {}).items()}},
@@ -208,7 +250,11 @@ def _lazy(module: str, name: str, *args: Any, **kwargs: Any) -> SinkFactory:
         import importlib
 
         sink_class = getattr(importlib.import_module(module), name)
-        return sink_class(*args, **kwargs)  # type: ignore[no-any-return]
+        sink = sink_class(*args, **kwargs)
+        # The sink's imports (s3fs, asyncio...) may have registered shutdown hooks of
+        # their own: ours must still run before them.
+        _register_early_exit_flush()
+        return sink  # type: ignore[no-any-return]
 
     return build
 
@@ -256,10 +302,14 @@ def stats() -> dict[str, Any]:
 
 
 _hooks_installed = False
+# The exit's time budget: set when the first exit stage starts (monotonic deadline).
+_exit_deadline: float | None = None
+_exit_lock = threading.Lock()
 
 
 def _install_exit_hooks() -> None:
     global _hooks_installed
+    _register_early_exit_flush()
     if _hooks_installed:
         return
     _hooks_installed = True
@@ -270,20 +320,78 @@ def _install_exit_hooks() -> None:
             signal.signal(signal.SIGTERM, _sigterm_handler(previous))
 
 
+def _register_early_exit_flush() -> None:
+    """Flush at the start of interpreter shutdown, while libraries still work.
+
+    ``atexit`` runs after ``concurrent.futures`` refused new work ("cannot schedule new
+    futures after interpreter shutdown"), which s3fs/botocore need for every request.
+    Hooks of ``threading._register_atexit`` run earlier, last registered first; this
+    one is registered again whenever a sink was built (its imports may have registered
+    their own hooks meanwhile), and only its first call does anything.
+    """
+    import concurrent.futures.thread  # noqa: F401  # its hook must run after ours
+
+    register = getattr(threading, "_register_atexit", None)
+    if register is None:
+        return
+    with contextlib.suppress(RuntimeError):  # already shutting down
+        register(_flush_before_shutdown)
+
+
+def _flush_before_shutdown() -> None:
+    # Stage 1: flush (the worker keeps running for threads that still end spans).
+    _exit_stage(stop=False)
+
+
 def _flush_at_exit() -> None:
+    # Stage 2: flush what came since, stop, and say what could not be kept.
+    _exit_stage(stop=True)
+
+
+def _exit_stage(*, stop: bool) -> None:
+    global _exit_deadline
     processor = _runtime.processor
-    if processor is not None:
-        processor.shutdown(timeout=_runtime.settings.exit_timeout)
+    if processor is None:
+        return
+    with _exit_lock:
+        now = time.monotonic()
+        if _exit_deadline is None:
+            _exit_deadline = now + _runtime.settings.exit_timeout
+        elif not stop:
+            return  # stage 1 ran already (registered more than once)
+        remaining = _exit_deadline - now
+    try:
+        unkept = processor.exit_flush(remaining, stop=stop)
+        if stop or unkept:
+            processor.report_losses(force=True)
+        if stop and unkept:
+            _report(
+                f"span_tree: {unkept} spans could not be written or spooled within "
+                f"exit_timeout={_runtime.settings.exit_timeout:g}s and are lost"
+            )
+    except Exception as error:  # the exit of the application must go on
+        _report(f"span_tree: flush at exit failed: {error!r}"[:400])
 
 
 def _sigterm_handler(previous: Any) -> Callable[[int, Any], None]:
     def on_sigterm(signum: int, frame: Any) -> None:
-        _flush_at_exit()
         if callable(previous):
+            # The application decides whether to exit: flush, keep tracing.
+            processor = _runtime.processor
+            if processor is not None:
+                with contextlib.suppress(Exception):
+                    processor.exit_flush(_runtime.settings.exit_timeout, stop=False)
+                    processor.end_exit()
             previous(signum, frame)
             return
+        _flush_at_exit()
         # Default action: die by SIGTERM as the process would have without us.
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         os.kill(os.getpid(), signal.SIGTERM)
 
     return on_sigterm
+
+
+def _report(message: str) -> None:
+    with contextlib.suppress(Exception):
+        print(message, file=sys.stderr, flush=True)

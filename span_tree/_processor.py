@@ -26,6 +26,15 @@ from span_tree.typing import Sink
 
 SinkFactory = Callable[[], Sink]
 
+# While running, a line about dropped or lost spans is printed at most this often.
+LOSS_REPORT_INTERVAL = 60.0
+# At exit, the part of the remaining time kept for spooling what the store did not take.
+_SPOOL_RESERVE = 0.2
+_MAX_SPOOL_RESERVE = 1.0
+# Error texts kept and printed are cut to this many characters (an exception's repr
+# may hold a whole batch).
+MAX_ERROR_CHARS = 300
+
 
 @dataclass
 class SinkStats:
@@ -35,6 +44,7 @@ class SinkStats:
     exported_spans: int = 0
     batches: int = 0
     errors: int = 0
+    failed_spans: int = 0  # spans of batches whose export raised (lost for this sink)
     last_error: str | None = None
 
 
@@ -64,6 +74,13 @@ class BatchProcessor:
         self._sinks: list[tuple[Sink, SinkStats]] | None = None
         self.dropped = 0
         self.converted_errors = 0
+        # Spans handed to the sinks in the export call running now (for exit accounting).
+        self._in_flight = 0
+        # Exit: the monotonic time by which sinks must have kept (written or spooled)
+        # what they hold; None while running normally.
+        self._sink_deadline: float | None = None
+        self._reported_losses = 0
+        self._last_loss_report = time.monotonic() - LOSS_REPORT_INTERVAL
         self._reset_worker_state()
         # Fork hooks cannot be unregistered: hold the processor weakly, so the ones that
         # configure() replaced (and their sinks' buffers) can be freed.
@@ -122,8 +139,80 @@ class BatchProcessor:
             self._stopped.wait(max(0.0, deadline - time.monotonic()))
         return flushed
 
+    def exit_flush(self, timeout: float, *, stop: bool) -> int:
+        """Flush (and with ``stop``, shut down) for a process exit within ``timeout``.
+
+        Sinks are told the deadline: what the store has not taken by then goes to the
+        spool at once (part of the time is kept for that). Never waits longer.
+
+        Returns:
+            The spans that were neither written nor spooled when the time ran out.
+        """
+        now = time.monotonic()
+        timeout = max(0.0, timeout)
+        reserve = min(_MAX_SPOOL_RESERVE, _SPOOL_RESERVE * timeout)
+        self._set_sink_deadline(now + timeout - reserve)
+        done = self.shutdown(timeout) if stop else self.flush(timeout)
+        if done and (not stop or self._stopped.is_set() or self._worker is None):
+            return 0
+        return self.unkept_spans()
+
+    def end_exit(self) -> None:
+        """Back to normal running after an ``exit_flush`` that did not stop (SIGTERM)."""
+        self._set_sink_deadline(None)
+
+    def unkept_spans(self) -> int:
+        """Spans queued, being exported, or buffered by a sink: lost if the process ends now."""
+        # Every sink holds its own copy of a batch: count the sink holding the most.
+        held = self._in_flight
+        for sink, _ in self._sinks or []:
+            pending = getattr(sink, "pending_spans", None)
+            if callable(pending):
+                with contextlib.suppress(Exception):
+                    held = max(held, int(pending()))
+        return len(self._queue) + held
+
+    def lost_spans(self) -> dict[str, int]:
+        """Spans dropped or lost so far, by cause (cheap: counters only, no I/O)."""
+        losses = {
+            "dropped (queue full or after shutdown)": self.dropped,
+            "unconvertible": self.converted_errors,
+        }
+        for sink, sink_stats in self._sinks or []:
+            lost = sink_stats.failed_spans
+            own = getattr(sink, "lost_spans", None)
+            if callable(own):
+                with contextlib.suppress(Exception):
+                    lost += int(own())
+            if lost:
+                key = f"lost by {sink_stats.name}"
+                losses[key] = losses.get(key, 0) + lost
+        return {cause: count for cause, count in losses.items() if count}
+
+    def report_losses(self, *, force: bool) -> None:
+        """Print one line when spans were dropped or lost since the last line.
+
+        Without ``force`` at most once per ``LOSS_REPORT_INTERVAL`` (the worker calls it).
+        """
+        now = time.monotonic()
+        if not force and now - self._last_loss_report < LOSS_REPORT_INTERVAL:
+            return
+        losses = self.lost_spans()
+        total = sum(losses.values())
+        if total <= self._reported_losses:
+            return
+        self._reported_losses = total
+        self._last_loss_report = now
+        causes = ", ".join(f"{count} {cause}" for cause, count in losses.items())
+        _report(f"span_tree: {total} spans not stored so far ({causes}); see span_tree.stats()")
+
+    def _set_sink_deadline(self, deadline: float | None) -> None:
+        self._sink_deadline = deadline
+        for sink, _ in self._sinks or []:
+            _tell_deadline(sink, deadline)
+
     def stats(self) -> dict[str, Any]:
-        """Counters for ``span_tree.stats()``."""
+        """Counters for ``span_tree.stats()`` (never waits on a sink's lock or I/O)."""
         sinks = []
         for sink, sink_stats in self._sinks or []:
             entry: dict[str, Any] = dict(vars(sink_stats))
@@ -156,10 +245,15 @@ class BatchProcessor:
         # Nothing this thread does (sinks logging, libraries they call) is traced.
         current_span_var.set(SUPPRESSED)
         self._sinks = self._build_sinks()
+        if self._sink_deadline is not None:  # the exit began while the sinks started
+            for sink, _ in self._sinks:
+                _tell_deadline(sink, self._sink_deadline)
         while True:
             self._wake.wait(self._schedule_delay)
             self._wake.clear()
             self._export_queued()
+            if self._sink_deadline is None:
+                self.report_losses(force=False)
             with self._requests_lock:
                 requests, self._flush_requests = self._flush_requests, []
             if requests:
@@ -183,7 +277,7 @@ class BatchProcessor:
             try:
                 sink = factory()
             except Exception as error:
-                _report(f"span_tree: could not start a sink: {error!r}")
+                _report(f"span_tree: could not start a sink: {_bounded(error)}")
                 continue
             sinks.append((sink, SinkStats(type(sink).__name__)))
         return sinks
@@ -212,31 +306,37 @@ class BatchProcessor:
                 batch.append(to_record(item) if isinstance(item, Span) else item)
             except Exception as error:
                 self.converted_errors += 1
-                _report(f"span_tree: could not record span {item.name!r}: {error!r}")
+                name = _bounded(item.name)
+                _report(f"span_tree: could not record span {name}: {_bounded(error)}")
         return batch
 
     def _export(self, batch: list[FinishedSpan]) -> None:
         assert self._sinks is not None
+        self._in_flight = len(batch)
         for sink, sink_stats in self._sinks:
             try:
                 sink.export(batch)
             except Exception as error:
                 sink_stats.errors += 1
-                sink_stats.last_error = repr(error)
+                sink_stats.failed_spans += len(batch)
+                sink_stats.last_error = _bounded(error)
                 if sink_stats.errors == 1:
-                    _report(f"span_tree: sink {sink_stats.name} failed: {error!r}")
+                    _report(f"span_tree: sink {sink_stats.name} failed: {sink_stats.last_error}")
             else:
                 sink_stats.batches += 1
                 sink_stats.exported_spans += len(batch)
+        self._in_flight = 0
 
     def _flush_sinks(self) -> None:
         assert self._sinks is not None
+        deadline = self._sink_deadline
+        timeout = 10.0 if deadline is None else max(0.0, deadline - time.monotonic())
         for sink, sink_stats in self._sinks:
             try:
-                sink.force_flush(10.0)
+                sink.force_flush(timeout)
             except Exception as error:
                 sink_stats.errors += 1
-                sink_stats.last_error = repr(error)
+                sink_stats.last_error = _bounded(error)
 
 
 def _reset_after_fork(processor_ref: weakref.ref[BatchProcessor]) -> None:
@@ -245,11 +345,28 @@ def _reset_after_fork(processor_ref: weakref.ref[BatchProcessor]) -> None:
         processor._reset_worker_state()
 
 
+def _tell_deadline(sink: Sink, deadline: float | None) -> None:
+    """Pass the exit deadline to a sink that takes one (``set_exit_deadline``)."""
+    setter = getattr(sink, "set_exit_deadline", None)
+    if callable(setter):
+        with contextlib.suppress(Exception):
+            setter(deadline)
+
+
+def _bounded(value: Any, limit: int = MAX_ERROR_CHARS) -> str:
+    """``repr(value)`` cut to ``limit`` characters (an error may quote a whole batch)."""
+    try:
+        text = repr(value)
+    except Exception:
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= limit else text[:limit] + f"…[{len(text) - limit} more chars]"
+
+
 def _quietly(action: Callable[[], Any]) -> None:
     try:
         action()
     except Exception as error:
-        _report(f"span_tree: {error!r}")
+        _report(f"span_tree: {_bounded(error)}")
 
 
 def _report(message: str) -> None:

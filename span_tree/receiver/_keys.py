@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from span_tree._atomic import write_file_atomic
+from span_tree._config import check_namespace_name
 from span_tree.storage._layout import check_namespace
 
 KEY_PREFIX = "st_"
@@ -43,17 +44,8 @@ def validate_namespace(namespace: str) -> str:
     Raises:
         ValueError: empty, too long, or with characters outside ``[A-Za-z0-9_.-]``.
     """
-    try:
-        check_namespace(namespace)
-    except ValueError:
-        valid = False
-    else:
-        valid = len(namespace) <= 128 and not namespace.startswith(".")
-    if not valid:
-        raise ValueError(
-            f"invalid namespace {namespace!r}: use 1-128 characters of A-Z a-z 0-9 _ . -"
-        )
-    return namespace
+    check_namespace_name(namespace)  # the same rule as configure(namespace=...)
+    return check_namespace(namespace)
 
 
 def _hash(key: str) -> str:

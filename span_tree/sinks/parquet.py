@@ -94,6 +94,10 @@ class ParquetSink:
             0,
         )
         self._last_error: str | None = None
+        # At exit: the monotonic time by which the store must have answered; after
+        # it, what is left goes to the spool at once (set from another thread).
+        self._exit_deadline: float | None = None
+        self._in_hand = 0  # spans taken from the buffer, not yet written or spooled
         self._reset_buffer()
         self._down_until = 0.0
         self._current_down_delay = down_delay
@@ -128,6 +132,22 @@ class ParquetSink:
         with self._lock:
             return self._write_buffer(deadline=deadline)
 
+    def set_exit_deadline(self, deadline: float | None) -> None:
+        """The process is exiting: the store gets until ``deadline`` (monotonic), then
+        whatever it has not taken goes to the spool at once. ``None``: running again.
+
+        Called from another thread; never waits (a put in progress gives up by then).
+        """
+        self._exit_deadline = deadline
+
+    def pending_spans(self) -> int:
+        """Spans held in memory (buffered or being written): lost if the process ends now."""
+        return len(self._buffer) + self._in_hand
+
+    def lost_spans(self) -> int:
+        """Spans neither written nor spooled so far."""
+        return self._counters["lost_spans"]
+
     def shutdown(self) -> None:
         """Write what is buffered and stop the age timer."""
         self._stop.set()
@@ -137,12 +157,14 @@ class ParquetSink:
             timer.join(timeout=5.0)
 
     def stats(self) -> dict[str, Any]:
-        """Counters merged into ``span_tree.stats()``: written, spooled, replayed, lost."""
-        with self._lock:
-            result: dict[str, Any] = dict(self._counters)
-            result["buffered_spans"] = len(self._buffer)
-            result["last_store_error"] = self._last_error
-            result["store_down"] = self._down_until > time.monotonic()
+        """Counters merged into ``span_tree.stats()``: written, spooled, replayed, lost.
+
+        Never waits on the sink's lock (a write may hang on the store for a while).
+        """
+        result: dict[str, Any] = dict(self._counters)
+        result["buffered_spans"] = len(self._buffer)
+        result["last_store_error"] = self._last_error
+        result["store_down"] = self._down_until > time.monotonic()
         result["spool_pending_files"] = len(self.spool.pending())
         return result
 
@@ -159,11 +181,26 @@ class ParquetSink:
             or time.monotonic() - self._first_at >= self._max_age
         )
 
+    def _limit(self, deadline: float | None) -> float | None:
+        """``deadline``, or the exit deadline when that is sooner."""
+        exit_deadline = self._exit_deadline
+        if exit_deadline is None:
+            return deadline
+        return exit_deadline if deadline is None else min(deadline, exit_deadline)
+
     def _write_buffer(self, *, deadline: float | None) -> bool:
         records = self._buffer
         self._reset_buffer()
         if not records:
             return True
+        self._in_hand = len(records)
+        try:
+            return self._write_records(records, deadline)
+        finally:
+            self._in_hand = 0
+
+    def _write_records(self, records: list[FinishedSpan], deadline: float | None) -> bool:
+        deadline = self._limit(deadline)
         try:
             prepared = prepare_files(records)
         except Exception as error:  # a record pyarrow cannot encode: keep the others
@@ -178,12 +215,20 @@ class ParquetSink:
                 return True
         complete = True
         for item in prepared:
+            deadline = self._limit(deadline)
             if deadline is not None and time.monotonic() >= deadline:
                 complete = False
             if complete and self._put_with_retries(item, deadline):
+                self._in_hand -= item.rows
                 continue
             self._keep_in_spool(item)
-        if self._replay_due and not self._store_down():
+            self._in_hand -= item.rows
+        deadline = self._limit(deadline)
+        if (
+            self._replay_due
+            and not self._store_down()
+            and (deadline is None or time.monotonic() < deadline)
+        ):
             self._replay(deadline)
         return complete
 
@@ -192,6 +237,7 @@ class ParquetSink:
             return False
         delay = self._backoff
         for attempt in range(self._retries):
+            deadline = self._limit(deadline)
             if attempt:
                 if deadline is not None and time.monotonic() + delay >= deadline:
                     break
@@ -240,8 +286,12 @@ class ParquetSink:
                 done.set()
 
         threading.Thread(target=attempt, name="span_tree-parquet-put", daemon=True).start()
-        if not done.wait(timeout):
-            raise TimeoutError(f"store write took longer than {timeout:.1f}s")
+        give_up = time.monotonic() + timeout
+        # Waited in short steps: an exit deadline set meanwhile cuts the wait short.
+        while not done.wait(min(0.05, max(0.0, give_up - time.monotonic()))):
+            limit = self._limit(give_up)
+            if limit is not None and time.monotonic() >= limit:
+                raise TimeoutError(f"store write took longer than {timeout:.1f}s or the exit came")
         if outcome:
             raise outcome[0]
 
@@ -253,10 +303,14 @@ class ParquetSink:
             self._counters["lost_spans"] += item.rows
 
     def _replay(self, deadline: float | None) -> None:
+        def should_stop() -> bool:
+            limit = self._limit(deadline)
+            return limit is not None and time.monotonic() >= limit
+
         try:
             self._counters["replayed_spans"] += self.spool.replay(
                 self.location,
-                should_stop=lambda: deadline is not None and time.monotonic() >= deadline,
+                should_stop=should_stop,
                 put=lambda prepared: self._put_within(prepared, self._put_timeout),
             )
         except Exception as error:  # the store is still down: try again later

@@ -1,0 +1,49 @@
+"""A traced program for the exit tests: `python exit_workload.py MODE COUNT [STORE [ENDPOINT]]`.
+
+It imports only what a user script would, configures from its arguments and the
+environment (``SPANTREE_SPOOL_DIR``, ``SPANTREE_TEST_S3``: JSON storage options) and
+never calls ``flush()``.
+
+Modes:
+    exit       COUNT spans into STORE, then a plain exit.
+    sigterm    COUNT finished spans, then "ready" on stderr inside an open span
+               ("job"), waiting to be ended by SIGTERM.
+    losses     COUNT spans with a queue of 10: most are dropped; a plain exit.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+import span_tree
+
+MODE = sys.argv[1]
+COUNT = int(sys.argv[2])
+STORE = sys.argv[3] if len(sys.argv) > 3 and sys.argv[3] != "-" else None
+options = json.loads(os.environ.get("SPANTREE_TEST_S3", "{}")) or None
+
+if MODE == "exit":
+    span_tree.configure(console=False, jsonl=False, store=STORE, storage_options=options)
+    for index in range(COUNT):
+        with span_tree.span("work", index=index):
+            pass
+elif MODE == "sigterm":
+    span_tree.configure(console=False, jsonl=False, store=STORE, storage_options=options)
+    with span_tree.span("job"):
+        for index in range(COUNT):
+            with span_tree.span("step", index=index):
+                pass
+        with span_tree.span("waiting"):
+            print("ready", file=sys.stderr, flush=True)
+            time.sleep(30)  # bounded: the test sends SIGTERM long before
+    print("not killed", file=sys.stderr, flush=True)
+elif MODE == "losses":
+    span_tree.configure(console=False, jsonl=False, store=STORE, max_queue_size=10)
+    for index in range(COUNT):
+        with span_tree.span("work", index=index):
+            pass
+else:
+    sys.exit(f"unknown mode {MODE}")

@@ -1,0 +1,117 @@
+"""No span lost silently at exit: real processes, the real S3 endpoint (moto server)."""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+
+from span_tree.schema import table_to_records
+
+pytestmark = pytest.mark.slow
+
+SCRIPT = Path(__file__).parents[1] / "data" / "scripts" / "exit_workload.py"
+TIMEOUT = 60  # a process that needs this long is hung, not slow
+
+
+def clean_env(spool: Path, options: dict[str, Any] | None = None) -> dict[str, str]:
+    """A user's environment: no pytest marker, no SPANTREE_* but the spool directory."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("SPANTREE_") and key != "PYTEST_CURRENT_TEST"
+    }
+    env["SPANTREE_SPOOL_DIR"] = str(spool)
+    if options is not None:
+        env["SPANTREE_TEST_S3"] = json.dumps(options)
+    return env
+
+
+def run(mode: str, count: int, store: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run the workload to its end."""
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), mode, str(count), store],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        env=env,
+    )
+
+
+def s3_rows(endpoint: Any, bucket: str) -> list[Any]:
+    """Every span row under the bucket."""
+    fs = endpoint.filesystem()
+    rows = []
+    for path in fs.find(bucket):
+        if path.endswith(".parquet"):
+            with fs.open(path, "rb") as handle:
+                rows.extend(table_to_records(pq.read_table(handle)))
+    return rows
+
+
+def spool_rows(spool: Path) -> int:
+    """Span rows waiting in every spool directory under ``spool``."""
+    files = glob.glob(f"{spool}/**/*.parquet", recursive=True)
+    return sum(pq.read_metadata(path).num_rows for path in files)
+
+
+def test_plain_exit_writes_every_span_to_s3(
+    s3_endpoint: Any, s3_bucket: str, tmp_path: Path
+) -> None:
+    """1,000 spans and a plain exit (no flush()): all 1,000 are in S3, none in the spool."""
+    env = clean_env(tmp_path / "spool", s3_endpoint.storage_options)
+    result = run("exit", 1000, f"s3://{s3_bucket}/store", env)
+    assert 0 == result.returncode, result.stderr
+    rows = s3_rows(s3_endpoint, s3_bucket)
+    assert (1000, 0) == (len({row.span_id for row in rows}), spool_rows(tmp_path / "spool"))
+    assert "" == result.stderr
+
+
+def test_store_down_at_exit_spools_every_span(tmp_path: Path) -> None:
+    """S3 on a closed port: 3,000 spans are all in the spool after exit, or counted on stderr."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    options = {"key": "k", "secret": "s", "client_kwargs": {"endpoint_url": url}}
+    result = run("exit", 3000, "s3://down/store", clean_env(tmp_path / "spool", options))
+    assert 0 == result.returncode, result.stderr
+    spooled = spool_rows(tmp_path / "spool")
+    assert 3000 == spooled + _counted_as_lost(result.stderr), result.stderr
+    assert 3000 == spooled, result.stderr
+
+
+def test_hanging_store_at_exit_spools_within_the_exit_timeout(tmp_path: Path) -> None:
+    """S3 that accepts connections and never answers: exit still spools all 3,000 spans."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(64)
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        options = {"key": "k", "secret": "s", "client_kwargs": {"endpoint_url": url}}
+        result = run("exit", 3000, "s3://hangs/store", clean_env(tmp_path / "spool", options))
+    assert 0 == result.returncode, result.stderr
+    assert 3000 == spool_rows(tmp_path / "spool"), result.stderr
+
+
+def _counted_as_lost(stderr: str) -> int:
+    """The count of the 'spans could not be written or spooled' line, 0 without one."""
+    for line in stderr.splitlines():
+        if "could not be written or spooled" in line:
+            return int(line.split("span_tree: ")[1].split()[0])
+    return 0
+
+
+def test_dropped_spans_are_reported_at_exit(tmp_path: Path) -> None:
+    """Spans dropped by a full queue are counted in one stderr line at exit."""
+    result = run("losses", 5000, str(tmp_path / "store"), clean_env(tmp_path / "spool"))
+    assert 0 == result.returncode, result.stderr
+    lines = [line for line in result.stderr.splitlines() if "spans not stored" in line]
+    assert 1 == len(lines), result.stderr
+    assert "dropped (queue full or after shutdown)" in lines[0]

@@ -1,0 +1,111 @@
+"""Never lose a span silently, never block the caller: namespace, stats, loss reports."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+import span_tree
+from span_tree import _config
+from span_tree._processor import BatchProcessor
+from span_tree.sinks.memory import MemorySink
+from span_tree.sinks.parquet import ParquetSink
+
+
+@pytest.mark.parametrize(
+    "namespace", ["x" * 300, "", "a/b", "..", ".hidden", "tab\there", "naïve", "new\nline"]
+)
+def test_configure_rejects_an_unusable_namespace(namespace: str) -> None:
+    """configure(namespace=...) refuses names no store partition can hold, clearly."""
+    with pytest.raises(ValueError, match=r"invalid namespace .*1-128 characters"):
+        span_tree.configure(namespace=namespace, sinks=[MemorySink()], store=None)
+
+
+def test_configure_accepts_a_128_character_namespace(memory_sink: MemorySink) -> None:
+    """The longest valid namespace is kept as given."""
+    span_tree.configure(namespace="n" * 128, sinks=[memory_sink], store=None, console=False)
+    with span_tree.span("work"):
+        pass
+    span_tree.flush()
+    assert ["n" * 128] == [record.namespace for record in memory_sink.spans]
+
+
+def test_invalid_namespace_from_the_environment_falls_back_with_a_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], memory_sink: MemorySink
+) -> None:
+    """SPANTREE_NAMESPACE that cannot be used gives one stderr line and "default", no raise."""
+    monkeypatch.setenv("SPANTREE_NAMESPACE", "x" * 300)
+    span_tree.configure(sinks=[memory_sink], store=None, console=False)
+    with span_tree.span("work"):
+        pass
+    span_tree.flush()
+    assert ["default"] == [record.namespace for record in memory_sink.spans]
+    assert "SPANTREE_NAMESPACE ignored" in capsys.readouterr().err
+
+
+def test_stats_does_not_wait_for_a_busy_sink(tmp_path: Path) -> None:
+    """stats() answers while the Parquet sink is inside a (hanging) write holding its lock."""
+    sink = ParquetSink(str(tmp_path / "store"), spool_dir=str(tmp_path / "spool"))
+    span_tree.configure(sinks=[sink], store=None, console=False, jsonl=False)
+    with span_tree.span("work"):
+        pass
+    assert span_tree.flush()
+    held, release = threading.Event(), threading.Event()
+
+    def hold_lock() -> None:
+        with sink._lock:  # what a write to a hanging store does
+            held.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=hold_lock)
+    holder.start()
+    held.wait(5)
+    answers: list[dict[str, object]] = []
+    asker = threading.Thread(target=lambda: answers.append(span_tree.stats()))
+    asker.start()
+    asker.join(10)  # generous: it must not wait for the lock at all
+    finished = not asker.is_alive()
+    release.set()
+    holder.join()
+    asker.join()
+    assert finished
+    assert 1 == answers[0]["sinks"][0]["written_spans"]  # type: ignore[index]
+
+
+def test_losses_are_reported_once_per_interval(capsys: pytest.CaptureFixture[str]) -> None:
+    """Dropped spans print one line; more drops within a minute print nothing more."""
+    processor = BatchProcessor([], max_queue_size=0)
+    processor.on_end(object())
+    processor.report_losses(force=False)
+    processor.on_end(object())
+    processor.report_losses(force=False)
+    lines = capsys.readouterr().err.splitlines()
+    assert [
+        "span_tree: 1 spans not stored so far (1 dropped (queue full or after shutdown));"
+        " see span_tree.stats()"
+    ] == lines
+    processor.report_losses(force=True)
+    assert "span_tree: 2 spans not stored" in capsys.readouterr().err
+    processor.shutdown(1)
+
+
+def test_nothing_lost_prints_nothing(capsys: pytest.CaptureFixture[str]) -> None:
+    """No line about losses when nothing was dropped or lost."""
+    processor = BatchProcessor([lambda: MemorySink()])
+    processor.report_losses(force=True)
+    processor.shutdown(1)
+    assert "" == capsys.readouterr().err
+
+
+def test_namespace_rule_is_shared_with_api_keys() -> None:
+    """A namespace configure() refuses, an API key cannot be created for either."""
+    from span_tree.receiver._keys import validate_namespace
+
+    for name in ("x" * 129, ".hidden", "a b"):
+        with pytest.raises(ValueError):
+            _config.check_namespace_name(name)
+        with pytest.raises(ValueError):
+            validate_namespace(name)
+    assert "ok.name-1" == validate_namespace("ok.name-1")
