@@ -1,7 +1,8 @@
 """A traced program for the exit tests: `python exit_workload.py MODE COUNT [STORE [ENDPOINT]]`.
 
 It imports only what a user script would, configures from its arguments and the
-environment (``SPANTREE_SPOOL_DIR``, ``SPANTREE_TEST_S3``: JSON storage options) and
+environment (``SPANTREE_SPOOL_DIR``, ``SPANTREE_TEST_S3``: JSON storage options,
+``SPANTREE_TEST_EXIT_TIMEOUT``) and
 never calls ``flush()``.
 
 Modes:
@@ -24,9 +25,17 @@ MODE = sys.argv[1]
 COUNT = int(sys.argv[2])
 STORE = sys.argv[3] if len(sys.argv) > 3 and sys.argv[3] != "-" else None
 options = json.loads(os.environ.get("SPANTREE_TEST_S3", "{}")) or None
+# The default (5 s) unless a test needs room for a loaded machine's slow imports.
+EXIT_TIMEOUT = float(os.environ.get("SPANTREE_TEST_EXIT_TIMEOUT", "5"))
 
 if MODE == "exit":
-    span_tree.configure(console=False, jsonl=False, store=STORE, storage_options=options)
+    span_tree.configure(
+        console=False,
+        jsonl=False,
+        store=STORE,
+        storage_options=options,
+        exit_timeout=EXIT_TIMEOUT,
+    )
     for index in range(COUNT):
         with span_tree.span("work", index=index):
             pass
