@@ -28,13 +28,16 @@ from span_tree.storage._files import (
     SpanFiles,
     compatible,
     span_files,
-    superseded_files,
 )
 from span_tree.storage._layout import (
+    LEGACY,
     Partition,
+    compacted_file_name,
+    file_kind,
     list_partitions,
-    new_file_name,
+    name_time,
 )
+from span_tree.storage._listing import LEGACY_KEY, list_partition
 from span_tree.storage._location import StoreLocation
 from span_tree.storage._writer import sort_table, write_table_atomic
 
@@ -126,10 +129,10 @@ def _plan_partition(
     """Clean up a partition and return the groups of files to merge."""
     fs = location.fs
     in_partition = [path for path in listed.files if path.startswith(partition.path + "/")]
-    every_valid = [path for path in fs.find(partition.path) if path.endswith(".parquet")]
-    for dead in superseded_files(location, every_valid):
+    state = list_partition(location, partition.path)
+    for name in sorted((state.covered & set(state.sizes)) | set(state.rejected())):
         with contextlib.suppress(FileNotFoundError):
-            fs.rm_file(dead)
+            fs.rm_file(f"{partition.path}/{name}")
             result.removed_replaced += 1
     result.removed_temporary += _remove_stale_temporaries(location, partition)
     candidates: list[tuple[str, int]] = []
@@ -184,8 +187,10 @@ def _merge(location: StoreLocation, partition: Partition, group: list[str]) -> C
     names = ",".join(path.rpartition("/")[2] for path in merged_paths)
     metadata = dict(SPAN_SCHEMA.metadata or {})
     metadata[REPLACES_KEY] = names.encode()
+    legacy = any(file_kind(path.rpartition("/")[2]) == LEGACY for path in merged_paths)
+    metadata[LEGACY_KEY] = b"1" if legacy else b"0"
     table = table.replace_schema_metadata(metadata)
-    output = f"{partition.path}/{new_file_name()}"
+    output = f"{partition.path}/{compacted_file_name()}"
     write_table_atomic(location, table, output)
     with location.fs.open(output, "rb") as handle:
         written = pq.ParquetFile(handle).metadata.num_rows
@@ -236,12 +241,7 @@ def conform(table: pa.Table) -> pa.Table:
 
 def _created_at(path: str) -> float | None:
     """The creation time encoded in a KSUID file name; None for other names."""
-    stem = path.rpartition("/")[2].removesuffix(".parquet")
-    from span_tree._ids import is_trace_id, trace_id_timestamp
-
-    if not is_trace_id(stem):
-        return None
-    return trace_id_timestamp(stem)
+    return name_time(path.rpartition("/")[2])
 
 
 def _remove_stale_temporaries(location: StoreLocation, partition: Partition) -> int:

@@ -2,22 +2,38 @@
 
 Readers build their views over exactly the valid files, so one truncated upload or a
 stray text file in the store costs a reported problem, never a failed query. Span
-files are immutable, so a file's verdict is cached by (path, size).
+files are immutable, so a file's verdict is cached by (path, size). Listing and the
+supersession rule are in ``_listing``.
 """
 
 from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from span_tree.schema import SPAN_SCHEMA
-from span_tree.storage._layout import is_temporary, parse_partition, safe_namespace
+from span_tree.storage._listing import (
+    REPLACES_KEY,
+    FileProblem,
+    SpanFiles,
+    list_span_files,
+)
 from span_tree.storage._location import StoreLocation
+
+__all__ = [
+    "CORE_COLUMNS",
+    "REPLACES_KEY",
+    "FileProblem",
+    "SpanFiles",
+    "compatible",
+    "list_span_files",
+    "schema_problem",
+    "span_files",
+]
 
 # Columns without which a file is not a span file. Files of an older schema version
 # may lack other columns: readers fill those in (union_by_name / defaults).
@@ -25,37 +41,8 @@ CORE_COLUMNS: tuple[str, ...] = ("trace_id", "span_id", "name", "status", "start
 
 
 @dataclass(frozen=True)
-class FileProblem:
-    """A file in the store that readers skip, and why."""
-
-    path: str
-    reason: str
-
-
-@dataclass
-class SpanFiles:
-    """The result of scanning a store.
-
-    Attributes:
-        files: fs paths of valid span files, sorted.
-        urls: the same files as URLs for DuckDB / polars / pyarrow (``location.url_of``).
-        problems: corrupt or foreign files, with the reason each was skipped.
-    """
-
-    files: list[str] = field(default_factory=list)
-    urls: list[str] = field(default_factory=list)
-    problems: list[FileProblem] = field(default_factory=list)
-
-
-# Key-value metadata of a compacted file: the names of the files it replaces, so a
-# crash between writing it and deleting them never shows their rows twice.
-REPLACES_KEY = b"span_tree.replaces"
-
-
-@dataclass(frozen=True)
 class _Verdict:
     reason: str | None
-    replaces: tuple[str, ...] = ()
     # False when the footer could not be read for a reason that may pass (network,
     # a file being replaced): such a verdict is not cached, the next listing looks again.
     final: bool = True
@@ -67,7 +54,11 @@ _CACHE_LIMIT = 200_000
 
 
 def span_files(location: StoreLocation, *, namespace: str | None = None) -> SpanFiles:
-    """List the valid span files of a store and report the others. Never raises on a bad file.
+    """List the span files of a store and check every footer. Never raises on a bad file.
+
+    ``list_span_files`` plus a footer read of each listed file (cached by path and
+    size): for maintenance and tests. Readers use ``list_span_files``, which reads no
+    footer of an ordinary file.
 
     Args:
         location: the store.
@@ -81,32 +72,18 @@ def span_files(location: StoreLocation, *, namespace: str | None = None) -> Span
     Raises:
         OSError: the store itself cannot be listed.
     """
-    fs = location.fs
-    result = SpanFiles()
-    base = location.spans_root
-    if namespace is not None:
-        if safe_namespace(namespace) != namespace:
-            return result  # never written under such a name
-        base = f"{base}/namespace={namespace}"
-    if not fs.exists(base):
-        return result
-    entries: dict[str, Any] = fs.find(base, detail=True)
-    candidates = [
-        (path, int(info.get("size") or 0))
-        for path, info in sorted(entries.items())
-        if info.get("type", "file") == "file" and not is_temporary(path)
-    ]
-    valid: list[str] = []
-    replaced: set[str] = set()
-    for (path, _), verdict in zip(candidates, _verdicts(location, candidates), strict=True):
+    listed = list_span_files(location, namespace=namespace)
+    result = SpanFiles(problems=list(listed.problems))
+    candidates = list(zip(listed.files, listed.sizes, strict=True))
+    for (path, size), legacy, verdict in zip(
+        candidates, listed.legacy, _verdicts(location, candidates), strict=True
+    ):
         if verdict.reason is None:
-            valid.append(path)
-            directory = path.rpartition("/")[0]
-            replaced.update(f"{directory}/{name}" for name in verdict.replaces)
+            result.files.append(path)
+            result.legacy.append(legacy)
+            result.sizes.append(size)
         else:
             result.problems.append(FileProblem(location.url_of(path), verdict.reason))
-    # Files a compacted file replaces are dead even if a crash left them behind.
-    result.files = [path for path in valid if path not in replaced]
     result.urls = [location.url_of(path) for path in result.files]
     return result
 
@@ -129,28 +106,7 @@ def _verdicts(location: StoreLocation, candidates: list[tuple[str, int]]) -> lis
         return list(pool.map(lambda item: _verdict(location, *item), candidates))
 
 
-def superseded_files(location: StoreLocation, paths: list[str]) -> list[str]:
-    """Return those of ``paths`` that a compacted file among ``paths`` replaces."""
-    present = set(paths)
-    dead = []
-    for path in paths:
-        directory = path.rpartition("/")[0]
-        for name in _verdict(location, path, _size(location, path)).replaces:
-            if f"{directory}/{name}" in present:
-                dead.append(f"{directory}/{name}")
-    return sorted(set(dead))
-
-
-def _size(location: StoreLocation, path: str) -> int:
-    return int(location.fs.size(path) or 0)
-
-
 def _verdict(location: StoreLocation, path: str, size: int) -> _Verdict:
-    directory, _, name = path.rpartition("/")
-    if parse_partition(location, directory) is None:
-        return _Verdict("outside the namespace=<ns>/date=<YYYY-MM-DD> layout")
-    if not name.endswith(".parquet"):
-        return _Verdict("not a .parquet file")
     key = (location.protocol, path, size)
     with _cache_lock:
         cached = _cache.get(key)
@@ -176,9 +132,7 @@ def _check_file(location: StoreLocation, path: str, size: int) -> _Verdict:
         # Only a footer Arrow read and rejected is bad for good; a failed read is not.
         final = isinstance(error, pa.ArrowInvalid)
         return _Verdict(f"unreadable Parquet footer: {_short(error)}", final=final)
-    replaces = (schema.metadata or {}).get(REPLACES_KEY)
-    names = tuple(replaces.decode().split(",")) if replaces else ()
-    return _Verdict(schema_problem(schema), names)
+    return _Verdict(schema_problem(schema))
 
 
 def schema_problem(schema: pa.Schema) -> str | None:

@@ -1,4 +1,9 @@
-"""The store layout: ``spans/namespace=<ns>/date=<YYYY-MM-DD>/<ksuid>.parquet``."""
+"""The store layout: ``spans/namespace=<ns>/date=<YYYY-MM-DD>/<name>.parquet``.
+
+File names (see the package docstring): ``<batch-id>.b.parquet`` (a batch, written
+idempotently), ``<id>.c.parquet`` (a compacted file) and any other ``*.parquet``
+(legacy: written before batch identities; may hold duplicate rows).
+"""
 
 from __future__ import annotations
 
@@ -48,10 +53,62 @@ def partition_dir(location: StoreLocation, namespace: str, date: str) -> str:
 
 
 def new_file_name() -> str:
-    """Return a fresh Parquet file name: a KSUID (time-ordered, unique across processes)."""
+    """Return a fresh legacy-style Parquet file name: a bare KSUID (annotations use it)."""
     from cyksuid.v2 import ksuid
 
     return f"{ksuid()}.parquet"
+
+
+BATCH = "batch"
+COMPACTED = "compacted"
+LEGACY = "legacy"
+_NAME_RE = re.compile(r"(?P<id>[0-9A-Za-z]{27})\.(?P<kind>[bc])\.parquet")
+
+
+def new_batch_id() -> str:
+    """Return a fresh batch identity: a KSUID (time-ordered, unique across processes)."""
+    from span_tree._ids import new_trace_id
+
+    return new_trace_id()
+
+
+def is_batch_id(text: str) -> bool:
+    """Tell whether ``text`` is usable as a batch identity (27 base62 characters)."""
+    return bool(re.fullmatch(r"[0-9A-Za-z]{27}", text))
+
+
+def batch_file_name(batch_id: str) -> str:
+    """Return the file name of batch ``batch_id`` (the same in every partition).
+
+    Raises:
+        ValueError: ``batch_id`` is not 27 base62 characters.
+    """
+    if not is_batch_id(batch_id):
+        raise ValueError(f"batch id {batch_id!r} must be 27 base62 characters (a KSUID)")
+    return f"{batch_id}.b.parquet"
+
+
+def compacted_file_name() -> str:
+    """Return a fresh compacted file name (``<ksuid>.c.parquet``)."""
+    return f"{new_batch_id()}.c.parquet"
+
+
+def file_kind(name: str) -> str:
+    """Return ``BATCH``, ``COMPACTED`` or ``LEGACY`` for a span file name (no directory)."""
+    match = _NAME_RE.fullmatch(name)
+    if match is None:
+        return LEGACY
+    return BATCH if match["kind"] == "b" else COMPACTED
+
+
+def name_time(name: str) -> float | None:
+    """The Unix time in a KSUID-named file (batch, compacted or bare KSUID); else None."""
+    stem = name.removesuffix(".parquet").removesuffix(".b").removesuffix(".c")
+    from span_tree._ids import is_trace_id, trace_id_timestamp
+
+    if not is_trace_id(stem):
+        return None
+    return trace_id_timestamp(stem)
 
 
 def parse_partition(location: StoreLocation, directory: str) -> Partition | None:

@@ -17,8 +17,9 @@ from span_tree._atomic import write_file_atomic
 from span_tree._record import FinishedSpan, utc_day
 from span_tree.schema import SPAN_SCHEMA, TIMESTAMP, records_to_table
 from span_tree.storage._layout import (
+    batch_file_name,
     check_namespace,
-    new_file_name,
+    new_batch_id,
     safe_namespace,
 )
 from span_tree.storage._location import StoreLocation
@@ -67,25 +68,39 @@ def write_stamp() -> int:
 class PreparedFile(NamedTuple):
     """One encoded span file, ready to put at ``<spans>/<relative_path>``."""
 
-    relative_path: str  # namespace=<ns>/date=<YYYY-MM-DD>/<ksuid>.parquet
+    relative_path: str  # namespace=<ns>/date=<YYYY-MM-DD>/<batch-id>.b.parquet
     data: bytes
     rows: int
 
 
-def prepare_files(records: Sequence[FinishedSpan]) -> list[PreparedFile]:
+def prepare_files(
+    records: Sequence[FinishedSpan], *, batch_id: str | None = None, file_name: str | None = None
+) -> list[PreparedFile]:
     """Encode span records as one Parquet file per (namespace, date), stamped and sorted.
 
     Every row gets ``written_at`` = now; when one span appears more than once in
     ``records`` (started, then finished), later occurrences get later stamps so the
     newest-version rule keeps the last one.
+
+    Args:
+        records: the batch.
+        batch_id: the batch's identity (a KSUID chosen when the batch was formed;
+            default: a fresh one). Every partition's file is ``<batch_id>.b.parquet``,
+            so writing the same batch again replaces its files instead of adding rows.
+        file_name: an explicit file name instead (``new_file_name()`` for a batch
+            without identity, which readers then treat as legacy).
+
+    Raises:
+        ValueError: ``batch_id`` is not a KSUID.
     """
     if not records:
         return []
+    name = file_name or batch_file_name(batch_id or new_batch_id())
     stamp = write_stamp()
     prepared = []
     for (namespace, date), group in _group(records).items():
         table = _stamped_table(group, stamp)
-        relative = f"namespace={check_namespace(namespace)}/date={date}/{new_file_name()}"
+        relative = f"namespace={check_namespace(namespace)}/date={date}/{name}"
         prepared.append(PreparedFile(relative, table_bytes(table), table.num_rows))
     return prepared
 
@@ -97,8 +112,10 @@ def put_prepared(location: StoreLocation, prepared: PreparedFile) -> str:
     return path
 
 
-def write_spans(location: StoreLocation, records: Sequence[FinishedSpan]) -> list[str]:
-    """Write span records into the store, one new file per (namespace, date).
+def write_spans(
+    location: StoreLocation, records: Sequence[FinishedSpan], *, batch_id: str | None = None
+) -> list[str]:
+    """Write span records into the store, one file per (namespace, date).
 
     Each file is complete before it becomes visible (temporary name then rename on a
     local disk, one PUT on an object store), rows are sorted by ``(trace_id,
@@ -109,6 +126,8 @@ def write_spans(location: StoreLocation, records: Sequence[FinishedSpan]) -> lis
     Args:
         location: the store (see ``open_store``).
         records: span versions in the order they were produced.
+        batch_id: the batch's identity (default: a fresh KSUID): writing the same
+            records again with the same id replaces the files, it adds no rows.
 
     Returns:
         The fs paths of the files written.
@@ -116,7 +135,9 @@ def write_spans(location: StoreLocation, records: Sequence[FinishedSpan]) -> lis
     Raises:
         OSError: the store could not be written (nothing partial is left visible).
     """
-    return [put_prepared(location, prepared) for prepared in prepare_files(records)]
+    return [
+        put_prepared(location, prepared) for prepared in prepare_files(records, batch_id=batch_id)
+    ]
 
 
 def _group(records: Sequence[FinishedSpan]) -> dict[tuple[str, str], Sequence[FinishedSpan]]:
