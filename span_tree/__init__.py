@@ -9,6 +9,7 @@ from span_tree._ids import new_span_id, new_trace_id, trace_id_from_w3c, w3c_tra
 from span_tree._logging import SpanLogger, get_logger
 from span_tree._record import Event, FinishedSpan, HandledError
 from span_tree._span import Span, SpanTreeWarning, current_span, set_tags, span, wrap
+from span_tree.api import getLogger, logger_log_extra, new_span
 
 __version__ = "0.1.0"
 
@@ -23,7 +24,10 @@ __all__ = [
     "configure",
     "current_span",
     "flush",
+    "getLogger",
     "get_logger",
+    "logger_log_extra",
+    "new_span",
     "new_span_id",
     "new_trace_id",
     "set_tags",

@@ -159,7 +159,7 @@ class SpanLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
         return msg, kwargs
 
     def new_span(
-        self, name: str | None = None, /, *, force_new_trace: bool = False, **attributes: Any
+        self, name: Any = None, force_new_trace: bool = False, **attributes: Any
     ) -> _span.Span:
         """Open a span; ``force_new_trace`` starts a new trace linked to the current one."""
         return _span.Span(name, attributes, force_new_trace=force_new_trace)
@@ -170,15 +170,18 @@ class SpanLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
     @overload
     def span(self, name: F, /) -> F: ...
     @overload
-    def span(self, name: str | None = None, /, **attributes: Any) -> _span.Span: ...
-    def span(self, name: Any = None, /, **attributes: Any) -> Any:
+    def span(
+        self, name: Any = None, force_new_trace: bool = False, **attributes: Any
+    ) -> _span.Span: ...
+    def span(self, name: Any = None, force_new_trace: bool = False, **attributes: Any) -> Any:
         """Decorate a function as a span: ``@log.span`` or ``@log.span("name")``."""
-        return _span.span(name, **attributes)
+        return _span.span(name or None, force_new_trace=force_new_trace, **attributes)
 
     def log_extra(
         self,
         msg: str = "",
         level: int = logging.INFO,
+        /,
         *,
         ref_src: bool = False,
         ref_dest: str = "",
@@ -198,18 +201,35 @@ class SpanLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
         Returns:
             The new reference id when ``ref_src`` is true, else None.
         """
-        current = _span.current_span()
-        reference = _ids.new_trace_id() if ref_src else None
-        if current is not None:
-            if attributes:
-                current.set_attributes(**attributes)
-            if reference is not None:
-                current.add_ref(reference, outgoing=True)
-            if ref_dest:
-                current.add_ref(ref_dest, outgoing=False)
-        if msg:
-            self.log(level, msg, stacklevel=2, extra=attributes or None)
-        return reference
+        return log_extra(
+            self.logger, msg, level, ref_src=ref_src, ref_dest=ref_dest, _stacklevel=3, **attributes
+        )
+
+
+def log_extra(
+    logger: logging.Logger,
+    msg: str = "",
+    level: int = logging.INFO,
+    /,
+    *,
+    ref_src: bool = False,
+    ref_dest: str = "",
+    _stacklevel: int = 2,
+    **attributes: Any,
+) -> str | None:
+    """``SpanLogger.log_extra`` for a plain ``logging.Logger`` (see there)."""
+    current = _span.current_span()
+    reference = _ids.new_trace_id() if ref_src else None
+    if current is not None:
+        if attributes:
+            current.set_attributes(**attributes)
+        if reference is not None:
+            current.add_ref(reference, outgoing=True)
+        if ref_dest:
+            current.add_ref(ref_dest, outgoing=False)
+    if msg:
+        logger.log(level, msg, stacklevel=_stacklevel, extra=attributes or None)
+    return reference
 
 
 def get_logger(name: str | None = None) -> SpanLogger:

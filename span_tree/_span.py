@@ -672,14 +672,20 @@ def _decorate(
 @overload
 def span(name: F, /) -> F: ...
 @overload
-def span(name: str | None = None, /, **attributes: Any) -> Span: ...
-def span(name: Any = None, /, **attributes: Any) -> Any:
+def span(
+    name: Any = None, /, *, force_new_trace: bool = False, kind: str = "internal", **attributes: Any
+) -> Span: ...
+def span(
+    name: Any = None, /, *, force_new_trace: bool = False, kind: str = "internal", **attributes: Any
+) -> Any:
     """Open a span: ``with span("load", user=42):`` or ``@span`` / ``@span("name")``.
 
     Args:
         name: the span's name. Defaults to the decorated function's qualified name, or
             for ``with``, the calling function's name. Non-strings are converted with
             ``str()``. Passing a function (bare ``@span``) decorates it.
+        force_new_trace: start a new trace that lists the current one in its ``links``.
+        kind: ``internal`` (default), ``server``, ``client``, ``producer`` or ``consumer``.
         **attributes: attributes of this span (JSON-safe values are kept as they are,
             others as their ``repr``; sensitive keys are scrubbed).
 
@@ -687,13 +693,12 @@ def span(name: Any = None, /, **attributes: Any) -> Any:
         A ``Span`` usable as context manager and decorator, or the decorated function
         for bare ``@span``.
     """
-    if name is None or name.__class__ is str:
-        return Span(name, attributes)
-    if callable(name):
-        return _decorate(name, None, attributes, None, "internal")
+    if name is not None and name.__class__ is not str and callable(name):
+        options = (True, None) if force_new_trace else None
+        return _decorate(name, None, attributes, options, kind)
     # Any other object is converted to text by the worker (``to_record``), where a
     # ``__str__`` that raises costs a placeholder name instead of the caller's block.
-    return Span(name, attributes)
+    return Span(name, attributes, force_new_trace=force_new_trace, kind=kind)
 
 
 def current_span() -> Span | None:
