@@ -30,6 +30,10 @@ MAX_DEPTH = 4
 TRUNCATED = "…[truncated {} chars]"
 
 _PRIMITIVES = (bool, int, float, type(None))
+# Lone UTF-16 surrogates (``os.fsdecode`` of a non-UTF-8 file name) cannot be encoded
+# as UTF-8: JSON and Parquet writers refuse the whole batch that holds one.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+REPLACEMENT = "\ufffd"
 
 
 def scrub_pattern(keys: Iterable[str]) -> re.Pattern[str]:
@@ -97,3 +101,22 @@ def sanitize_tags(tags: Mapping[str, Any], scrub: re.Pattern[str]) -> dict[str, 
     return {
         str(k): SCRUBBED if scrub.search(str(k)) else truncate(str(v), 256) for k, v in tags.items()
     }
+
+
+def encodable(value: Any) -> Any:
+    """``value`` with every lone surrogate in its text (keys too) replaced by U+FFFD.
+
+    Walks strings, mappings, lists and tuples (named tuples keep their type); other
+    values are returned as they are. For the slow path of a sink that failed to encode.
+    """
+    if isinstance(value, str):
+        return _SURROGATE.sub(REPLACEMENT, value)
+    if isinstance(value, Mapping):
+        return {encodable(k): encodable(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        items = [encodable(item) for item in value]
+        make = getattr(type(value), "_make", None)
+        return make(items) if make is not None else tuple(items)
+    if isinstance(value, list):
+        return [encodable(item) for item in value]
+    return value

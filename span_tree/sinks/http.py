@@ -29,6 +29,7 @@ import orjson
 
 from span_tree._atomic import write_file_atomic
 from span_tree._record import FinishedSpan, span_to_json_dict
+from span_tree._sanitize import encodable
 from span_tree._spool_dir import default_spool_dir
 
 SPANS_PATH = "/v1/spans"
@@ -107,6 +108,7 @@ class HttpSink:
                 "replayed_spans",
                 "rejected_spans",
                 "dropped_spans",
+                "repaired_spans",  # sent with unencodable text replaced (U+FFFD)
             ),
             0,
         )
@@ -158,6 +160,10 @@ class HttpSink:
                 self._client.close()
                 self._client = None
 
+    def lost_spans(self) -> int:
+        """Spans refused by the receiver or dropped (spool full, unencodable) so far."""
+        return self._counts["dropped_spans"] + self._counts["rejected_spans"]
+
     def stats(self) -> dict[str, Any]:
         """Counters: sent, retried, spooled, replayed, rejected (4xx), dropped; spool size."""
         files = self._spool_files()
@@ -177,14 +183,42 @@ class HttpSink:
     def _encode_chunk(self, spans: Sequence[FinishedSpan]) -> list[tuple[bytes, int]]:
         document = {"tags": {}, "spans": [span_to_json_dict(span) for span in spans]}
         try:
-            raw = orjson.dumps(document, default=repr, option=orjson.OPT_NON_STR_KEYS)
-        except TypeError:  # e.g. an integer beyond 64 bits: the stdlib writes it anyway
-            raw = json.dumps(document, default=repr, ensure_ascii=False).encode()
+            raw = _dumps(document)
+        except ValueError:  # a value no encoder takes (a lone surrogate): span by span
+            spans, document["spans"] = self._encodable(spans)
+            if not spans:
+                return []
+            raw = _dumps(document)
         # The receiver limits the body once decompressed too: split on the raw size.
         if len(raw) <= self._max_body_bytes or len(spans) == 1:
             return [(gzip.compress(raw, compresslevel=1), len(spans))]
         middle = len(spans) // 2
         return self._encode_chunk(spans[:middle]) + self._encode_chunk(spans[middle:])
+
+    def _encodable(
+        self, spans: Sequence[FinishedSpan]
+    ) -> tuple[list[FinishedSpan], list[dict[str, Any]]]:
+        """Each span as it encodes, else with its text repaired (lone surrogates become
+        U+FFFD), so one bad value costs nothing; a span still refused is counted."""
+        kept: list[FinishedSpan] = []
+        dicts: list[dict[str, Any]] = []
+        for span in spans:
+            record = span_to_json_dict(span)
+            try:
+                _dumps(record)
+            except ValueError:
+                span = encodable(span)
+                record = span_to_json_dict(span)
+                try:
+                    _dumps(record)
+                except ValueError as error:
+                    self._counts["dropped_spans"] += 1
+                    self._report_once("encoding", f"cannot encode a span: {repr(error)[:300]}")
+                    continue
+                self._counts["repaired_spans"] += 1
+            kept.append(span)
+            dicts.append(record)
+        return kept, dicts
 
     # -- sending -----------------------------------------------------------------------
     def _timeout_seconds(self) -> float:
@@ -311,6 +345,21 @@ class HttpSink:
         self._reported.add(kind)
         with contextlib.suppress(Exception):
             print(f"span_tree: http sink: {message}", file=sys.stderr)
+
+
+def _dumps(document: Any) -> bytes:
+    """JSON bytes of ``document``.
+
+    Raises:
+        ValueError: a value cannot be encoded (a lone surrogate in some text).
+    """
+    try:
+        return orjson.dumps(document, default=repr, option=orjson.OPT_NON_STR_KEYS)
+    except TypeError:  # e.g. an integer beyond 64 bits: the stdlib writes it anyway
+        try:
+            return json.dumps(document, default=repr, ensure_ascii=False).encode()
+        except TypeError as error:
+            raise ValueError(str(error)) from None
 
 
 def _forget_client(ref: weakref.ref[HttpSink]) -> None:

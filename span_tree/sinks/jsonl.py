@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from span_tree._record import FinishedSpan, span_to_json
+from span_tree._sanitize import encodable
 
 
 class JsonlSink:
@@ -26,7 +27,13 @@ class JsonlSink:
 
     def export(self, batch: Sequence[FinishedSpan]) -> None:
         stream = self._stream or sys.stdout
-        stream.write("".join(span_to_json(span) + "\n" for span in batch))
+        text = "".join(span_to_json(span) + "\n" for span in batch)
+        try:
+            stream.write(text)
+        except UnicodeEncodeError:
+            # A lone surrogate (a non-UTF-8 file name) the stream cannot encode: the
+            # text was refused whole, before writing; repair it (U+FFFD) and write.
+            stream.write(encodable(text))
         stream.flush()
 
     def force_flush(self, timeout: float) -> bool:

@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from span_tree._record import FinishedSpan
+from span_tree._sanitize import encodable
 from span_tree._spool_dir import default_spool_dir
 from span_tree.schema import records_to_table
 from span_tree.storage._location import open_store
@@ -90,6 +91,7 @@ class ParquetSink:
                 "spooled_spans",
                 "replayed_spans",
                 "lost_spans",
+                "repaired_spans",  # written with unencodable text replaced (U+FFFD)
             ),
             0,
         )
@@ -204,14 +206,16 @@ class ParquetSink:
         try:
             prepared = prepare_files(records)
         except Exception as error:  # a record pyarrow cannot encode: keep the others
-            good, bad = _split_encodable(records)
-            self._counters["lost_spans"] += len(bad)
-            self._last_error = f"encoding failed: {error!r}"
+            self._last_error = f"encoding failed: {repr(error)[:300]}"
+            kept, repaired, lost = _encodable_records(records)
+            self._counters["repaired_spans"] += repaired
+            self._counters["lost_spans"] += lost
+            self._in_hand -= lost
             try:
-                prepared = prepare_files(good)
+                prepared = prepare_files(kept)
             except Exception as again:  # not a per-record problem after all
-                self._counters["lost_spans"] += len(good)
-                self._last_error = f"encoding failed: {again!r}"
+                self._counters["lost_spans"] += len(kept)
+                self._last_error = f"encoding failed: {repr(again)[:300]}"
                 return True
         complete = True
         for item in prepared:
@@ -365,20 +369,30 @@ class ParquetSink:
         self._start_timer()
 
 
-def _split_encodable(
-    records: list[FinishedSpan],
-) -> tuple[list[FinishedSpan], list[FinishedSpan]]:
-    """Separate the records Arrow can encode from those it cannot (halving the batch)."""
+def _encodable_records(records: list[FinishedSpan]) -> tuple[list[FinishedSpan], int, int]:
+    """The records Arrow can encode, in order, repairing those it cannot (halving).
+
+    A record that fails is retried with its text repaired (lone surrogates become
+    U+FFFD); only one that still fails is left out.
+
+    Returns:
+        The records to write, how many of them were repaired, how many were left out.
+    """
     try:
         records_to_table(records)
     except Exception:  # any conversion error: look closer
         if len(records) == 1:
-            return [], records
+            fixed = encodable(records[0])
+            try:
+                records_to_table([fixed])
+            except Exception:
+                return [], 0, 1
+            return [fixed], 1, 0
         middle = len(records) // 2
-        good_left, bad_left = _split_encodable(records[:middle])
-        good_right, bad_right = _split_encodable(records[middle:])
-        return good_left + good_right, bad_left + bad_right
-    return records, []
+        left, left_repaired, left_lost = _encodable_records(records[:middle])
+        right, right_repaired, right_lost = _encodable_records(records[middle:])
+        return left + right, left_repaired + right_repaired, left_lost + right_lost
+    return records, 0, 0
 
 
 def _after_fork(reference: weakref.ref[ParquetSink]) -> None:

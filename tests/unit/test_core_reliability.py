@@ -109,3 +109,23 @@ def test_namespace_rule_is_shared_with_api_keys() -> None:
         with pytest.raises(ValueError):
             validate_namespace(name)
     assert "ok.name-1" == validate_namespace("ok.name-1")
+
+
+class _LoudSink(MemorySink):
+    """A sink whose error quotes a huge payload (as a UnicodeEncodeError of a batch does)."""
+
+    def export(self, batch: object) -> None:
+        raise ValueError("x" * 400_000)
+
+
+def test_sink_error_messages_are_bounded(capsys: pytest.CaptureFixture[str]) -> None:
+    """A failing sink prints one short line and keeps a short last_error, not the payload."""
+    span_tree.configure(sinks=[_LoudSink()], store=None, console=False, jsonl=False)
+    with span_tree.span("work"):
+        pass
+    span_tree.flush()
+    err = capsys.readouterr().err
+    sink_stats = span_tree.stats()["sinks"][0]
+    assert 1 == sink_stats["failed_spans"]
+    assert len(err) < 500, len(err)
+    assert len(sink_stats["last_error"]) < 400

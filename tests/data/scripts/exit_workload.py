@@ -10,6 +10,7 @@ Modes:
     sigterm    COUNT finished spans, then "ready" on stderr inside an open span
                ("job"), waiting to be ended by SIGTERM.
     losses     COUNT spans with a queue of 10: most are dropped; a plain exit.
+    surrogate  COUNT spans as JSON lines on stdout, one with a non-UTF-8 file name.
 """
 
 from __future__ import annotations
@@ -53,6 +54,12 @@ elif MODE == "losses":
     span_tree.configure(console=False, jsonl=False, store=STORE, max_queue_size=10)
     for index in range(COUNT):
         with span_tree.span("work", index=index):
+            pass
+elif MODE == "surrogate":
+    span_tree.configure(console=False, jsonl=True, store=None)
+    for index in range(COUNT):
+        name = os.fsdecode(b"caf\xe9.txt") if index == COUNT // 2 else "plain.txt"
+        with span_tree.span("open", index=index, path=name):
             pass
 else:
     sys.exit(f"unknown mode {MODE}")
