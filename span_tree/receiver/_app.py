@@ -15,8 +15,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from span_tree._record import FinishedSpan
-from span_tree.receiver._ingest import IngestError, gunzip_bounded, parse_spans
+from span_tree.receiver._ingest import IngestError, ParsedBody, gunzip_bounded, parse_body
 from span_tree.receiver._keys import KeyStore
 from span_tree.receiver._limits import DEFAULT_MAX_BODY, DEFAULT_MAX_SPANS
 from span_tree.receiver._openapi import openapi_document
@@ -164,11 +163,11 @@ class _Service:
             chunks.append(chunk)
         return b"".join(chunks)
 
-    def _parse(self, body: bytes, gzipped: bool, namespace: str) -> list[FinishedSpan]:
+    def _parse(self, body: bytes, gzipped: bool, namespace: str) -> ParsedBody:
         if gzipped:
             body = gunzip_bounded(body, limit=self.config.max_body)
         try:
-            return parse_spans(body, namespace=namespace, max_spans=self.config.max_spans)
+            return parse_body(body, namespace=namespace, max_spans=self.config.max_spans)
         except IngestError:
             raise
         except Exception as error:
@@ -181,9 +180,12 @@ class _Service:
         self, body: bytes, gzipped: bool, namespace: str
     ) -> tuple[int, list[PreparedFile]]:
         """CPU part: decode, validate, encode the Parquet files (nothing visible yet)."""
-        records = self._parse(body, gzipped, namespace)
+        records, batch_id = self._parse(body, gzipped, namespace)
         try:
-            return len(records), prepare_files(records)
+            # Files named after the client's batch id: a resent body (a retry after a
+            # write whose answer was lost, a spool replay) replaces them, adds no rows.
+            # A body without one gets fresh legacy names (readers deduplicate those).
+            return len(records), prepare_files(records, batch_id=batch_id)
         except Exception as error:
             # Validation let through something Arrow cannot hold: a validator gap, and
             # still the body's fault; nothing was written.

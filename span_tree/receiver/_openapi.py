@@ -74,6 +74,15 @@ def openapi_document(max_body: int, max_spans: int) -> dict[str, Any]:
                                     "type": "object",
                                     "required": ["spans"],
                                     "properties": {
+                                        "batch": {
+                                            "type": "string",
+                                            "pattern": "^[0-9A-Za-z]{27}$",
+                                            "description": (
+                                                "The batch's id (a KSUID the client chose"
+                                                " once): a resend of the same body with"
+                                                " the same id adds no rows."
+                                            ),
+                                        },
                                         "tags": {
                                             "type": "object",
                                             "additionalProperties": {"type": "string"},

@@ -1,6 +1,8 @@
 """The HTTP sink: batches of spans to a span-tree receiver, with retries and a disk spool.
 
-Runs on the processor's worker thread, never on the application's. Every wait is
+Runs on the processor's worker thread, never on the application's. Each request body
+carries a batch id (``"batch"``, a KSUID) that every resend of it keeps, so the
+receiver writes it idempotently. Every wait is
 bounded: a few quick retries with backoff, then the batch goes to a local spool
 directory and the sink stops trying for a while (a circuit breaker), so a receiver
 that is down costs the worker milliseconds per batch, not seconds. Spooled batches are
@@ -28,6 +30,7 @@ import httpx
 import orjson
 
 from span_tree._atomic import write_file_atomic
+from span_tree._ids import new_trace_id
 from span_tree._record import FinishedSpan, span_to_json_dict
 from span_tree._sanitize import encodable
 from span_tree._spool_dir import default_spool_dir
@@ -181,7 +184,14 @@ class HttpSink:
         return bodies
 
     def _encode_chunk(self, spans: Sequence[FinishedSpan]) -> list[tuple[bytes, int]]:
-        document = {"tags": {}, "spans": [span_to_json_dict(span) for span in spans]}
+        # The body's batch identity, chosen once: the receiver names its files after it,
+        # so a retry or a spool replay of this body (even after a receiver that wrote
+        # but answered too late) replaces those files instead of adding rows.
+        document = {
+            "batch": new_trace_id(),
+            "tags": {},
+            "spans": [span_to_json_dict(span) for span in spans],
+        }
         try:
             raw = _dumps(document)
         except ValueError:  # a value no encoder takes (a lone surrogate): span by span

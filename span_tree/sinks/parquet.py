@@ -19,6 +19,7 @@ from span_tree._record import FinishedSpan
 from span_tree._sanitize import encodable
 from span_tree._spool_dir import default_spool_dir
 from span_tree.schema import records_to_table
+from span_tree.storage._layout import new_batch_id
 from span_tree.storage._location import open_store
 from span_tree.storage._spool import DEFAULT_SPOOL_BYTES, Spool
 from span_tree.storage._writer import PreparedFile, prepare_files, put_prepared
@@ -203,8 +204,11 @@ class ParquetSink:
 
     def _write_records(self, records: list[FinishedSpan], deadline: float | None) -> bool:
         deadline = self._limit(deadline)
+        # The batch's identity, chosen once: every retry and spool replay of its files
+        # puts the same names, so none of them can add rows twice.
+        batch_id = new_batch_id()
         try:
-            prepared = prepare_files(records)
+            prepared = prepare_files(records, batch_id=batch_id)
         except Exception as error:  # a record pyarrow cannot encode: keep the others
             self._last_error = f"encoding failed: {repr(error)[:300]}"
             kept, repaired, lost = _encodable_records(records)
@@ -212,7 +216,7 @@ class ParquetSink:
             self._counters["lost_spans"] += lost
             self._in_hand -= lost
             try:
-                prepared = prepare_files(kept)
+                prepared = prepare_files(kept, batch_id=batch_id)
             except Exception as again:  # not a per-record problem after all
                 self._counters["lost_spans"] += len(kept)
                 self._last_error = f"encoding failed: {repr(again)[:300]}"

@@ -4,13 +4,20 @@ Log collectors mix span lines with everything else a program printed, and may pr
 each line (timestamps, stream names). A span line is found by the jsonl sink's marker
 (``{"spantree": <version>, ...``); every other line is skipped and counted. A span
 printed twice (started, then finished) keeps both versions, in line order.
+
+Each batch of lines is written under a batch id made from a hash of its span lines
+(from the marker on, so collector prefixes do not matter): ingesting the same input
+again (same ``batch_size``) puts the same files again and adds no rows.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from span_tree._record import JSON_MARKER, FinishedSpan, SpanRecordError, span_from_json_dict
 from span_tree.storage._location import StoreLocation
@@ -82,6 +89,7 @@ def ingest_lines(
     """
     result = IngestResult()
     batch: list[FinishedSpan] = []
+    digest = hashlib.sha256()
     for number, line in enumerate(lines, start=1):
         try:
             span = parse_span_line(line, namespace=namespace)
@@ -94,22 +102,38 @@ def ingest_lines(
             result.skipped_lines += int(bool(line.strip()))
             continue
         batch.append(span)
+        digest.update(line[line.find(_MARKER) :].rstrip().encode())
+        digest.update(b"\n")
         if len(batch) >= batch_size:
-            _flush(location, batch, result, on_batch)
+            _flush(location, batch, _content_batch_id(batch, digest), result, on_batch)
             batch = []
-    _flush(location, batch, result, on_batch)
+            digest = hashlib.sha256()
+    if batch:
+        _flush(location, batch, _content_batch_id(batch, digest), result, on_batch)
     return result
+
+
+# KSUID timestamps count from 2014-05-13; earlier times do not fit the field.
+_KSUID_EPOCH = 1_400_000_000
+
+
+def _content_batch_id(batch: list[FinishedSpan], digest: Any) -> str:
+    """A KSUID for a batch of ingested lines: its newest start second, then the hash."""
+    from cyksuid.v2 import Ksuid
+
+    newest = max((span.start_time or 0) for span in batch) // 1_000_000
+    seconds = min(max(newest, _KSUID_EPOCH + 1), int(time.time()))
+    return str(Ksuid.from_timestamp_and_payload(seconds, digest.digest()[:16]))
 
 
 def _flush(
     location: StoreLocation,
     batch: list[FinishedSpan],
+    batch_id: str,
     result: IngestResult,
     on_batch: Callable[[int], None] | None,
 ) -> None:
-    if not batch:
-        return
-    result.files.extend(write_spans(location, batch))
+    result.files.extend(write_spans(location, batch, batch_id=batch_id))
     result.spans += len(batch)
     if on_batch is not None:
         on_batch(len(batch))

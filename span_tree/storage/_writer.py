@@ -20,6 +20,7 @@ from span_tree.storage._layout import (
     batch_file_name,
     check_namespace,
     new_batch_id,
+    new_file_name,
     safe_namespace,
 )
 from span_tree.storage._location import StoreLocation
@@ -74,7 +75,7 @@ class PreparedFile(NamedTuple):
 
 
 def prepare_files(
-    records: Sequence[FinishedSpan], *, batch_id: str | None = None, file_name: str | None = None
+    records: Sequence[FinishedSpan], *, batch_id: str | None = None
 ) -> list[PreparedFile]:
     """Encode span records as one Parquet file per (namespace, date), stamped and sorted.
 
@@ -84,18 +85,18 @@ def prepare_files(
 
     Args:
         records: the batch.
-        batch_id: the batch's identity (a KSUID chosen when the batch was formed;
-            default: a fresh one). Every partition's file is ``<batch_id>.b.parquet``,
-            so writing the same batch again replaces its files instead of adding rows.
-        file_name: an explicit file name instead (``new_file_name()`` for a batch
-            without identity, which readers then treat as legacy).
+        batch_id: the batch's identity (a KSUID chosen once, when the batch was
+            formed). Every partition's file is then ``<batch_id>.b.parquet``, so putting
+            the same batch again (retry, spool replay) replaces its files instead of
+            adding rows. ``None``: a batch without identity (a client that sends none),
+            written under a fresh legacy name that readers fully deduplicate.
 
     Raises:
         ValueError: ``batch_id`` is not a KSUID.
     """
     if not records:
         return []
-    name = file_name or batch_file_name(batch_id or new_batch_id())
+    name = batch_file_name(batch_id) if batch_id is not None else new_file_name()
     stamp = write_stamp()
     prepared = []
     for (namespace, date), group in _group(records).items():
@@ -135,9 +136,8 @@ def write_spans(
     Raises:
         OSError: the store could not be written (nothing partial is left visible).
     """
-    return [
-        put_prepared(location, prepared) for prepared in prepare_files(records, batch_id=batch_id)
-    ]
+    batch = batch_id or new_batch_id()
+    return [put_prepared(location, prepared) for prepared in prepare_files(records, batch_id=batch)]
 
 
 def _group(records: Sequence[FinishedSpan]) -> dict[tuple[str, str], Sequence[FinishedSpan]]:
