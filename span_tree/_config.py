@@ -113,6 +113,7 @@ def configure(
     max_queue_size: int = 100_000,
     batch_size: int = 512,
     schedule_delay: float = 0.5,
+    on_full: str = "block",
     exit_timeout: float = 5.0,
     enabled: bool = True,
 ) -> None:
@@ -142,6 +143,10 @@ def configure(
         scrub_keys: attribute/tag key fragments whose values are replaced by
             ``[scrubbed]`` (case-insensitive); default covers passwords, tokens, keys...
         max_queue_size, batch_size, schedule_delay: processor tuning.
+        on_full: when ``max_queue_size`` spans wait for the worker, ``"block"`` (default)
+            makes the producing thread wait until the worker takes a batch (a sink call
+            stuck for over 2 s never hangs the application: spans are then dropped and
+            counted); ``"drop"`` drops at once.
         exit_timeout: seconds allowed to flush at exit or on SIGTERM.
         enabled: False turns recording off (spans become no-ops).
 
@@ -172,6 +177,7 @@ def configure(
         max_queue_size=max_queue_size,
         batch_size=batch_size,
         schedule_delay=schedule_delay,
+        on_full=on_full,
     )
     old = _runtime.processor
     _runtime.set_state(settings=settings, processor=new_processor, enabled=enabled)

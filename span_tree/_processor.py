@@ -54,7 +54,13 @@ class BatchProcessor:
     Args:
         sink_factories: callables building the sinks; called on the worker thread so
             heavy imports (pyarrow, rich) never delay the traced application.
-        max_queue_size: spans held at most; beyond it new spans are dropped and counted.
+        max_queue_size: spans held at most. When the queue is full, a producer waits
+            for the worker to make room (``on_full="block"``), or drops and counts the
+            span at once (``"drop"``).
+        max_block: with ``"block"``, a sink call running longer than this many seconds
+            counts as hung: producers then drop (and count) instead of waiting, until the
+            worker takes a batch again. A slow sink slows producers down; a stuck one
+            costs them at most this once.
         batch_size: spans per export call; a full batch wakes the worker early.
         schedule_delay: seconds the worker waits before exporting a partial batch.
     """
@@ -66,9 +72,20 @@ class BatchProcessor:
         max_queue_size: int = 100_000,
         batch_size: int = 512,
         schedule_delay: float = 0.5,
+        on_full: str = "block",
+        max_block: float = 2.0,
     ) -> None:
+        if on_full not in ("block", "drop"):
+            raise ValueError(f"on_full must be 'block' or 'drop', not {on_full!r}")
         self._factories = list(sink_factories)
         self._max_queue_size = max_queue_size
+        self._max_block = max_block if on_full == "block" else 0.0
+        # Set after a producer's wait for room timed out (a hung sink): drop without
+        # waiting until the worker exports a batch again.
+        self._stalled = False
+        self.blocked = 0  # times a producer waited for room in the queue
+        # When the sink call running now started (monotonic), None between calls.
+        self._sink_call_started: float | None = None
         self._batch_size = batch_size
         self._schedule_delay = schedule_delay
         self._sinks: list[tuple[Sink, SinkStats]] | None = None
@@ -91,6 +108,7 @@ class BatchProcessor:
         # parent's to export) and no worker thread: start empty and lazily.
         self._queue: deque[Any] = deque()
         self._wake = threading.Event()
+        self._room = threading.Event()  # set by the worker each time it took a batch
         self._flush_requests: list[threading.Event] = []
         self._requests_lock = threading.Lock()
         self._worker: threading.Thread | None = None
@@ -102,7 +120,7 @@ class BatchProcessor:
     def on_end(self, item: Any) -> None:
         """Queue a finished live span (or a ready record). Never blocks, never raises."""
         queue = self._queue
-        if len(queue) >= self._max_queue_size or self._stopping:
+        if (len(queue) >= self._max_queue_size and not self._wait_for_room()) or self._stopping:
             self.dropped += 1
             return
         queue.append(item)
@@ -112,6 +130,32 @@ class BatchProcessor:
             self._wake.set()
         if self._worker is None:
             self._start_worker()
+
+    def _wait_for_room(self) -> bool:
+        """The queue is full: wait until the worker takes a batch. False: drop instead.
+
+        A producer faster than the worker (a batch job in a tight loop; the worker shares
+        the GIL with it) would otherwise lose spans; waiting on an Event releases the GIL
+        so the worker catches up. Never waits on a worker stuck in a sink call.
+        """
+        worker = self._worker
+        if not self._max_block or self._stalled or worker is None:
+            return False
+        if threading.current_thread() is worker:
+            return False  # the worker cannot wait for itself
+        self.blocked += 1
+        give_up = time.monotonic() + 10 * self._max_block  # a worker that died, say
+        while True:
+            self._room.clear()
+            self._wake.set()
+            if self._room.wait(0.05):
+                return True
+            started = self._sink_call_started
+            now = time.monotonic()
+            hung = started is not None and now - started > self._max_block
+            if hung or now > give_up or not worker.is_alive():
+                self._stalled = True
+                return False
 
     def flush(self, timeout: float) -> bool:
         """Export everything queued and flush every sink; False if ``timeout`` ran out."""
@@ -226,6 +270,7 @@ class BatchProcessor:
         return {
             "queued": len(self._queue),
             "dropped": self.dropped,
+            "blocked": self.blocked,
             "conversion_errors": self.converted_errors,
             "sinks": sinks,
         }
@@ -289,6 +334,9 @@ class BatchProcessor:
         popleft = queue.popleft
         while queue:
             items = [popleft() for _ in range(min(len(queue), self._batch_size))]
+            # Room again: let producers waiting on a full queue go on.
+            self._stalled = False
+            self._room.set()
             try:
                 batch = [to_record(item) if item.__class__ is Span else item for item in items]
             except Exception:
@@ -314,6 +362,7 @@ class BatchProcessor:
         assert self._sinks is not None
         self._in_flight = len(batch)
         for sink, sink_stats in self._sinks:
+            self._sink_call_started = time.monotonic()
             try:
                 sink.export(batch)
             except Exception as error:
@@ -325,6 +374,7 @@ class BatchProcessor:
             else:
                 sink_stats.batches += 1
                 sink_stats.exported_spans += len(batch)
+        self._sink_call_started = None
         self._in_flight = 0
 
     def _flush_sinks(self) -> None:
@@ -332,11 +382,13 @@ class BatchProcessor:
         deadline = self._sink_deadline
         timeout = 10.0 if deadline is None else max(0.0, deadline - time.monotonic())
         for sink, sink_stats in self._sinks:
+            self._sink_call_started = time.monotonic()
             try:
                 sink.force_flush(timeout)
             except Exception as error:
                 sink_stats.errors += 1
                 sink_stats.last_error = _bounded(error)
+        self._sink_call_started = None
 
 
 def _reset_after_fork(processor_ref: weakref.ref[BatchProcessor]) -> None:
