@@ -93,6 +93,9 @@ def _build(config: ReceiverConfig) -> Starlette:
         Route("/v1/status", service.status, methods=["GET"]),
         Route("/openapi.json", service.openapi, methods=["GET"]),
     ]
+    from span_tree.receiver._otlp import otlp_routes  # OTLP/HTTP: /v1/traces, /v1/logs
+
+    routes += otlp_routes(service)
     app = Starlette(routes=routes)
     app.state.receiver = service
     return app
