@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -187,6 +188,7 @@ class _Endpoint:
         self, body: bytes, gzipped: bool, as_json: bool, namespace: str
     ) -> tuple[Mapped, list[PreparedFile]]:
         """CPU part: decode, map, encode the Parquet files (nothing visible yet)."""
+        from span_tree.storage._ingest import _content_batch_id
         from span_tree.storage._writer import prepare_files
 
         if gzipped:
@@ -199,7 +201,14 @@ class _Endpoint:
             raise _Refused(413, f"too many {what} in one request: {count} (limit {limit})")
         try:
             mapped = self.signal.map(message, namespace)
-            return mapped, prepare_files(mapped.records)
+            if not mapped.records:
+                return mapped, []
+            # OTLP exporters resend the same bytes after a 429/503 or a lost answer: a
+            # batch id made from them puts the same file names again (no duplicate rows).
+            digest = hashlib.sha256(f"{self.signal.kind}\0{namespace}\0".encode())
+            digest.update(body)
+            batch_id = _content_batch_id(mapped.records, digest)
+            return mapped, prepare_files(mapped.records, batch_id=batch_id)
         except Exception as error:
             # A body the mapping did not foresee is still the client's: say so (400)
             # rather than fail with a 5xx, and log it to fix the mapping.

@@ -328,3 +328,14 @@ def test_cli_finds_the_trace_by_w3c_id(receiver: OtlpReceiver, tmp_path: Path) -
     shown = spantree("trace", hex_id, "--store", receiver.store, "--format", "json")
     assert 0 == shown.returncode, shown.stderr
     assert "w3c" in json.dumps(json.loads(shown.stdout))
+
+
+def test_a_resent_body_adds_no_rows(receiver: OtlpReceiver) -> None:
+    """An exporter retrying the same bytes (lost answer, 503) stores its spans once."""
+    body = one_span_request(
+        trace_id=bytes.fromhex("1af7651916cd43dd8448eb211c80319c"), name="resent"
+    ).SerializeToString()
+    before = span_files(receiver.store)
+    assert [200, 200] == [post(receiver, body).status_code for _ in range(2)]
+    added = sorted(set(span_files(receiver.store)) - set(before))
+    assert (1, True) == (len(added), added[0].endswith(".b.parquet"))
