@@ -390,12 +390,56 @@ def _sigterm_handler(previous: Any) -> Callable[[int, Any], None]:
                     processor.end_exit()
             previous(signum, frame)
             return
+        # The process dies now: the spans still open (the job the orchestrator stopped)
+        # are recorded as failed by the signal, instead of vanishing.
+        try:
+            _fail_open_spans(signum, frame)
+        except Exception as error:
+            _report(f"span_tree: could not record the open spans: {error!r}"[:400])
         _flush_at_exit()
         # Default action: die by SIGTERM as the process would have without us.
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         os.kill(os.getpid(), signal.SIGTERM)
 
     return on_sigterm
+
+
+def _fail_open_spans(signum: int, frame: Any) -> int:
+    """End every span still open in this process as failed by signal ``signum``.
+
+    Found through the garbage collector's list of objects rather than a registry, so
+    recording a span costs nothing extra for this rare moment. Innermost spans end
+    first, so a root never publishes its children as merely `started`.
+
+    Returns:
+        The number of spans ended.
+    """
+    import gc
+    import traceback
+
+    from span_tree import _span
+
+    name = signal.Signals(signum).name
+    open_spans = [
+        item
+        for item in gc.get_objects()
+        if type(item) is _span.Span and item.start_ns and not item.end_ns
+    ]
+    frames = sys._current_frames()
+    idents = {thread.name: thread.ident or 0 for thread in threading.enumerate()}
+    here = threading.current_thread().name
+    for span in sorted(open_spans, key=lambda item: item.seq, reverse=True):
+        stack = frame if span.thread == here else frames.get(idents.get(span.thread, 0))
+        where = "".join(traceback.format_stack(stack)) if stack is not None else ""
+        message = f"the process received {name} (signal {signum}) while this span was open"
+        span.error = (
+            f"signal.{name}",
+            message,
+            f"Stack when {name} arrived (most recent call last):\n{where}"
+            f"signal.{name}: {message}\n",
+        )
+        _span._finish(span, None, None, None)
+    return len(open_spans)
 
 
 def _report(message: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -117,3 +118,39 @@ def test_dropped_spans_are_reported_at_exit(tmp_path: Path) -> None:
     lines = [line for line in result.stderr.splitlines() if "spans not stored" in line]
     assert 1 == len(lines), result.stderr
     assert "dropped (queue full or after shutdown)" in lines[0]
+
+
+def test_sigterm_records_the_open_spans_as_failed(tmp_path: Path) -> None:
+    """SIGTERM inside an open span: it and its open parent are stored failed by the signal."""
+    store = tmp_path / "store"
+    process = subprocess.Popen(
+        [sys.executable, str(SCRIPT), "sigterm", "3", str(store)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=clean_env(tmp_path / "spool"),
+    )
+    try:
+        assert process.stderr is not None
+        assert "ready" == process.stderr.readline().strip()
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=TIMEOUT)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert -signal.SIGTERM == process.returncode, stderr
+    rows = []
+    for path in glob.glob(f"{store}/spans/**/*.parquet", recursive=True):
+        rows.extend(table_to_records(pq.read_table(path)))
+    by_name = {row.name: row for row in rows}
+    assert ["job", "step", "step", "step", "waiting"] == sorted(row.name for row in rows)
+    for name in ("job", "waiting"):
+        row = by_name[name]
+        assert ("failed", "signal.SIGTERM") == (row.status, row.error_type)
+        assert "received SIGTERM" in (row.error_message or "")
+        assert row.end_time is not None
+    assert "time.sleep(30)" in (by_name["waiting"].error_traceback or "")
+    assert {"succeeded"} == {row.status for row in rows if row.name == "step"}
+    parents = {row.span_id: row.parent_id for row in rows}
+    assert parents[by_name["waiting"].span_id] == by_name["job"].span_id
