@@ -9,7 +9,7 @@ Modes:
     exit       COUNT spans into STORE, then a plain exit.
     sigterm    COUNT finished spans, then "ready" on stderr inside an open span
                ("job"), waiting to be ended by SIGTERM.
-    losses     COUNT spans with a queue of 10: most are dropped; a plain exit.
+    losses     COUNT spans with a queue of 10 that drops when full; a plain exit.
     surrogate  COUNT spans as JSON lines on stdout, one with a non-UTF-8 file name.
 """
 
@@ -51,7 +51,9 @@ elif MODE == "sigterm":
             time.sleep(30)  # bounded: the test sends SIGTERM long before
     print("not killed", file=sys.stderr, flush=True)
 elif MODE == "losses":
-    span_tree.configure(console=False, jsonl=False, store=STORE, max_queue_size=10)
+    span_tree.configure(
+        console=False, jsonl=False, store=STORE, max_queue_size=10, on_full="drop"
+    )
     for index in range(COUNT):
         with span_tree.span("work", index=index):
             pass
