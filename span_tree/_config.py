@@ -64,11 +64,28 @@ def _namespace_setting(namespace: str | None) -> str:
         return "default"
 
 
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
+def _env_warning(message: str) -> None:
+    """Say once (per message) that a ``SPANTREE_*`` variable was not understood."""
+    import warnings
+
+    from span_tree._span import SpanTreeWarning
+
+    warnings.warn(message, SpanTreeWarning, stacklevel=3)
+
+
 def _env_flag(name: str) -> bool | None:
     value = os.environ.get(name)
     if value is None or value == "":
         return None
-    return value.strip().lower() not in ("0", "false", "no", "off")
+    word = value.strip().lower()
+    if word not in _TRUE + _FALSE:
+        _env_warning(f"{name}={value!r} is not one of 1/0, true/false, yes/no, on/off: ignored")
+        return None
+    return word in _TRUE
 
 
 def _env_tags() -> dict[str, str]:
@@ -77,6 +94,8 @@ def _env_tags() -> dict[str, str]:
         key, sep, value = item.partition("=")
         if sep and key.strip():
             tags[key.strip()] = value.strip()
+        elif item.strip():
+            _env_warning(f"SPANTREE_TAGS item {item.strip()!r} is not KEY=VALUE: ignored")
     if os.environ.get("SPANTREE_ENV"):
         tags["env"] = os.environ["SPANTREE_ENV"]
     return tags

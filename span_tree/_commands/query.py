@@ -39,6 +39,15 @@ TagOption = typer.Option(None, "--tag", "-t", help="Only with this tag, KEY=VALU
 NameOption = typer.Option(None, "--name", help="Only spans (or trace roots) with this name.")
 
 
+TRACE_STATUSES = ("succeeded", "failed", "started")
+GROUP_STATUSES = ("open", "crash", "silenced")
+
+
+def _check_choice(option: str, value: str | None, choices: tuple[str, ...]) -> None:
+    if value is not None and value not in choices:
+        raise fail(f"{option} must be one of {', '.join(choices)}, not {value!r}")
+
+
 def _tags(items: list[str] | None) -> dict[str, str] | None:
     if not items:
         return None
@@ -84,12 +93,16 @@ def _open(
     *,
     need_spans: bool = True,
 ) -> Store:
-    from span_tree.analytics import Store
+    from span_tree._config import default_store
+    from span_tree.analytics import Store, StoreError
 
-    with _clear_errors():
-        opened = Store(
-            store, namespace=namespace, storage_options=parse_storage_options(storage_options)
-        )
+    options = parse_storage_options(storage_options)
+    try:
+        opened = Store(store, namespace=namespace, storage_options=options)
+    except StoreError as error:
+        raise fail(str(error)) from None
+    except store_access_errors() as error:  # e.g. no credentials: say which store
+        raise fail(f"cannot read store {store or default_store()}: {error}") from None
     if opened.problems:
         first = opened.problems[0]
         more = f" (and {len(opened.problems) - 1} more)" if len(opened.problems) > 1 else ""
@@ -156,10 +169,16 @@ def sql(
     store: str | None = StoreOption,
     namespace: str | None = NamespaceOption,
     storage_options: str | None = StorageOptionsOption,
+    verbose: bool = typer.Option(
+        False, "--verbose", "-v", help="On a SQL error, show DuckDB's whole message."
+    ),
 ) -> None:
     """Run SQL over the store's views (spans, traces, span_stats, error_groups...)."""
+    from span_tree.analytics import QueryError
     from span_tree.analytics._formats import write_result
 
+    if not views:
+        _check_one_statement(query)
     opened = _open(store, namespace, storage_options, need_spans=not views)
     chosen = fmt or ("table" if sys.stdout.isatty() else "csv")
     if views:
@@ -178,12 +197,42 @@ def sql(
         with _clear_errors():
             write_result(table, fmt=chosen, output=output, title="views")
         return
-    if not query:
-        raise fail('give a query, e.g. spantree sql "select * from traces limit 5" (or --views)')
-    with _clear_errors(), _busy("running query"):
-        result = opened.arrow(query)
+    assert query is not None  # checked by _check_one_statement
+    try:
+        with _busy("running query"):
+            result = opened.arrow(query)
+    except QueryError as error:
+        raise fail(str(error) if verbose else _short_sql_error(str(error))) from None
     with _clear_errors():
         write_result(result, fmt=chosen, output=output)
+
+
+def _check_one_statement(query: str | None) -> None:
+    """Refuse an empty query or several statements (only the last one would print)."""
+    if not query or not query.strip(" \t\r\n;"):
+        raise fail('give a query, e.g. spantree sql "select * from traces limit 5" (or --views)')
+    import duckdb
+
+    try:
+        count = len(duckdb.extract_statements(query))
+    except duckdb.Error:
+        return  # a syntax error: running it reports it with its position
+    if count > 1:
+        raise fail(f"give one SQL statement at a time (this text has {count})")
+
+
+def _short_sql_error(message: str) -> str:
+    """DuckDB's message up to its position excerpt (``LINE 1: ...`` and the caret),
+    with a pointer to ``--views`` when a view name is unknown."""
+    kept = []
+    for line in message.splitlines():
+        if not line.strip() or line.startswith("LINE "):
+            break
+        kept.append(line.strip())
+    short = " ".join(kept) or message.strip()
+    if short.startswith("Catalog Error: Table") and "does not exist" in short:
+        short += " (spantree sql --views lists the views)"
+    return short + (" (--verbose shows where)" if "LINE " in message else "")
 
 
 def trace(
@@ -230,6 +279,7 @@ def traces(
     storage_options: str | None = StorageOptionsOption,
 ) -> None:
     """List recent traces, newest first."""
+    _check_choice("--status", status, TRACE_STATUSES)
     opened = _open(store, namespace, storage_options)
     with _clear_errors():
         frame = opened.traces(
@@ -320,6 +370,7 @@ def errors(
     storage_options: str | None = StorageOptionsOption,
 ) -> None:
     """List error groups (same bug, different ids = one group), most frequent first."""
+    _check_choice("--status", status, GROUP_STATUSES)
     opened = _open(store, namespace, storage_options)
     with _clear_errors():
         frame = opened.errors(
@@ -365,15 +416,50 @@ def annotate(
     status: str = typer.Option("open", "--status", help="crash, silenced or open."),
     level: str = typer.Option("WARN", "--level", help="OK, WARN or ALERT."),
     note: str = typer.Option("", "--note", help="Free text: why, ticket, owner..."),
+    clear: bool = typer.Option(
+        False,
+        "--clear",
+        help="Remove the group's annotation (it is open again, at its default level).",
+    ),
+    force: bool = typer.Option(
+        False, "--force", help="Annotate a fingerprint the store has no error for (yet)."
+    ),
     store: str | None = StoreOption,
     namespace: str | None = NamespaceOption,
     storage_options: str | None = StorageOptionsOption,
 ) -> None:
     """Annotate an error group (the newest annotation wins; health uses the level)."""
+    from span_tree.analytics._annotations import CLEARED, check_annotation, write_annotation
+
+    with _clear_errors():
+        check_annotation(fingerprint, status, level)
     opened = _open(store, namespace, storage_options, need_spans=False)
+    if clear:
+        if not _exists(opened, "annotations", fingerprint):
+            raise fail(f"error group {fingerprint} has no annotation to clear")
+        with _clear_errors():
+            write_annotation(
+                opened.location, fingerprint=fingerprint, status=CLEARED, level="", note=""
+            )
+        typer.echo(f"cleared the annotation of {fingerprint}")
+        return
+    if not force and not _exists(opened, "error_occurrences", fingerprint):
+        raise fail(
+            f"no error group with fingerprint {fingerprint!r} in store {opened.url}"
+            " (see spantree errors; --force annotates it anyway)"
+        )
     with _clear_errors():
         opened.annotate(fingerprint, status=status, level=level, note=note)
     typer.echo(f"annotated {fingerprint}: {status} {level}" + (f" ({note})" if note else ""))
+
+
+def _exists(opened: Store, view: str, fingerprint: str) -> bool:
+    """Whether ``view`` has a row with this fingerprint (an empty store has none)."""
+    if view != "annotations" and opened.is_empty:
+        return False
+    with _clear_errors():
+        found = opened.arrow(f"select 1 from {view} where fingerprint = ? limit 1", [fingerprint])
+    return bool(found.num_rows > 0)
 
 
 def health(

@@ -12,6 +12,7 @@ import typer
 from span_tree._commands._common import (
     OPTIONS_HELP,
     STORE_HELP,
+    fail,
     parse_storage_options,
     store_errors,
 )
@@ -130,8 +131,9 @@ def keys_revoke(
         with _keys(store, storage_options) as keys:
             info = keys.revoke(key)
     except KeyError:
-        typer.echo("no such key", err=True)
-        raise typer.Exit(1) from None
+        raise fail(
+            f"no such key {key!r} in store {_store(store)} (see spantree keys list)"
+        ) from None
     typer.echo(f"revoked {info.key_id} ({info.namespace})")
 
 

@@ -22,13 +22,18 @@ from span_tree._commands._common import (
 )
 
 
-def _open(store: str | None, storage_options: str | None) -> Any:
+def _open(store: str | None, storage_options: str | None, *, must_exist: bool = False) -> Any:
+    """The store location; with ``must_exist``, a local store directory that is not there
+    is an error (maintaining it would report "0 files" as if all were well)."""
     from span_tree.storage import open_store
 
     try:
-        return open_store(store, storage_options=parse_storage_options(storage_options))
+        location = open_store(store, storage_options=parse_storage_options(storage_options))
     except ValueError as error:
         raise typer.BadParameter(str(error), param_hint="--store") from None
+    if must_exist and location.is_local and not location.fs.isdir(location.root):
+        raise fail(f"no store at {location.root}")
+    return location
 
 
 @contextmanager
@@ -137,7 +142,7 @@ def compact(
             before = date.fromisoformat(before).isoformat()
         except ValueError:
             raise typer.BadParameter("must be YYYY-MM-DD", param_hint="--before") from None
-    location = _open(store, storage_options)
+    location = _open(store, storage_options, must_exist=True)
     with store_errors(f"compaction of {location.url} stopped"):
         total = len(list_partitions(location, namespace=namespace))
         with _jemalloc_pool(), _progress("compacting partitions", total) as advance:
@@ -174,7 +179,7 @@ def prune(
         age = parse_age(older_than)
     except ValueError as error:
         raise typer.BadParameter(str(error), param_hint="--older-than") from None
-    location = _open(store, storage_options)
+    location = _open(store, storage_options, must_exist=True)
     with (
         store_errors(f"prune of {location.url} stopped"),
         _progress("pruning partitions") as advance,

@@ -22,6 +22,9 @@ AnnotationStatus = Literal["crash", "silenced", "open"]
 AnnotationLevel = Literal["OK", "WARN", "ALERT"]
 STATUSES: tuple[str, ...] = ("crash", "silenced", "open")
 LEVELS: tuple[str, ...] = ("OK", "WARN", "ALERT")
+# The status of an annotation that removes the ones before it (``annotate --clear``):
+# files are never rewritten, so removing is appending this; the view hides it.
+CLEARED = "cleared"
 
 
 def check_annotation(fingerprint: str, status: str, level: str) -> None:

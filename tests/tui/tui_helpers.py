@@ -8,6 +8,7 @@ from typing import Any
 from textual.app import App
 from textual.pilot import Pilot
 from textual.widgets import DataTable
+from textual.worker import WorkerCancelled
 
 from span_tree.tui import SpanTreeApp
 
@@ -26,7 +27,13 @@ async def settle(pilot: Pilot[None]) -> None:
     app = pilot.app
     quiet = 0
     for _ in range(300):
-        await app.workers.wait_for_complete()
+        try:
+            await app.workers.wait_for_complete()
+        except WorkerCancelled:
+            # An exclusive worker was replaced by a newer one (follow mode's timer under
+            # load): not done yet, look again.
+            quiet = 0
+            continue
         await pilot.pause()
         busy = any(worker.is_running for worker in app.workers) or _tables_pending(app)
         quiet = 0 if busy else quiet + 1

@@ -145,8 +145,8 @@ def test_bad_input_is_one_clear_error(store: str, args: list[str], message: str)
 
 
 def test_syntax_error_shows_position(store: str) -> None:
-    """A SQL syntax error shows the line and a caret under the position."""
-    _, _, err = run("sql", "select * form spans", "--store", store)
+    """With --verbose, a SQL syntax error shows the line and a caret under the position."""
+    _, _, err = run("sql", "select * form spans", "--verbose", "--store", store)
     assert "LINE 1: select * form spans" in err
     assert "^" in err
 

@@ -13,6 +13,7 @@ import pytest
 import span_tree
 from span_tree import _config, _runtime, _threads
 from span_tree._processor import SinkFactory
+from span_tree._span import SpanTreeWarning
 from span_tree.sinks.memory import MemorySink
 
 
@@ -184,7 +185,8 @@ def test_environment_fills_resource_fields_and_tags(
     monkeypatch.setenv("SPANTREE_TAGS", "team=core, tier = gold,broken")
     monkeypatch.setenv("SPANTREE_ENV", "staging")
     sink = MemorySink()
-    span_tree.configure(sinks=[sink], console=False, jsonl=False, store=None)
+    with pytest.warns(SpanTreeWarning, match="'broken' is not KEY=VALUE"):
+        span_tree.configure(sinks=[sink], console=False, jsonl=False, store=None)
     with span_tree.span("env"):
         pass
     span_tree.flush(5.0)
