@@ -52,6 +52,9 @@ pid = os.getpid()  # cached: read for every span record; reset in forked childre
 listeners: list[Callable[[FinishedSpan], None]] = []
 # Called when a trace starts in this process (configure() sets it when logging is captured).
 on_new_trace: Callable[[], None] | None = None
+# Set by span_tree.otel's context bridge: the (trace id, span id) of another tracer's open
+# span when it is newer than the given current span-tree span (or there is none), else None.
+foreign_parent: Callable[[Any], tuple[str, str] | None] | None = None
 # Re-entrant: a span made while configuring (an import logging) must not deadlock.
 _configure_lock = threading.RLock()
 

@@ -435,6 +435,12 @@ def _start(span: Span) -> bool:
     if parent is SUPPRESSED or not _runtime.enabled:
         return False
     options = span.options
+    if options is None and _runtime.foreign_parent is not None:
+        # Another tracer's open span newer than `parent` (span_tree.otel's bridge: an
+        # OpenTelemetry span) is the parent: continue its trace like a remote one.
+        foreign = _runtime.foreign_parent(parent)
+        if foreign is not None:
+            options = (False, foreign)
     trace: TraceState
     if options is None and parent is not None:
         trace = parent.trace  # type: ignore[assignment]  # a current span has started

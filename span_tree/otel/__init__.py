@@ -3,8 +3,6 @@
 - ``SpanTreeExporter``: an OTel SDK ``SpanExporter`` (use it with the SDK's
   ``BatchSpanProcessor``) handing OTel spans to span-tree's sinks: the Parquet store,
   jsonl, the console tree, the HTTP receiver.
-- ``OtlpSink``: a span-tree sink exporting OTLP/HTTP protobuf to any OTel backend
-  (``configure(otlp_endpoint=...)`` or the ``OTEL_EXPORTER_OTLP_*`` variables).
 - ``install_context_bridge()``: span-tree spans opened inside an active OTel span (and
   OTel spans inside a span-tree span) join the same trace.
 
@@ -20,10 +18,15 @@ from typing import TYPE_CHECKING, Any
 from span_tree.otel._proto import INSTALL_HINT, OtelNotInstalled
 
 if TYPE_CHECKING:
-    pass
+    from span_tree.otel._bridge import install_context_bridge, uninstall_context_bridge
+    from span_tree.otel._exporter import SpanTreeExporter
 
 # Loaded on first use (PEP 562), so that a missing extra is one clear error naming it.
-_LAZY: dict[str, str] = {}
+_LAZY = {
+    "SpanTreeExporter": "span_tree.otel._exporter",
+    "install_context_bridge": "span_tree.otel._bridge",
+    "uninstall_context_bridge": "span_tree.otel._bridge",
+}
 
 
 def __getattr__(name: str) -> Any:
@@ -39,4 +42,10 @@ def __getattr__(name: str) -> Any:
     return getattr(loaded, name)
 
 
-__all__ = ["INSTALL_HINT", "OtelNotInstalled"]
+__all__ = [
+    "INSTALL_HINT",
+    "OtelNotInstalled",
+    "SpanTreeExporter",
+    "install_context_bridge",
+    "uninstall_context_bridge",
+]
