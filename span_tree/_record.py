@@ -286,9 +286,17 @@ def _mapping(record: Mapping[str, Any], key: str) -> dict[str, Any]:
     return dict(value)
 
 
+def tag_text(value: Any) -> str:
+    """A tag value as stored: strings as they are, anything else as ``str(value)``.
+
+    The one rule for span tags and a receiver body's tags alike.
+    """
+    return value if isinstance(value, str) else str(value)
+
+
 def _string_map(record: Mapping[str, Any], key: str) -> dict[str, str]:
     value = _mapping(record, key)
-    return {str(k): v if isinstance(v, str) else str(v) for k, v in value.items()}
+    return {str(k): tag_text(v) for k, v in value.items()}
 
 
 def _strings(record: Mapping[str, Any], key: str) -> tuple[str, ...]:

@@ -16,7 +16,11 @@ from span_tree._commands._common import (
     parse_storage_options,
     store_errors,
 )
-from span_tree.receiver._limits import DEFAULT_MAX_BODY, DEFAULT_MAX_SPANS
+from span_tree.receiver._limits import (
+    DEFAULT_MAX_BODY,
+    DEFAULT_MAX_PARTITIONS,
+    DEFAULT_MAX_SPANS,
+)
 
 if TYPE_CHECKING:
     from span_tree.receiver import KeyStore
@@ -49,6 +53,16 @@ def serve(
     max_spans: int = typer.Option(
         DEFAULT_MAX_SPANS, "--max-spans", help="Most spans accepted in one request."
     ),
+    max_age_days: float | None = typer.Option(
+        None,
+        "--max-age-days",
+        help="Refuse spans that started more than this many days ago (default: no limit).",
+    ),
+    max_partitions: int = typer.Option(
+        DEFAULT_MAX_PARTITIONS,
+        "--max-partitions",
+        help="Most distinct start days (partitions) in one request.",
+    ),
     workers: int = typer.Option(1, "--workers", help="Worker processes."),
     key_refresh: float = typer.Option(
         5.0, "--key-refresh", help="Seconds before created or revoked keys take effect."
@@ -73,6 +87,8 @@ def serve(
         max_spans=max_spans,
         workers=workers,
         key_refresh_seconds=key_refresh,
+        max_age_days=max_age_days,
+        max_partitions=max_partitions,
         access_log=access_log,
     )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,10 +15,17 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from span_tree._record import FinishedSpan
 from span_tree.receiver._ingest import IngestError, ParsedBody, gunzip_bounded, parse_body
 from span_tree.receiver._keys import KeyStore
-from span_tree.receiver._limits import DEFAULT_MAX_BODY, DEFAULT_MAX_SPANS
+from span_tree.receiver._limits import (
+    DEFAULT_MAX_BODY,
+    DEFAULT_MAX_FUTURE_DAYS,
+    DEFAULT_MAX_PARTITIONS,
+    DEFAULT_MAX_SPANS,
+)
 from span_tree.receiver._openapi import openapi_document
+from span_tree.receiver._window import check_window
 from span_tree.storage._writer import PreparedFile, prepare_files, put_prepared
 
 logger = logging.getLogger("span_tree.receiver")
@@ -38,6 +45,9 @@ class ReceiverConfig:
     max_concurrent_requests: int = 16
     key_refresh_seconds: float = 5.0
     status_cache_seconds: float = 5.0
+    max_age_days: float | None = None
+    max_future_days: float = DEFAULT_MAX_FUTURE_DAYS
+    max_partitions: int = DEFAULT_MAX_PARTITIONS
 
 
 def create_app(
@@ -49,6 +59,9 @@ def create_app(
     max_concurrent_writes: int = 4,
     max_concurrent_requests: int = 16,
     key_refresh_seconds: float = 5.0,
+    max_age_days: float | None = None,
+    max_future_days: float = DEFAULT_MAX_FUTURE_DAYS,
+    max_partitions: int = DEFAULT_MAX_PARTITIONS,
 ) -> Starlette:
     """Build the receiver's ASGI app writing into ``store``.
 
@@ -61,6 +74,10 @@ def create_app(
         max_concurrent_requests: request bodies held in memory at once (each at most
             ``max_body`` as sent plus ``max_body`` decompressed); the rest wait.
         key_refresh_seconds: how soon a created or revoked key takes effect.
+        max_age_days: spans starting more than this many days ago are refused (422);
+            None: only before 1970 (the store's retention, if it has one).
+        max_future_days: spans starting more than this many days ahead are refused.
+        max_partitions: most distinct start days in one request (422 beyond).
 
     Returns:
         A Starlette application (serve it with uvicorn or any ASGI server).
@@ -77,6 +94,9 @@ def create_app(
             max_concurrent_writes=max_concurrent_writes,
             max_concurrent_requests=max_concurrent_requests,
             key_refresh_seconds=key_refresh_seconds,
+            max_age_days=max_age_days,
+            max_future_days=max_future_days,
+            max_partitions=max_partitions,
         )
     )
 
@@ -184,6 +204,7 @@ class _Service:
     ) -> tuple[int, list[PreparedFile]]:
         """CPU part: decode, validate, encode the Parquet files (nothing visible yet)."""
         records, batch_id = self._parse(body, gzipped, namespace)
+        self.check_window(records)
         try:
             # Files named after the client's batch id: a resent body (a retry after a
             # write whose answer was lost, a spool replay) replaces them, adds no rows.
@@ -203,6 +224,16 @@ class _Service:
         except Exception as error:
             logger.exception("could not write %d files to the store", len(files))
             raise _StoreUnavailable(type(error).__name__) from None
+
+    def check_window(self, records: Sequence[FinishedSpan]) -> None:
+        """Refuse (422) spans starting outside the accepted window, or on too many days."""
+        config = self.config
+        check_window(
+            records,
+            max_age_days=config.max_age_days,
+            max_future_days=config.max_future_days,
+            max_partitions=config.max_partitions,
+        )
 
     async def health(self, request: Request) -> Response:
         # Counters of this worker process since it started.

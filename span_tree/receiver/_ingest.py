@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 # benchmarks/receiver.py's profile).
 import orjson
 
-from span_tree._record import FinishedSpan, SpanRecordError, span_from_json_dict
+from span_tree._record import FinishedSpan, SpanRecordError, span_from_json_dict, tag_text
 from span_tree.receiver._bulk import bulk_records
 from span_tree.receiver._limits import DEFAULT_MAX_SPANS
 
@@ -191,16 +191,17 @@ def _body_tags(value: Any) -> dict[str, str]:
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise IngestError(422, _error("must be an object of strings", field="tags"))
+        raise IngestError(422, _error("must be an object", field="tags"))
     if len(value) > MAX_TAGS:
         raise IngestError(422, _error(f"at most {MAX_TAGS} tags", field="tags"))
     tags = {}
     for key, item in value.items():
-        if not isinstance(item, str) or len(key) > MAX_TAG_LENGTH or len(item) > MAX_TAG_LENGTH:
+        text = tag_text(item)  # non-strings converted, as a span's own tags are
+        if len(key) > MAX_TAG_LENGTH or len(text) > MAX_TAG_LENGTH:
             raise IngestError(
-                422, _error(f"tag values must be strings of <= {MAX_TAG_LENGTH}", field="tags")
+                422, _error(f"tag keys and values must be <= {MAX_TAG_LENGTH}", field="tags")
             )
-        tags[key] = item
+        tags[key] = text
     return tags
 
 

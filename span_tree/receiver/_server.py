@@ -12,7 +12,11 @@ from starlette.applications import Starlette
 
 from span_tree.receiver._app import ReceiverConfig, _build
 from span_tree.receiver._keys import KeyStore
-from span_tree.receiver._limits import DEFAULT_MAX_BODY, DEFAULT_MAX_SPANS
+from span_tree.receiver._limits import (
+    DEFAULT_MAX_BODY,
+    DEFAULT_MAX_PARTITIONS,
+    DEFAULT_MAX_SPANS,
+)
 
 # How worker processes (uvicorn --workers) learn the configuration of their parent.
 _CONFIG_ENV = "SPANTREE_RECEIVER_CONFIG"
@@ -42,6 +46,8 @@ def serve(
     max_spans: int = DEFAULT_MAX_SPANS,
     workers: int = 1,
     key_refresh_seconds: float = 5.0,
+    max_age_days: float | None = None,
+    max_partitions: int = DEFAULT_MAX_PARTITIONS,
     access_log: bool = False,
     log_level: str = "info",
 ) -> None:
@@ -55,6 +61,8 @@ def serve(
         max_spans: most spans in one request.
         workers: worker processes (each parses and writes on its own core).
         key_refresh_seconds: how soon created or revoked keys take effect.
+        max_age_days: refuse spans that started longer ago (None: only before 1970).
+        max_partitions: most distinct start days in one request.
         access_log: log one line per request (never includes the API key).
         log_level: uvicorn's log level.
     """
@@ -68,6 +76,8 @@ def serve(
         max_body=max_body,
         max_spans=max_spans,
         key_refresh_seconds=key_refresh_seconds,
+        max_age_days=max_age_days,
+        max_partitions=max_partitions,
     )
     options: dict[str, Any] = {
         "host": host,

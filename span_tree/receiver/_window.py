@@ -1,0 +1,76 @@
+"""Which span start times the receiver accepts: a sane window, few partitions per request.
+
+A span is stored in the partition of its start day, so one request of spans spread
+over years creates a file per day (thousands of small files every later query lists),
+and a start time readers cannot place (year 1, year 148108, before 1970) would be
+written and then never read. Both are refused with a 422 that names the spans.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from span_tree._record import FinishedSpan, iso_from_us
+from span_tree.receiver._ingest import IngestError
+from span_tree.receiver._limits import DEFAULT_MAX_FUTURE_DAYS, DEFAULT_MAX_PARTITIONS
+
+DAY_US = 86_400 * 1_000_000
+_NAMED = 10  # spans named in one error, at most
+
+
+def check_window(
+    records: Sequence[FinishedSpan],
+    *,
+    max_age_days: float | None = None,
+    max_future_days: float = DEFAULT_MAX_FUTURE_DAYS,
+    max_partitions: int = DEFAULT_MAX_PARTITIONS,
+    now_us: int | None = None,
+) -> None:
+    """Refuse the request when a span starts outside the window or days are too many.
+
+    Args:
+        records: the request's validated spans.
+        max_age_days: oldest start accepted, in days before now (the store's retention);
+            None: back to 1970-01-01, the earliest the store's layout holds.
+        max_future_days: latest start accepted, in days after now (clock skew).
+        max_partitions: most distinct start days (partitions) in one request.
+        now_us: the current time in µs since the epoch (tests).
+
+    Raises:
+        IngestError: 422 with ``indices`` (the first few spans outside the window) and
+            ``index`` (the first of them), or naming the partition limit.
+    """
+    if not records:
+        return
+    now = time.time_ns() // 1000 if now_us is None else now_us
+    earliest = 0 if max_age_days is None else max(0, now - int(max_age_days * DAY_US))
+    latest = now + int(max_future_days * DAY_US)
+    starts = [record.start_time for record in records]
+    if earliest <= min(starts) and max(starts) <= latest:
+        days = {start // DAY_US for start in starts}
+        if len(days) > max_partitions:
+            raise IngestError(
+                422,
+                {
+                    "error": f"spans start on {len(days)} different days; one request may "
+                    f"hold at most {max_partitions} (send older spans in their own requests)",
+                    "field": "start_time",
+                    "limit": max_partitions,
+                },
+            )
+        return
+    bad = [index for index, start in enumerate(starts) if not earliest <= start <= latest]
+    shown = ", ".join(str(index) for index in bad[:_NAMED])
+    more = f" and {len(bad) - _NAMED} more" if len(bad) > _NAMED else ""
+    raise IngestError(
+        422,
+        {
+            "error": f"{len(bad)} spans start outside the accepted window "
+            f"{iso_from_us(earliest)} .. {iso_from_us(latest)}: index {shown}{more}",
+            "field": "start_time",
+            "index": bad[0],
+            "indices": bad[:_NAMED],
+            "count": len(bad),
+        },
+    )
