@@ -100,3 +100,7 @@ for _module in COMMAND_MODULES:
 def main() -> None:
     """Console-script entry point."""
     app()
+
+
+if __name__ == "__main__":  # `python -m span_tree.cli`, as `spantree web` runs the TUI
+    main()

@@ -1,34 +1,162 @@
-"""``spantree tui``: open the terminal UI on a store."""
+"""``spantree tui``: open the terminal UI on a store; ``spantree web``: the same app in a
+browser (textual-serve)."""
 
 from __future__ import annotations
 
+import ipaddress
+import shlex
+import sys
+from typing import Any
+
 import typer
 
+from span_tree._commands._common import OPTIONS_HELP, fail, parse_storage_options, store_errors
 
-def tui(
-    store: str | None = typer.Option(
-        None, "--store", help="Store path or fsspec URL (default: SPANTREE_STORE or ~/.spantree)."
-    ),
-    namespace: str | None = typer.Option(
-        None, "--namespace", "-n", help="Open this namespace directly (default: the last used)."
-    ),
-    time_range: str = typer.Option(
-        "24h", "--range", "-r", help="First time range of the dashboard: 15m, 1h, 24h, 7d, all."
-    ),
-) -> None:
-    """Browse a store in the terminal: dashboard, traces, spans, error groups."""
-    from span_tree._config import default_store
-    from span_tree.tui import SpanTreeApp, StoreSource
+STORE_HELP = "Store path or fsspec URL (default: SPANTREE_STORE or ~/.spantree)."
+RANGE_HELP = "First time range of the dashboard: 15m, 1h, 24h, 7d, all."
+
+
+def _check_range(time_range: str) -> None:
     from span_tree.tui._source import TIME_RANGES
 
     if time_range not in dict(TIME_RANGES):
         raise typer.BadParameter(
             "use one of " + ", ".join(label for label, _ in TIME_RANGES), param_hint="--range"
         )
+
+
+def tui(
+    store: str | None = typer.Option(None, "--store", help=STORE_HELP),
+    namespace: str | None = typer.Option(
+        None, "--namespace", "-n", help="Open this namespace directly (default: the last used)."
+    ),
+    time_range: str = typer.Option("24h", "--range", "-r", help=RANGE_HELP),
+) -> None:
+    """Browse a store in the terminal: dashboard, traces, spans, error groups."""
+    from span_tree._config import default_store
+    from span_tree.tui import SpanTreeApp, StoreSource
+
+    _check_range(time_range)
     source = StoreSource.from_url(store or default_store())
     SpanTreeApp(source, namespace=namespace, time_range=time_range).run()
 
 
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is only reachable from this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+# The cookie that keeps a browser signed in after it opened ``/?key=...`` once.
+KEY_COOKIE = "spantree_key"
+
+
+def web(
+    store: str | None = typer.Option(None, "--store", help=STORE_HELP),
+    namespace: str | None = typer.Option(
+        None, "--namespace", "-n", help="Open this namespace directly (default: the last used)."
+    ),
+    time_range: str = typer.Option("24h", "--range", "-r", help=RANGE_HELP),
+    host: str = typer.Option(
+        "127.0.0.1",
+        "--host",
+        help="Address to listen on. Any address but loopback requires an API key.",
+    ),
+    port: int = typer.Option(8000, "--port", help="TCP port to listen on."),
+    storage_options: str | None = typer.Option(
+        None, "--storage-options", help=OPTIONS_HELP + " For the API keys."
+    ),
+) -> None:
+    """Serve the TUI to a browser: each page opened runs `spantree tui` on the store.
+
+    On loopback (the default) anyone on this machine may open it. On any other address
+    each browser must first open /?key=API_KEY with a key of `spantree keys create`
+    (the receiver's keys; revoked keys stop working within seconds).
+    """
+    from span_tree._config import default_store
+
+    _check_range(time_range)
+    try:
+        import textual_serve  # noqa: F401
+    except ImportError:
+        raise fail("spantree web needs textual-serve: pip install 'span-tree[web]'") from None
+    url = store or default_store()
+    keys = None
+    if not is_loopback(host):
+        keys = _key_store(url, storage_options)
+    command = [sys.executable, "-m", "span_tree.cli", "tui", "--store", url]
+    command += ["--range", time_range] + (["--namespace", namespace] if namespace else [])
+    server = _server(shlex.join(command), host=host, port=port, keys=keys)
+    where = f"http://{host}:{port}/"
+    if keys is None:
+        typer.echo(f"Serving the span-tree TUI of {url} on {where} (loopback only)", err=True)
+    else:
+        typer.echo(
+            f"Serving the span-tree TUI of {url} on {where}: open {where}?key=API_KEY with a"
+            " key of `spantree keys create` (any other request gets 401)",
+            err=True,
+        )
+    server.serve()
+
+
+def _key_store(url: str, storage_options: str | None) -> Any:
+    """The store's receiver keys; a store without any active key is an error."""
+    from span_tree.receiver import key_store
+
+    with store_errors(f"cannot read the keys of store {url}"):
+        keys = key_store(url, storage_options=parse_storage_options(storage_options))
+        active = [info for info in keys.list_keys() if not info.revoked_at]
+    if not active:
+        raise fail(
+            f"serving on a non-loopback address needs an API key, and store {url} has none:"
+            f" create one with `spantree keys create --store {url} -n NAMESPACE`"
+        )
+    return keys
+
+
+def _server(command: str, *, host: str, port: int, keys: Any) -> Any:
+    """A textual-serve ``Server`` running ``command``; with ``keys``, every request needs
+    a valid key (``?key=`` once, then the cookie it sets)."""
+    from aiohttp import web as aiohttp_web
+    from textual_serve.server import Server
+
+    class TuiServer(Server):
+        async def _make_app(self) -> aiohttp_web.Application:
+            app = await super()._make_app()
+            if keys is not None:
+                app.middlewares.append(require_key)
+            return app
+
+        async def handle_index(self, request: aiohttp_web.Request) -> Any:
+            # Links and the websocket URL point where the browser came from (the
+            # listening address may be 0.0.0.0).
+            self.public_url = f"{request.scheme}://{request.host}"
+            return await super().handle_index(request)
+
+        async def on_startup(self, app: aiohttp_web.Application) -> None:
+            """No banner: ``spantree web`` printed where it listens."""
+
+    @aiohttp_web.middleware
+    async def require_key(request: aiohttp_web.Request, handler: Any) -> Any:
+        given = request.query.get("key")
+        key = given or request.cookies.get(KEY_COOKIE)
+        if keys.namespace_of(key) is None:
+            return aiohttp_web.Response(
+                status=401, text="spantree web: open this page with ?key=API_KEY\n"
+            )
+        response = await handler(request)
+        if given and not response.prepared:
+            response.set_cookie(KEY_COOKIE, given, httponly=True, samesite="Strict")
+        return response
+
+    return TuiServer(command, host=host, port=port, title="span-tree")
+
+
 def register(app: typer.Typer) -> None:
-    """Add the ``tui`` command to ``app``."""
+    """Add the ``tui`` and ``web`` commands to ``app``."""
     app.command("tui")(tui)
+    app.command("web")(web)
