@@ -1,11 +1,26 @@
-"""``compact``: merge the small files of each partition into larger ones.
+"""``compact``: merge the small files of each partition into larger ones, safely in company.
 
-Safe while writers write: only files older than a safety age are merged, new files
-are never touched (writers only ever add files). Every row is kept as it is,
-``written_at`` included, so the newest-version rule gives the same answer afterwards.
-A merged file records the names of the files it replaces in its footer; readers
-(``span_files``) ignore replaced files from the moment it exists, so a crash between
-writing it and deleting them never shows a row twice.
+Safe while writers write, while readers read, alongside other compactors, and across
+a crash (SIGKILL) at any point. The protocol (the rule readers apply is
+``_listing.resolve_compacted``):
+
+1. Plan from a fresh listing of the partition: merge only files readers read now
+   (accepted compacted files and uncovered ordinary files) that are older than
+   ``min_age`` by their name.
+2. Write the merged rows (newest version of each span only, see ``newest_versions``)
+   as a new ``<ksuid>.c.parquet`` whose footer names every file it replaces (its
+   inputs and, transitively, theirs). It appears atomically; inputs are NOT deleted.
+   An output not published within ``publish_window`` of its plan is abandoned.
+3. A later pass deletes, for each accepted compacted file whose name is older than
+   ``grace`` and that no other compacted file overlaps, the files it covers; and each
+   losing compacted file once a winner over it is older than ``grace``.
+
+So a crash leaves either nothing new, or a complete output that readers take instead
+of its inputs; two overlapping outputs resolve to exactly one for every reader; a
+reader holding a file list up to ``grace`` old never finds a file gone; and a retried
+batch written again under a covered name stays covered (then is deleted). Deleting
+waits until no plan that predates a winner can still publish (``publish_window`` is
+well under ``grace``; clocks of compacting machines must agree within the rest).
 """
 
 from __future__ import annotations
@@ -19,16 +34,12 @@ from dataclasses import dataclass, field
 from functools import partial
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from span_tree._atomic import TEMP_PREFIX
 from span_tree.schema import SPAN_SCHEMA
-from span_tree.storage._files import (
-    REPLACES_KEY,
-    SpanFiles,
-    compatible,
-    span_files,
-)
+from span_tree.storage._files import compatible
 from span_tree.storage._layout import (
     LEGACY,
     Partition,
@@ -37,12 +48,21 @@ from span_tree.storage._layout import (
     list_partitions,
     name_time,
 )
-from span_tree.storage._listing import LEGACY_KEY, list_partition
+from span_tree.storage._listing import (
+    LEGACY_KEY,
+    REPLACES_KEY,
+    PartitionListing,
+    list_partition,
+    resolve_compacted,
+)
 from span_tree.storage._location import StoreLocation
 from span_tree.storage._writer import sort_table, write_table_atomic
 
 DEFAULT_MIN_AGE = 300.0
 DEFAULT_TARGET_ROWS = 1_000_000
+# Replaced inputs and losing outputs stay this long after the file that replaced them
+# appeared: a reader's file list may be this old, and no plan older than it publishes.
+DEFAULT_GRACE = 600.0
 # A temporary file this old belongs to a writer that died mid-write.
 STALE_TEMP_AGE = 3600.0
 
@@ -55,9 +75,20 @@ class CompactResult:
     files_in: int = 0
     files_out: int = 0
     rows: int = 0
+    rows_dropped: int = 0  # superseded versions (a started row of a finished span...)
     removed_replaced: int = 0
     removed_temporary: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+
+    def add(self, other: CompactResult) -> None:
+        """Add ``other``'s counts to this one."""
+        self.files_in += other.files_in
+        self.files_out += other.files_out
+        self.rows += other.rows
+        self.rows_dropped += other.rows_dropped
+        self.removed_replaced += other.removed_replaced
+        self.removed_temporary += other.removed_temporary
+        self.skipped.extend(other.skipped)
 
 
 def compact(
@@ -69,10 +100,12 @@ def compact(
     target_rows: int = DEFAULT_TARGET_ROWS,
     workers: int | None = None,
     on_partition: Callable[[Partition], None] | None = None,
+    grace: float = DEFAULT_GRACE,
+    min_files: int = 2,
+    partitions: Sequence[Partition] | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
 ) -> CompactResult:
-    """Merge small span files per partition.
-
-    Run one compaction per store at a time (writers may run alongside freely).
+    """Merge small span files per partition (any number of compactors may run at once).
 
     Args:
         location: the store.
@@ -84,70 +117,130 @@ def compact(
         workers: merged files built at once (threads: reading, sorting and encoding
             Parquet release the GIL); default: up to 4, one per CPU.
         on_partition: called after each partition (progress reporting).
+        grace: seconds a replaced file stays after the file replacing it appeared;
+            a merge publishes within ``grace / 2`` of its plan or not at all. 0: only
+            for a store with one compactor at a time (tests).
+        min_files: merge a partition only when it has at least this many small files.
+        partitions: these partitions instead of listing the store.
+        should_stop: checked between partitions and merges (a service shutting down).
 
     Returns:
         Counts of partitions, files merged and written, rows, files cleaned up.
     """
     result = CompactResult()
-    now = time.time()
     threads = workers or min(4, os.cpu_count() or 1)
-    # One listing per namespace, not per partition (a year of days would list the
-    # namespace 365 times). Files written after it are younger than the cut-off anyway
-    # (or wait for the next run); merges only touch the partition being planned.
-    listings: dict[str, SpanFiles] = {}
+    if partitions is None:
+        partitions = list_partitions(location, namespace=namespace)
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="span_tree-compact") as pool:
-        for partition in list_partitions(location, namespace=namespace):
+        for partition in partitions:
+            if should_stop():
+                break
             if before is not None and partition.date >= before:
                 continue
-            if partition.namespace not in listings:
-                listings[partition.namespace] = span_files(location, namespace=partition.namespace)
-            listed = listings[partition.namespace]
-            groups = _plan_partition(
-                location, partition, listed, now - min_age, target_rows, result
-            )
+            planned_at = time.time()
+            state = list_partition(location, partition.path)
+            state = _clean_up(location, state, planned_at, grace, result)
+            result.removed_temporary += _remove_stale_temporaries(location, partition)
+            groups = _plan(location, state, planned_at - min_age, target_rows, min_files, result)
             if groups:
                 result.partitions += 1
-            merged = pool.map(partial(_merge, location, partition), groups)
-            for outcome in merged:
-                result.files_in += outcome.files_in
-                result.files_out += outcome.files_out
-                result.rows += outcome.rows
-                result.skipped.extend(outcome.skipped)
+            # grace 0 (tests, a store with one compactor): no deletion waits, no window.
+            window = grace / 2 if grace > 0 else float("inf")
+            merge = partial(_merge, location, state, planned_at, window, should_stop)
+            for outcome in pool.map(merge, groups):
+                result.add(outcome)
             if on_partition is not None:
                 on_partition(partition)
     return result
 
 
-def _plan_partition(
+def _clean_up(
     location: StoreLocation,
-    partition: Partition,
-    listed: SpanFiles,
+    state: PartitionListing,
+    now: float,
+    grace: float,
+    result: CompactResult,
+) -> PartitionListing:
+    """Delete losing outputs, then covered files, once their winner is older than ``grace``.
+
+    Returns the partition as it is after the deletions.
+    """
+    old_enough = {name for name in state.accepted if (name_time(name) or now) <= now - grace}
+    losers = [
+        name
+        for name in state.rejected()
+        if name not in state.covered and any(_overlap(state, name, winner) for winner in old_enough)
+    ]
+    for name in losers:
+        _delete(location, state, name, result)
+    if losers:
+        state = _without(state, set(losers))
+    for winner in sorted(old_enough):
+        if winner not in state.accepted:
+            continue
+        if any(_overlap(state, winner, other) for other in state.compacted if other != winner):
+            continue  # a competitor is still around: decide nothing yet
+        gone = {name for name in state.compacted[winner].replaces if name in state.sizes}
+        for name in sorted(gone):
+            _delete(location, state, name, result)
+        if gone:
+            state = _without(state, gone)
+    return state
+
+
+def _overlap(state: PartitionListing, first: str, second: str) -> bool:
+    """True when two compacted files hold some rows of the same files, neither holding the other."""
+    one, other = state.compacted[first].replaces, state.compacted[second].replaces
+    if first in other or second in one:
+        return False
+    return not one.isdisjoint(other)
+
+
+def _without(state: PartitionListing, names: set[str]) -> PartitionListing:
+    sizes = {name: size for name, size in state.sizes.items() if name not in names}
+    compacted = {name: info for name, info in state.compacted.items() if name not in names}
+    accepted, covered = resolve_compacted({n: i.replaces for n, i in compacted.items()})
+    return PartitionListing(state.directory, sizes, compacted, accepted, covered, state.problems)
+
+
+def _delete(
+    location: StoreLocation, state: PartitionListing, name: str, result: CompactResult
+) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        location.fs.rm_file(f"{state.directory}/{name}")
+        result.removed_replaced += 1
+
+
+def _plan(
+    location: StoreLocation,
+    state: PartitionListing,
     cutoff: float,
     target_rows: int,
+    min_files: int,
     result: CompactResult,
 ) -> list[list[str]]:
-    """Clean up a partition and return the groups of files to merge."""
-    fs = location.fs
-    in_partition = [path for path in listed.files if path.startswith(partition.path + "/")]
-    state = list_partition(location, partition.path)
-    for name in sorted((state.covered & set(state.sizes)) | set(state.rejected())):
-        with contextlib.suppress(FileNotFoundError):
-            fs.rm_file(f"{partition.path}/{name}")
-            result.removed_replaced += 1
-    result.removed_temporary += _remove_stale_temporaries(location, partition)
+    """The groups of readable files to merge (time-ordered, up to ``target_rows`` each)."""
+    old = [
+        name
+        for name in state.readable()
+        # too new, or not named by us: never touched
+        if (created := name_time(name)) is not None and created <= cutoff
+    ]
+    if len(old) < max(2, min_files):
+        return []
     candidates: list[tuple[str, int]] = []
-    for path in in_partition:
-        created = _created_at(path)
-        if created is None or created > cutoff:
-            continue  # too new, or not named by us: never touched
+    for name in old:
+        path = f"{state.directory}/{name}"
         try:
-            with fs.open(path, "rb") as handle:
+            with location.fs.open(path, "rb") as handle:
                 rows = pq.ParquetFile(handle).metadata.num_rows
-        except Exception as error:  # vanished or unreadable since listing
-            result.skipped.append((path, repr(error)))
+        except Exception as error:  # vanished or unreadable: leave it to the readers
+            result.skipped.append((location.url_of(path), _short(error)))
             continue
         if rows < target_rows:
-            candidates.append((path, rows))
+            candidates.append((name, rows))
+    if len(candidates) < max(2, min_files):
+        return []
     return _groups(candidates, target_rows)
 
 
@@ -156,53 +249,108 @@ def _groups(candidates: Sequence[tuple[str, int]], target_rows: int) -> list[lis
     groups: list[list[str]] = []
     current: list[str] = []
     total = 0
-    for path, rows in candidates:
+    for name, rows in sorted(candidates, key=lambda item: (name_time(item[0]) or 0, item[0])):
         if current and total + rows > target_rows:
             groups.append(current)
             current, total = [], 0
-        current.append(path)
+        current.append(name)
         total += rows
     if current:
         groups.append(current)
     return [group for group in groups if len(group) > 1]
 
 
-def _merge(location: StoreLocation, partition: Partition, group: list[str]) -> CompactResult:
-    """Merge one group of files into one; the inputs are deleted only once it is whole."""
+def _merge(
+    location: StoreLocation,
+    state: PartitionListing,
+    planned_at: float,
+    publish_window: float,
+    should_stop: Callable[[], bool],
+    group: list[str],
+) -> CompactResult:
+    """Merge one group into one new compacted file; the inputs stay (a later pass deletes)."""
     result = CompactResult()
+    if should_stop():
+        return result
     tables = []
-    merged_paths = []
-    for path in group:
+    merged: list[str] = []
+    for name in group:
+        path = f"{state.directory}/{name}"
         try:
             tables.append(conform(read_span_file(location, path)))
         except Exception as error:  # leave a file we cannot convert exactly as it is
-            result.skipped.append((path, repr(error)))
+            result.skipped.append((location.url_of(path), _short(error)))
             continue
-        merged_paths.append(path)
-    if len(merged_paths) < 2:
+        merged.append(name)
+    if len(merged) < 2:
         return result
     # One chunk before sorting: taking rows across hundreds of chunks is several
     # times slower than from one contiguous table.
-    table = sort_table(pa.concat_tables(tables).combine_chunks())
-    names = ",".join(path.rpartition("/")[2] for path in merged_paths)
+    table = pa.concat_tables(tables).combine_chunks()
+    del tables
+    rows_in = table.num_rows
+    table = sort_table(newest_versions(table))
+    replaces: set[str] = set(merged)
+    legacy = False
+    for name in merged:
+        info = state.compacted.get(name)
+        if info is not None:
+            replaces |= info.replaces
+            legacy = legacy or info.legacy
+        else:
+            legacy = legacy or file_kind(name) == LEGACY
     metadata = dict(SPAN_SCHEMA.metadata or {})
-    metadata[REPLACES_KEY] = names.encode()
-    legacy = any(file_kind(path.rpartition("/")[2]) == LEGACY for path in merged_paths)
+    metadata[REPLACES_KEY] = ",".join(sorted(replaces)).encode()
     metadata[LEGACY_KEY] = b"1" if legacy else b"0"
     table = table.replace_schema_metadata(metadata)
-    output = f"{partition.path}/{compacted_file_name()}"
+    if time.time() - planned_at > publish_window:
+        # Too late: a deletion pass may already trust that no plan this old publishes.
+        result.skipped.append((location.url_of(state.directory), "merge took too long"))
+        return result
+    output = f"{state.directory}/{compacted_file_name()}"
     write_table_atomic(location, table, output)
-    with location.fs.open(output, "rb") as handle:
-        written = pq.ParquetFile(handle).metadata.num_rows
-    if written != table.num_rows:  # never delete inputs unless the output holds them all
-        raise OSError(f"compacted file {output} has {written} rows, expected {table.num_rows}")
-    for path in merged_paths:
-        with contextlib.suppress(FileNotFoundError):
-            location.fs.rm_file(path)
-    result.files_in += len(merged_paths)
+    result.files_in += len(merged)
     result.files_out += 1
     result.rows += table.num_rows
+    result.rows_dropped += rows_in - table.num_rows
     return result
+
+
+def newest_versions(table: pa.Table) -> pa.Table:
+    """Keep one row per span: its newest version (the rule of ``queries/spans.sql``).
+
+    Per ``(namespace, date, trace_id, span_id)``: a finished version before a
+    ``started`` one, then the newest ``written_at`` (nulls last). A table without a
+    repeated span id is returned as it is.
+    """
+    span_ids = table.column("span_id")
+    if pc.count_distinct(span_ids, mode="all").as_py() == table.num_rows:
+        return table
+    status = pc.fill_null(table.column("status"), "")
+    rank = pc.if_else(
+        pc.equal(table.column("status"), "started"), 1, pc.if_else(pc.equal(status, ""), 0, 2)
+    )
+    rank = pc.fill_null(rank, 0)
+    keys = ["namespace", "date", "trace_id", "span_id"]
+    ranked = table.select(keys).append_column("__rank", rank)
+    ranked = ranked.append_column("__written", table.column("written_at"))
+    order = pc.sort_indices(
+        ranked,
+        sort_keys=[
+            *((key, "ascending") for key in keys),
+            ("__rank", "descending"),
+            ("__written", "descending"),
+        ],
+    )  # fmt: skip (nulls sort last: Arrow's default)
+    ordered = ranked.take(order)
+    # A row is kept when any key differs from the row before it (the first of its span).
+    repeated = None
+    for key in keys:
+        column = pc.fill_null(ordered.column(key).combine_chunks(), "")
+        same = pc.equal(column[1:], column[:-1])
+        repeated = same if repeated is None else pc.and_(repeated, same)
+    keep = pa.concat_arrays([pa.array([True]), pc.invert(repeated)])
+    return table.take(pc.filter(order, keep))
 
 
 def read_span_file(location: StoreLocation, path: str) -> pa.Table:
@@ -239,11 +387,6 @@ def conform(table: pa.Table) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=SPAN_SCHEMA)
 
 
-def _created_at(path: str) -> float | None:
-    """The creation time encoded in a KSUID file name; None for other names."""
-    return name_time(path.rpartition("/")[2])
-
-
 def _remove_stale_temporaries(location: StoreLocation, partition: Partition) -> int:
     if not location.is_local or not os.path.isdir(partition.path):
         return 0
@@ -257,3 +400,8 @@ def _remove_stale_temporaries(location: StoreLocation, partition: Partition) -> 
                 os.remove(path)
                 removed += 1
     return removed
+
+
+def _short(error: Exception) -> str:
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__

@@ -78,23 +78,22 @@ def test_compact_splits_by_target_rows(tmp_path: Path) -> None:
     assert [4, 4, 4] == sizes
 
 
-def test_crash_after_compacted_write_never_shows_rows_twice(tmp_path: Path) -> None:
-    """Inputs left behind by a crashed compaction are hidden from readers, then removed."""
+def test_replaced_inputs_stay_until_a_pass_after_the_grace_period(tmp_path: Path) -> None:
+    """Merged inputs stay (hidden from readers) until a later pass past the grace period."""
     location = open_store(str(tmp_path))
-    for _ in range(3):
-        write_spans(location, make_spans(1))
-    inputs = {p: Path(p).read_bytes() for p in span_files(location).files}
+    inputs = sorted(write_spans(location, make_spans(1))[0] for _ in range(3))
     before = rows_of(tmp_path)
-    compact(location, min_age=0)
-    for path, data in inputs.items():  # as if the deletes never happened
-        Path(path).write_bytes(data)
-    assert before == rows_of(tmp_path)
+    first = compact(location, min_age=0, grace=0)
     merged = [p for p in span_files(location).files if p not in inputs]
-    assert pq.read_schema(merged[0]).metadata[REPLACES_KEY]
-    result = compact(location, min_age=0)
-    assert (3, merged) == (
-        result.removed_replaced,
+    assert (3, 1, 0) == (first.files_in, first.files_out, first.removed_replaced)
+    assert 3 == len(pq.read_schema(merged[0]).metadata[REPLACES_KEY].split(b","))
+    assert before == rows_of(tmp_path)
+    assert 0 == compact(location, min_age=0, grace=3600).removed_replaced  # too recent
+    assert sorted([*inputs, *merged]) == sorted(str(p) for p in tmp_path.rglob("*.parquet"))
+    assert 3 == compact(location, min_age=0, grace=0).removed_replaced
+    assert (merged, before) == (
         sorted(str(p) for p in tmp_path.rglob("*.parquet")),
+        rows_of(tmp_path),
     )
 
 
