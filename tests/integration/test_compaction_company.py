@@ -209,10 +209,12 @@ _TEMPLATE: list[FinishedSpan] = []
 def make_spans_once() -> list[FinishedSpan]:
     """Two span records (root and child), recorded once per test session."""
     if not _TEMPLATE:
-        sys.path.insert(0, str(Path(__file__).parent.parent / "unit"))
-        from test_storage import make_spans
+        import span_tree
+        from span_tree.testing import capture_spans
 
-        _TEMPLATE.extend(make_spans(1))
+        with capture_spans() as spans, span_tree.span("root"), span_tree.span("child"):
+            pass
+        _TEMPLATE.extend(spans)
     return list(_TEMPLATE)
 
 
