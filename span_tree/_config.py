@@ -124,6 +124,7 @@ def configure(
     storage_options: Mapping[str, Any] | None = None,
     endpoint: str | None = None,
     api_key: str | None = None,
+    otlp_endpoint: str | None = None,
     sinks: Sequence[Sink] | None = None,
     patch_threads: bool = True,
     capture_logging: bool = True,
@@ -154,6 +155,9 @@ def configure(
         storage_options: fsspec options for ``store`` (credentials, endpoint_url...).
         endpoint, api_key: send spans to a receiver (``SPANTREE_ENDPOINT``,
             ``SPANTREE_API_KEY``).
+        otlp_endpoint: export OTLP/HTTP to an OpenTelemetry backend (base or
+            ``/v1/traces`` URL; default: the ``OTEL_EXPORTER_OTLP_*`` variables; needs
+            the ``span-tree[otel]`` extra; see ``span_tree.otel.OtlpSink``).
         sinks: extra sinks (anything with ``export``/``force_flush``/``shutdown``).
         patch_threads: make threads and ``ThreadPoolExecutor.submit`` inherit the span.
         capture_logging: turn ``logging`` records inside spans into span events.
@@ -188,6 +192,7 @@ def configure(
         storage_options=storage_options,
         endpoint=endpoint,
         api_key=api_key,
+        otlp_endpoint=otlp_endpoint,
         sinks=sinks,
         namespace=settings.namespace,
     )
@@ -232,9 +237,13 @@ def _sink_factories(
     storage_options: Mapping[str, Any] | None,
     endpoint: str | None,
     api_key: str | None,
+    otlp_endpoint: str | None = None,
     sinks: Sequence[Sink] | None,
     namespace: str,
 ) -> list[SinkFactory]:
+    from span_tree.otel._env import otlp_from_environment
+
+    otlp = otlp_endpoint is not None or otlp_from_environment()
     interactive = _stderr_is_terminal()
     testing = _under_pytest()
     endpoint = endpoint or os.environ.get("SPANTREE_ENDPOINT") or None
@@ -252,6 +261,7 @@ def _sink_factories(
         jsonl = _env_flag("SPANTREE_JSONL")
         if jsonl is None:
             jsonl = not interactive and not testing and store is None and endpoint is None
+            jsonl = jsonl and not otlp
     factories: list[SinkFactory] = []
     if console:
         factories.append(_lazy("span_tree.sinks.console", "ConsoleSink"))
@@ -265,6 +275,8 @@ def _sink_factories(
     if endpoint:
         key = api_key or os.environ.get("SPANTREE_API_KEY") or ""
         factories.append(_lazy("span_tree.sinks.http", "HttpSink", endpoint, api_key=key))
+    if otlp:
+        factories.append(_lazy("span_tree.otel._sink", "OtlpSink", otlp_endpoint))
     for sink in sinks or ():
         factories.append(_constant(sink))
     return factories

@@ -3,6 +3,8 @@
 - ``SpanTreeExporter``: an OTel SDK ``SpanExporter`` (use it with the SDK's
   ``BatchSpanProcessor``) handing OTel spans to span-tree's sinks: the Parquet store,
   jsonl, the console tree, the HTTP receiver.
+- ``OtlpSink``: a span-tree sink exporting OTLP/HTTP protobuf to any OTel backend
+  (``configure(otlp_endpoint=...)`` or the ``OTEL_EXPORTER_OTLP_*`` variables).
 - ``install_context_bridge()``: span-tree spans opened inside an active OTel span (and
   OTel spans inside a span-tree span) join the same trace.
 
@@ -20,9 +22,11 @@ from span_tree.otel._proto import INSTALL_HINT, OtelNotInstalled
 if TYPE_CHECKING:
     from span_tree.otel._bridge import install_context_bridge, uninstall_context_bridge
     from span_tree.otel._exporter import SpanTreeExporter
+    from span_tree.otel._sink import OtlpSink
 
 # Loaded on first use (PEP 562), so that a missing extra is one clear error naming it.
 _LAZY = {
+    "OtlpSink": "span_tree.otel._sink",
     "SpanTreeExporter": "span_tree.otel._exporter",
     "install_context_bridge": "span_tree.otel._bridge",
     "uninstall_context_bridge": "span_tree.otel._bridge",
@@ -45,6 +49,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "INSTALL_HINT",
     "OtelNotInstalled",
+    "OtlpSink",
     "SpanTreeExporter",
     "install_context_bridge",
     "uninstall_context_bridge",
