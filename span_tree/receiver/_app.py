@@ -45,6 +45,8 @@ class ReceiverConfig:
     max_concurrent_requests: int = 16
     key_refresh_seconds: float = 5.0
     status_cache_seconds: float = 5.0
+    compact_interval: float | None = 600.0
+    compact_min_age: float = 300.0
     max_age_days: float | None = None
     max_future_days: float = DEFAULT_MAX_FUTURE_DAYS
     max_partitions: int = DEFAULT_MAX_PARTITIONS
@@ -62,6 +64,8 @@ def create_app(
     max_age_days: float | None = None,
     max_future_days: float = DEFAULT_MAX_FUTURE_DAYS,
     max_partitions: int = DEFAULT_MAX_PARTITIONS,
+    compact_interval: float | None = 600.0,
+    compact_min_age: float = 300.0,
 ) -> Starlette:
     """Build the receiver's ASGI app writing into ``store``.
 
@@ -74,6 +78,9 @@ def create_app(
         max_concurrent_requests: request bodies held in memory at once (each at most
             ``max_body`` as sent plus ``max_body`` decompressed); the rest wait.
         key_refresh_seconds: how soon a created or revoked key takes effect.
+        compact_interval: seconds between background compactions of the store (a
+            low-priority thread; safe with several receivers); ``None``: never.
+        compact_min_age: files younger than this are left to a later compaction.
         max_age_days: spans starting more than this many days ago are refused (422);
             None: only before 1970 (the store's retention, if it has one).
         max_future_days: spans starting more than this many days ahead are refused.
@@ -97,6 +104,8 @@ def create_app(
             max_age_days=max_age_days,
             max_future_days=max_future_days,
             max_partitions=max_partitions,
+            compact_interval=compact_interval,
+            compact_min_age=compact_min_age,
         )
     )
 
@@ -118,6 +127,16 @@ def _build(config: ReceiverConfig) -> Starlette:
     routes += otlp_routes(service)
     app = Starlette(routes=routes)
     app.state.receiver = service
+    if config.compact_interval is not None:
+        from span_tree.storage._auto import AutoCompactor
+
+        service.compactor = AutoCompactor(
+            location,
+            interval=config.compact_interval,
+            first_delay=min(60.0, config.compact_interval),
+            min_age=config.compact_min_age,
+        )
+        service.compactor.run_forever()
     return app
 
 
@@ -131,6 +150,7 @@ class _Service:
         self.writing = anyio.CapacityLimiter(config.max_concurrent_writes)
         self.accepted_spans = 0
         self.accepted_requests = 0
+        self.compactor: Any = None
         # namespace -> (monotonic time, rows): pollers share one query per interval.
         self._status_cache: dict[str, tuple[float, list[dict[str, Any]]]] = {}
 

@@ -19,6 +19,7 @@ from span_tree._record import FinishedSpan
 from span_tree._sanitize import encodable
 from span_tree._spool_dir import default_spool_dir
 from span_tree.schema import records_to_table
+from span_tree.storage._auto import AutoCompactor
 from span_tree.storage._layout import new_batch_id
 from span_tree.storage._location import open_store
 from span_tree.storage._spool import DEFAULT_SPOOL_BYTES, Spool
@@ -49,6 +50,10 @@ class ParquetSink:
         max_down_delay: the longest wait between two attempts on a down store.
         put_timeout: seconds one file write may take before the store counts as down
             (the file goes to the spool; flushes are also bounded by their timeout).
+        compact_interval: seconds between background compactions of the namespaces
+            this sink writes (the first one a minute after start, on a low-priority
+            thread; safe alongside other compactors); ``None``: never.
+        compact_min_age: files younger than this are left to a later compaction.
 
     Raises:
         ValueError: ``store`` is not a path or a known fsspec URL.
@@ -69,6 +74,8 @@ class ParquetSink:
         down_delay: float = 1.0,
         max_down_delay: float = 60.0,
         put_timeout: float = 30.0,
+        compact_interval: float | None = 600.0,
+        compact_min_age: float = 300.0,
     ) -> None:
         self.location = open_store(store, storage_options=storage_options)
         self.spool = Spool(
@@ -82,6 +89,16 @@ class ParquetSink:
         self._down_delay = down_delay
         self._max_down_delay = max_down_delay
         self._put_timeout = put_timeout
+        self._written_namespaces: set[str] = set()
+        self._compactor: AutoCompactor | None = None
+        if compact_interval is not None:
+            self._compactor = AutoCompactor(
+                self.location,
+                interval=compact_interval,
+                first_delay=min(60.0, compact_interval),
+                namespaces=lambda: set(self._written_namespaces),
+                min_age=compact_min_age,
+            )
         self._lock = threading.RLock()
         self._counters: dict[str, int] = dict.fromkeys(
             (
@@ -152,8 +169,10 @@ class ParquetSink:
         return self._counters["lost_spans"]
 
     def shutdown(self) -> None:
-        """Write what is buffered and stop the age timer."""
+        """Write what is buffered and stop the age timer (and any compaction)."""
         self._stop.set()
+        if self._compactor is not None:
+            self._compactor.stop()
         self.force_flush(10.0)
         timer = self._timer
         if timer is not None and timer is not threading.current_thread():
@@ -223,6 +242,7 @@ class ParquetSink:
                 return True
         complete = True
         for item in prepared:
+            self._written_namespaces.add(item.relative_path.split("/", 1)[0][len("namespace=") :])
             deadline = self._limit(deadline)
             if deadline is not None and time.monotonic() >= deadline:
                 complete = False
@@ -364,6 +384,12 @@ class ParquetSink:
                 self._write_buffer(deadline=None)
             elif self._replay_due and not self._store_down():
                 self._replay(deadline=None)
+        self.tick()
+
+    def tick(self) -> None:
+        """Start a background compaction when one is due (cheap; the age timer calls it)."""
+        if self._compactor is not None and self._written_namespaces and not self._store_down():
+            self._compactor.poke()
 
     def _after_fork_in_child(self) -> None:
         # The buffered spans belong to the parent, which writes them; the timer thread
