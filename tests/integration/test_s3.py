@@ -13,7 +13,14 @@ import pyarrow.parquet as pq
 
 from span_tree.schema import table_to_records
 from span_tree.sinks.parquet import ParquetSink
-from span_tree.storage import compact, open_store, prune, span_files, write_spans
+from span_tree.storage import (
+    compact,
+    list_span_files,
+    open_store,
+    prune,
+    span_files,
+    write_spans,
+)
 
 
 def test_sink_writes_to_s3_and_duckdb_reads_it(
@@ -125,3 +132,35 @@ def test_hanging_s3_is_given_up_on_and_spooled(tmp_path: Path, make_spans: Any) 
         sink.shutdown()
     finally:
         listener.close()
+
+
+def test_idempotent_write_and_compaction_protocol_on_s3(
+    s3_endpoint: Any, s3_bucket: str, make_spans: Any
+) -> None:
+    """On S3: a batch put twice is one object; compaction hides, then later deletes, inputs."""
+    location = open_store(f"s3://{s3_bucket}", storage_options=s3_endpoint.storage_options)
+    spans = make_spans(2)
+    batch = "2Qe0Vq1cGm0vwyVn7b9y0Bo8aAa"
+    first = write_spans(location, spans, batch_id=batch)
+    assert first == write_spans(location, spans, batch_id=batch)  # a retry
+    for index in range(3):
+        write_spans(location, [span._replace(span_id=f"{index}{span.span_id}") for span in spans])
+
+    def rows() -> tuple[int, int]:
+        found = list_span_files(location)
+        total = 0
+        for path in found.files:
+            with location.fs.open(path, "rb") as handle:
+                total += pq.read_metadata(handle).num_rows
+        return len(found.files), total
+
+    assert (4, 4 * len(spans)) == rows()
+    merged = compact(location, min_age=0, grace=3600)
+    again = compact(location, min_age=0, grace=3600)  # the output is too young to delete
+    assert (4, 1, 0) == (merged.files_in, merged.files_out, again.removed_replaced)
+    assert (1, 4 * len(spans)) == rows()
+    location.fs.invalidate_cache()
+    assert 5 == len(location.fs.find(location.spans_root))  # inputs kept through the grace
+    assert 4 == compact(location, min_age=0, grace=0).removed_replaced
+    location.fs.invalidate_cache()
+    assert (1, 1, 4 * len(spans)) == (len(location.fs.find(location.spans_root)), *rows())
