@@ -84,6 +84,50 @@ def event_label(event: Event) -> Text:
     return text
 
 
+def causal_items(
+    span: FinishedSpan, children: Sequence[FinishedSpan], events: Sequence[Event]
+) -> list[FinishedSpan | Event]:
+    """A span's children and log events in the order they happened.
+
+    ``seq`` orders what one process recorded for a trace. A child from another process
+    (a service this span called: its ``seq`` restarts at 1 there, so it is not greater
+    than this span's) is placed by its start time among them instead.
+
+    Args:
+        span: the parent span.
+        children: its child spans (newest versions).
+        events: the events of ``span`` to show.
+    """
+    local: list[FinishedSpan | Event] = [*events]
+    remote: list[FinishedSpan] = []
+    for child in children:
+        if span.seq > 0 and child.seq > span.seq and _same_process(span, child):
+            local.append(child)
+        else:
+            remote.append(child)
+    local.sort(key=lambda item: item.seq)
+    if not remote:
+        return local
+    remote.sort(key=lambda child: (child.start_time, child.seq))
+    merged: list[FinishedSpan | Event] = []
+    position = 0
+    for item in local:
+        while position < len(remote) and remote[position].start_time < _item_time(item):
+            merged.append(remote[position])
+            position += 1
+        merged.append(item)
+    merged.extend(remote[position:])
+    return merged
+
+
+def _same_process(parent: FinishedSpan, child: FinishedSpan) -> bool:
+    return (parent.host, parent.pid) == (child.host, child.pid)
+
+
+def _item_time(item: FinishedSpan | Event) -> int:
+    return item.time if isinstance(item, Event) else item.start_time
+
+
 def render_trace(records: Sequence[FinishedSpan], *, min_level: str = "DEBUG") -> Tree:
     """Build the tree of one trace. Spans whose parent is missing hang off the top.
 
@@ -91,7 +135,7 @@ def render_trace(records: Sequence[FinishedSpan], *, min_level: str = "DEBUG") -
         records: span versions of one trace (older versions are ignored).
         min_level: hide events below this level.
     """
-    spans = sorted(newest_versions(records), key=lambda s: (s.seq, s.start_time))
+    spans = sorted(newest_versions(records), key=lambda s: (s.start_time, s.seq))
     by_id = {span.span_id: span for span in spans}
     children: dict[str | None, list[FinishedSpan]] = defaultdict(list)
     for span in spans:
@@ -104,13 +148,8 @@ def render_trace(records: Sequence[FinishedSpan], *, min_level: str = "DEBUG") -
 
     def add(node: Tree | None, span: FinishedSpan) -> Tree:
         branch = Tree(span_label(span)) if node is None else node.add(span_label(span))
-        items: list[tuple[int, object]] = [(child.seq, child) for child in children[span.span_id]]
-        items += [
-            (event.seq, event)
-            for event in span.events
-            if _LEVEL_ORDER.get(event.level, 0) >= threshold
-        ]
-        for _, item in sorted(items, key=lambda pair: pair[0]):
+        events = [e for e in span.events if _LEVEL_ORDER.get(e.level, 0) >= threshold]
+        for item in causal_items(span, children[span.span_id], events):
             if isinstance(item, Event):
                 branch.add(event_label(item))
             else:

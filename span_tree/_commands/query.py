@@ -386,7 +386,7 @@ def errors(
     columns = {
         "fingerprint": "fingerprint",
         "trace_count": "traces",
-        "count": "spans",
+        "count": "count",
         "handled": "handled",
         "error_type": "type",
         "sample_message": "message",

@@ -1,5 +1,6 @@
 -- error_groups: one row per error fingerprint (see error_occurrences).
--- Answers: which errors recur, how often (occurrences and traces), first and last seen,
+-- Answers: which errors recur, how often (count = occurrences: one per exception per
+-- trace, not per span it passed through; trace_count = traces), first and last seen,
 -- a sample trace to look at, and what a person decided about it. status and level come
 -- from the newest annotation; unannotated groups are 'open', at level WARN when fatal
 -- and OK when handled.

@@ -146,9 +146,12 @@ def test_one_trace_spans_two_processes(deployment: Deployment) -> None:
     spans = _trace(deployment.store, checkout.trace_id, {"GET /hello", "backend.work"})
     by_name = {span.name: span for span in spans}
     server = by_name["GET /hello"]
+    call = by_name["GET 127.0.0.1"]
     assert checkout.trace_id == answer["trace_id"]
-    assert {"frontend.checkout", "GET /hello", "backend.work"} == set(by_name)
-    assert (checkout.span_id, "server", server.span_id) == (
+    assert {"frontend.checkout", "GET 127.0.0.1", "GET /hello", "backend.work"} == set(by_name)
+    assert (checkout.span_id, "client", call.span_id, "server", server.span_id) == (
+        call.parent_id,
+        call.kind,
         server.parent_id,
         server.kind,
         by_name["backend.work"].parent_id,
@@ -181,7 +184,8 @@ def test_foreign_traceparent_keeps_the_w3c_trace_id(deployment: Deployment) -> N
     assert hex_ids == [span_tree.w3c_trace_id(answers[h]["trace_id"]) for h in hex_ids]
     spans = _trace(deployment.store, hex_ids[0], {"GET /hello", "backend.work"})
     server = next(span for span in spans if span.name == "GET /hello")
-    assert ("00f067aa0ba902b7", 200) == (server.parent_id, server.attributes["http.status_code"])
+    status = server.attributes["http.response.status_code"]
+    assert ("00f067aa0ba902b7", 200) == (server.parent_id, status)
 
 
 def test_global_instrumentation_and_no_header_outside_spans() -> None:
