@@ -108,7 +108,7 @@ def filtered_spans_sql(selection: SpanFilter) -> tuple[str, list[Any]]:
     elif selection.status == "crash":
         inner = (
             f"SELECT * FROM ({inner}) WHERE status = 'failed' AND span_id IN"
-            " (SELECT o.span_id FROM error_occurrences o JOIN annotations a"
+            " (SELECT unnest(o.span_ids) FROM error_occurrences o JOIN annotations a"
             " USING (fingerprint) WHERE a.status = 'crash' AND NOT o.handled)"
         )
     if selection.where:

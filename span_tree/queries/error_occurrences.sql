@@ -9,6 +9,7 @@
 -- process); a chain that stops below an outer span that completed or failed otherwise
 -- was "propagated, then handled" (handled = true). An error logged as handled by the
 -- span a failed child handed it to is the same exception and is not counted again.
+-- span_id is the span that raised it; span_ids every span it failed (or the logging one).
 -- The fingerprint is a hash of handled/fatal, the error type, the code location (file
 -- name and function of the innermost traceback frame, else of the span) and the message
 -- with quoted strings, uuids, KSUIDs, paths, hex ids and numbers replaced by
@@ -55,6 +56,11 @@ tops AS (
     JOIN failed AS top ON top.trace_id = c.trace_id AND top.span_id = c.top_id
     ANTI JOIN handed_on AS h ON h.trace_id = c.trace_id AND h.child_id = c.top_id
 ),
+chain_spans AS (
+    SELECT trace_id, origin_id, list(top_id) AS span_ids
+    FROM chains
+    GROUP BY trace_id, origin_id
+),
 local_parents AS (
     -- For tops without a seq only: is the parent a span of the same process? Any
     -- version of the parent will do, and only rows without a seq can be one (the
@@ -71,9 +77,11 @@ exceptions AS (
         f.namespace, f.app, f.trace_id, f.span_id, f.span_name, f.tags, f.file, f.function,
         NOT (t.parent_id IS NULL OR t.seq = 1 OR (t.seq = 0 AND l.origin_id IS NULL))
             AS handled,
-        f.error_type, f.error_message AS message, f.error_traceback AS traceback, f.time
+        f.error_type, f.error_message AS message, f.error_traceback AS traceback, f.time,
+        cs.span_ids
     FROM tops AS t
     JOIN failed AS f ON f.trace_id = t.trace_id AND f.span_id = t.origin_id
+    JOIN chain_spans AS cs ON cs.trace_id = t.trace_id AND cs.origin_id = t.origin_id
     LEFT JOIN local_parents AS l ON l.trace_id = t.trace_id AND l.origin_id = t.origin_id
 ),
 logged AS (
@@ -90,7 +98,8 @@ flat AS (
         coalesce(error_type, 'Error') AS error_type,
         coalesce(message, '') AS message,
         coalesce(traceback, '') AS traceback,
-        time
+        time,
+        span_ids
     FROM exceptions
     UNION ALL
     SELECT
@@ -99,7 +108,8 @@ flat AS (
         coalesce(l.type, 'Error'),
         coalesce(l.message, ''),
         coalesce(l.traceback, ''),
-        l.time
+        l.time,
+        [l.span_id]
     FROM logged AS l
     ANTI JOIN failed AS child
         ON child.trace_id = l.trace_id AND child.parent_id = l.span_id
@@ -143,5 +153,5 @@ SELECT
     substr(md5(concat_ws('|', CASE WHEN handled THEN 'handled' ELSE 'fatal' END,
         error_type, location, pattern)), 1, 16) AS fingerprint,
     handled, error_type, location, pattern, message, traceback,
-    namespace, app, trace_id, span_id, span_name, tags, time
+    namespace, app, trace_id, span_id, span_name, tags, time, span_ids
 FROM fingerprinted

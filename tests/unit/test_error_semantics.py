@@ -125,3 +125,14 @@ def test_groups_count_occurrences_not_spans_and_health_stays_ok(tmp_path: Path) 
         health = store.sql("select level, open_groups from health").fetchall()
     assert [("KeyError", True, 3, 3, "OK")] == groups
     assert [("OK", 0)] == health
+
+
+def test_an_occurrence_lists_every_span_it_failed(tmp_path: Path) -> None:
+    """span_ids holds the raising span and each span the exception failed on its way up."""
+    records = _chain("listed", ["failed", "failed", "failed"])
+    write_spans(open_store(str(tmp_path)), records)
+    with Store(str(tmp_path)) as store:
+        rows = store.sql("select span_id, span_ids from error_occurrences").fetchall()
+    assert [(records[2].span_id, sorted(r.span_id for r in records))] == [
+        (span, sorted(ids)) for span, ids in rows
+    ]
