@@ -299,16 +299,16 @@ def _merge(
             legacy = legacy or info.legacy
         else:
             legacy = legacy or file_kind(name) == LEGACY
-    metadata = dict(SPAN_SCHEMA.metadata or {})
-    metadata[REPLACES_KEY] = ",".join(sorted(replaces)).encode()
-    metadata[LEGACY_KEY] = b"1" if legacy else b"0"
-    table = table.replace_schema_metadata(metadata)
+    footer = {
+        REPLACES_KEY: ",".join(sorted(replaces)).encode(),
+        LEGACY_KEY: b"1" if legacy else b"0",
+    }
     if time.time() - planned_at > publish_window:
         # Too late: a deletion pass may already trust that no plan this old publishes.
         result.skipped.append((location.url_of(state.directory), "merge took too long"))
         return result
     output = f"{state.directory}/{compacted_file_name()}"
-    write_table_atomic(location, table, output)
+    write_table_atomic(location, table, output, footer=footer)
     result.files_in += len(merged)
     result.files_out += 1
     result.rows += table.num_rows

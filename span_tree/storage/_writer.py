@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from operator import itemgetter
 from typing import Any, NamedTuple
 
@@ -205,18 +205,26 @@ def sort_table(table: pa.Table) -> pa.Table:
     return table.take(indices)
 
 
-def table_bytes(table: pa.Table) -> bytes:
-    """Encode a span table as one Parquet file (zstd, row groups for pruning)."""
+def table_bytes(table: pa.Table, *, footer: Mapping[bytes, bytes] | None = None) -> bytes:
+    """Encode a span table as one Parquet file (zstd, row groups for pruning).
+
+    Args:
+        table: the rows.
+        footer: key-value metadata for the file footer only (schema metadata would also
+            be copied into the serialized Arrow schema: twice the bytes to read).
+    """
     sink = pa.BufferOutputStream()
-    pq.write_table(
-        table,
+    with pq.ParquetWriter(
         sink,
+        table.schema,
         compression=COMPRESSION,
-        row_group_size=ROW_GROUP_ROWS,
         use_dictionary=DICTIONARY_COLUMNS,
         write_statistics=STATISTICS_COLUMNS,
         sorting_columns=_sorting_columns(table.schema),
-    )
+    ) as writer:
+        writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
+        if footer:
+            writer.add_key_value_metadata(dict(footer))
     return bytes(sink.getvalue())
 
 
@@ -228,9 +236,15 @@ def _sorting_columns(schema: pa.Schema) -> Any:
     ]
 
 
-def write_table_atomic(location: StoreLocation, table: pa.Table, path: str) -> None:
+def write_table_atomic(
+    location: StoreLocation,
+    table: pa.Table,
+    path: str,
+    *,
+    footer: Mapping[bytes, bytes] | None = None,
+) -> None:
     """Write ``table`` to ``path`` so that readers see either nothing or the whole file."""
-    write_bytes_atomic(location, path, table_bytes(table))
+    write_bytes_atomic(location, path, table_bytes(table, footer=footer))
 
 
 def write_bytes_atomic(location: StoreLocation, path: str, data: bytes) -> None:

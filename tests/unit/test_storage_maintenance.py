@@ -86,7 +86,7 @@ def test_replaced_inputs_stay_until_a_pass_after_the_grace_period(tmp_path: Path
     first = compact(location, min_age=0, grace=0)
     merged = [p for p in span_files(location).files if p not in inputs]
     assert (3, 1, 0) == (first.files_in, first.files_out, first.removed_replaced)
-    assert 3 == len(pq.read_schema(merged[0]).metadata[REPLACES_KEY].split(b","))
+    assert 3 == len(pq.read_metadata(merged[0]).metadata[REPLACES_KEY].split(b","))
     assert before == rows_of(tmp_path)
     assert 0 == compact(location, min_age=0, grace=3600).removed_replaced  # too recent
     assert sorted([*inputs, *merged]) == sorted(str(p) for p in tmp_path.rglob("*.parquet"))
