@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
@@ -133,6 +133,30 @@ def utc_day(micros: int) -> str:
             _day_cache.clear()
         _day_cache[day] = text
     return text
+
+
+def version_rank(span: FinishedSpan) -> tuple[bool, int]:
+    """How new a version of a span is: the newest-version rule, as a sort key.
+
+    The rule, in one place (the ``spans`` view, ``span_tree/queries/spans.sql``, is its
+    SQL form): of the rows sharing a span id, a finished version beats a ``started``
+    snapshot, then the newest ``written_at`` wins (a missing one is oldest).
+    """
+    return (span.status != STATUS_STARTED, -1 if span.written_at is None else span.written_at)
+
+
+def newest_versions(records: Iterable[FinishedSpan]) -> list[FinishedSpan]:
+    """One record per span (its newest version, see ``version_rank``), in first-seen order.
+
+    Ties keep the later record, so records in write order give the last one written.
+    """
+    chosen: dict[tuple[str, str], FinishedSpan] = {}
+    for record in records:
+        key = (record.trace_id, record.span_id)
+        known = chosen.get(key)
+        if known is None or version_rank(record) >= version_rank(known):
+            chosen[key] = record
+    return list(chosen.values())
 
 
 def span_to_json_dict(span: FinishedSpan) -> dict[str, Any]:

@@ -6,12 +6,18 @@ Shared by the console sink and ``spantree trace``. Imports rich.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 from rich.text import Text
 from rich.tree import Tree
 
-from span_tree._record import STATUS_FAILED, STATUS_STARTED, Event, FinishedSpan
+from span_tree._record import (
+    STATUS_FAILED,
+    STATUS_STARTED,
+    Event,
+    FinishedSpan,
+    newest_versions,
+)
 
 LEVEL_STYLES = {
     "DEBUG": "dim",
@@ -35,23 +41,6 @@ def format_duration(micros: int | None) -> str:
         return f"{micros / 1_000_000:.2f}s"
     minutes, seconds = divmod(micros // 1_000_000, 60)
     return f"{minutes}m {seconds:02d}s"
-
-
-def newest_versions(records: Iterable[FinishedSpan]) -> list[FinishedSpan]:
-    """Keep one record per span id: the finished one, else the latest seen."""
-    chosen: dict[str, FinishedSpan] = {}
-    for record in records:
-        known = chosen.get(record.span_id)
-        if (
-            known is None
-            or known.status == STATUS_STARTED
-            or (
-                record.status != STATUS_STARTED
-                and (record.written_at or 0) >= (known.written_at or 0)
-            )
-        ):
-            chosen[record.span_id] = record
-    return list(chosen.values())
 
 
 def span_label(span: FinishedSpan) -> Text:

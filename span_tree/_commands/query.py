@@ -98,24 +98,28 @@ def _open(
 
     options = parse_storage_options(storage_options)
     try:
-        opened = Store(store, namespace=namespace, storage_options=options)
+        opened = Store(
+            store, namespace=namespace, storage_options=options, on_problem=_warn_skipped
+        )
+        empty = need_spans and opened.is_empty  # a directory listing: can fail too
     except StoreError as error:
         raise fail(str(error)) from None
     except store_access_errors() as error:  # e.g. no credentials: say which store
         raise fail(f"cannot read store {store or default_store()}: {error}") from None
-    if opened.problems:
-        first = opened.problems[0]
-        more = f" (and {len(opened.problems) - 1} more)" if len(opened.problems) > 1 else ""
-        typer.echo(
-            f"warning: skipped {len(opened.problems)} unreadable file(s): {first}{more}",
-            err=True,
-        )
-    if need_spans and opened.is_empty:
+    if empty:
         where = f" in namespace {namespace!r}" if namespace else ""
         raise fail(
             f"no spans{where} in store {opened.url} yet (try `spantree demo --store {opened.url}`)"
         )
     return opened
+
+
+def _warn_skipped(problems: list[str]) -> None:
+    """One stderr line for the files the Store skipped (found when reading them)."""
+    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    typer.echo(
+        f"warning: skipped {len(problems)} unreadable file(s): {problems[0]}{more}", err=True
+    )
 
 
 def _duration(value: Any) -> str:

@@ -73,9 +73,8 @@ def filtered_spans_sql(selection: SpanFilter) -> tuple[str, list[Any]]:
         raise QueryError(f"status must be one of {', '.join(STATUSES)}")
     if selection.speed is not None and selection.speed not in SPEEDS:
         raise QueryError(f"speed must be one of {', '.join(SPEEDS)}")
-    # Filters every version of a span shares (namespace, start time, tags) go below the
-    # newest-version step, on the root view: DuckDB then skips whole partitions and row
-    # groups, which the `spans` view (a window over every row) cannot do.
+    # Filters on namespace and date reach the files through `spans` (plain scans):
+    # DuckDB skips whole partitions, and row groups by start_time statistics.
     clauses: list[str] = ["TRUE"]
     params: list[Any] = []
     if selection.namespace is not None:
@@ -94,13 +93,7 @@ def filtered_spans_sql(selection: SpanFilter) -> tuple[str, list[Any]]:
     for key, value in (selection.tags or {}).items():
         clauses.append("tags[?] = ?")
         params.extend([str(key), str(value)])
-    # The same newest-version rule as the `spans` view (span_tree/queries/spans.sql).
-    inner = (
-        "SELECT * FROM span_versions WHERE "
-        + " AND ".join(f"({c})" for c in clauses)
-        + " QUALIFY row_number() OVER (PARTITION BY trace_id, span_id"
-        " ORDER BY (status <> 'started') DESC, written_at DESC NULLS LAST) = 1"
-    )
+    inner = "SELECT * FROM spans WHERE " + " AND ".join(f"({c})" for c in clauses)
     if selection.status == "error":
         inner = f"SELECT * FROM ({inner}) WHERE status = 'failed'"
     elif selection.status == "ok":
@@ -126,9 +119,14 @@ def filtered_spans_sql(selection: SpanFilter) -> tuple[str, list[Any]]:
     return f"WITH picked AS ({inner})", params
 
 
-def _run(store: Store, query: str, params: list[Any]) -> pl.DataFrame:
+def _run(store: Store, selection: SpanFilter, query: str, params: list[Any]) -> pl.DataFrame:
+    # Spans starting at or after `since` live in the partitions of its day and later:
+    # only those are listed.
+    first = None
+    if selection.since is not None:
+        first = selection.since.astimezone(UTC).strftime("%Y-%m-%d")
     try:
-        return store.pl(query, params)
+        return store._pl(query, params, first_date=first)
     except QueryError as error:
         raise QueryError(f"filter failed: {error}") from None
 
@@ -151,7 +149,7 @@ def names(store: Store, selection: SpanFilter, *, limit: int | None = None) -> p
     if limit is not None:
         query += " LIMIT ?"
         params = [*params, int(limit)]
-    return _run(store, query, params)
+    return _run(store, selection, query, params)
 
 
 def timeline(store: Store, selection: SpanFilter, *, buckets: int, now: datetime) -> pl.DataFrame:
@@ -167,6 +165,7 @@ def timeline(store: Store, selection: SpanFilter, *, buckets: int, now: datetime
     end = now if now.tzinfo else now.replace(tzinfo=UTC)
     found = _run(
         store,
+        selection,
         f"{head} SELECT min(start_time) AS first, max(start_time) AS last FROM picked",
         params,
     )
@@ -182,7 +181,7 @@ def timeline(store: Store, selection: SpanFilter, *, buckets: int, now: datetime
         " AS bucket, count(*) AS spans, count(*) FILTER (status = 'failed') AS errors"
         " FROM picked WHERE start_time >= ? GROUP BY bucket ORDER BY bucket"
     )
-    counted = _run(store, query, [*params, first, width_us, first])
+    counted = _run(store, selection, query, [*params, first, width_us, first])
     spans = [0] * buckets
     errors = [0] * buckets
     for row in counted.iter_rows(named=True):
@@ -212,4 +211,4 @@ def spans_named(
         " GROUP BY trace_id) AS r USING (trace_id)"
         " ORDER BY p.start_time DESC, p.span_id"
     )
-    return _run(store, query, [*params, name, limit if limit is not None else 2**62])
+    return _run(store, selection, query, [*params, name, limit if limit is not None else 2**62])

@@ -1,13 +1,27 @@
-"""Find the store's Parquet files and build the root relations the SQL views read.
+"""The store's files as DuckDB sees them: listing, the root views, DuckDB's settings.
 
-Only the two root views are built here, in Python, because they need the file list:
-``span_versions`` (every span row of every valid file) and ``annotation_versions``
-(every annotation row). Everything else is plain SQL in ``span_tree/queries``.
+Opening a store costs a directory listing (``span_tree.storage.list_span_files``),
+limited to the partitions a time range needs; no file is opened in Python. Only the
+root views are built here, because they need the file list:
+
+- ``span_versions``: every span row of every readable file (the union of the two below);
+- ``idempotent_span_versions``: rows of files written with batch identities, where the
+  only rows sharing a span id are ``started`` snapshots and the finished version;
+- ``legacy_span_versions``: rows of partitions holding a file written before batch
+  identities (a retried batch may be there twice);
+- ``annotation_versions``: every annotation row.
+
+Everything else is plain SQL in ``span_tree/queries``. Each root view reads its files
+with one ``read_parquet`` that binds its columns from a tiny empty *anchor* file of
+the current span schema (kept in the user's cache directory), so every view has the
+same columns whatever file comes first, without reading every file's footer to unify
+schemas. Files of an older schema (DuckDB names them when a column is missing) are
+read by name in a second ``read_parquet``.
 """
 
 from __future__ import annotations
 
-import re
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,42 +45,45 @@ ANNOTATION_SCHEMA = pa.schema(
     ]
 )
 
-_DATE_RE = re.compile(r"/date=(\d{4}-\d{2}-\d{2})/")
-_NAMESPACE_RE = re.compile(r"/namespace=([^/]+)/")
+# DuckDB may use this share of the machine's memory before it spills to disk (its own
+# default, 80 %, lets one big query take a shared machine). SPANTREE_MEMORY_LIMIT
+# overrides it with any DuckDB size ("2GB", "50%" is not DuckDB syntax: use a size).
+MEMORY_SHARE = 0.5
 
 
 @dataclass
-class SpanFiles:
-    """The store's readable span files and what was wrong with the others.
+class Listing:
+    """The span files the views read, as the last listing found them.
 
     Attributes:
-        location: the store location (``span_tree.storage.StoreLocation``).
-        files: engine-readable paths (plain local paths or ``protocol://`` URLs).
-        annotation_files: engine-readable paths of the annotation files.
-        problems: one human line per skipped file (corrupt, foreign...).
+        files: engine-readable paths (plain local paths or ``protocol://`` URLs) of every
+            listed span file not known to be bad.
+        legacy: those of ``files`` that may hold duplicate rows (written before batch
+            identities); their whole partitions get the full newest-version rule.
+        by_name: those of ``files`` read by column name (an older schema).
+        partitions: engine path of each file -> its ``(namespace, date)``.
+        first_date: the earliest date listed (``None``: every date).
     """
 
-    location: Any
-    files: list[str]
-    annotation_files: list[str]
-    problems: list[str] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+    legacy: set[str] = field(default_factory=set)
+    by_name: set[str] = field(default_factory=set)
+    partitions: dict[str, tuple[str, str]] = field(default_factory=dict)
+    first_date: str | None = None
+
+
+def cache_dir() -> str:
+    """span-tree's directory in the user's cache (``XDG_CACHE_HOME`` or ``~/.cache``)."""
+    configured = os.environ.get("SPANTREE_CACHE_DIR")
+    if configured:
+        return os.path.expanduser(configured)
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(cache, "spantree")
 
 
 def sql_string(text: str) -> str:
     """Quote ``text`` as a SQL string literal: the one place paths enter SQL text."""
     return "'" + text.replace("'", "''") + "'"
-
-
-def file_date(path: str) -> str | None:
-    """The ``date=`` partition of a span file path, or ``None``."""
-    match = _DATE_RE.search(path)
-    return match.group(1) if match else None
-
-
-def file_namespace(path: str) -> str | None:
-    """The ``namespace=`` partition of a span file path, or ``None``."""
-    match = _NAMESPACE_RE.search(path)
-    return match.group(1) if match else None
 
 
 def open_location(url: str | None, storage_options: dict[str, Any] | None) -> Any:
@@ -89,87 +106,173 @@ def open_location(url: str | None, storage_options: dict[str, Any] | None) -> An
     return location
 
 
-def list_files(location: Any, *, namespace: str | None) -> SpanFiles:
-    """List the valid span files (optionally of one namespace) and the annotation files."""
-    from span_tree.storage import span_files
+def configure(con: duckdb.DuckDBPyConnection, memory_limit: str | None) -> None:
+    """DuckDB settings of a Store's connection: UTC, no progress bar, bounded memory.
 
-    found = span_files(location, namespace=namespace)
-    problems = [f"{problem.path}: {problem.reason}" for problem in found.problems]
-    fs = location.fs
-    annotations_dir = location.join(ANNOTATIONS_DIR)
-    annotation_files: list[str] = []
-    if fs.exists(annotations_dir):
-        annotation_files = sorted(
-            location.url_of(path)
-            for path in fs.glob(f"{annotations_dir}/*.parquet")
-            if not path.rsplit("/", 1)[-1].startswith(".")
-        )
-    return SpanFiles(location, list(found.urls), annotation_files, problems)
-
-
-def read_spans_sql(files: Sequence[str]) -> str:
-    """The ``read_parquet`` call over span ``files`` (hive partitions kept as text)."""
-    listed = ", ".join(sql_string(path) for path in files)
-    return (
-        f"read_parquet([{listed}], hive_partitioning = true, union_by_name = true,"
-        " hive_types_autocast = false)"
-    )
-
-
-def create_root_views(con: duckdb.DuckDBPyConnection, source: SpanFiles) -> None:
-    """(Re)create ``span_versions`` and ``annotation_versions`` over ``source``'s files.
-
-    An empty store gets views over empty tables of the span schema, so every view built
-    on them exists and returns zero rows. Empty tables are real (not registered Arrow
-    tables) so cursors of the same connection see them too.
+    Big queries spill to ``<cache>/duckdb-tmp`` instead of taking the machine.
     """
-    if source.files:
-        con.execute(
-            f"CREATE OR REPLACE VIEW span_versions AS SELECT * FROM {read_spans_sql(source.files)}"
-        )
-    else:
-        _create_empty_table(con, "_empty_spans", SPAN_SCHEMA)
-        con.execute("CREATE OR REPLACE VIEW span_versions AS SELECT * FROM _empty_spans")
-    if source.annotation_files:
-        try:
-            _create_annotation_view(con, source.annotation_files)
-        except duckdb.Error:
-            # One bad annotation file (a stray or truncated upload) must not make the
-            # whole store unreadable: skip it as a problem, like a bad span file.
-            source.annotation_files = _readable_annotations(con, source)
-            if source.annotation_files:
-                _create_annotation_view(con, source.annotation_files)
-    if not source.annotation_files:
-        _create_empty_table(con, "_empty_annotations", ANNOTATION_SCHEMA)
-        con.execute(
-            "CREATE OR REPLACE VIEW annotation_versions AS SELECT * FROM _empty_annotations"
-        )
+    con.execute("SET TimeZone = 'UTC'")
+    # DuckDB's own progress bar would print into piped csv/json output.
+    con.execute("SET enable_progress_bar = false")
+    limit = memory_limit or os.environ.get("SPANTREE_MEMORY_LIMIT") or _default_memory_limit()
+    if limit:
+        con.execute(f"SET memory_limit = {sql_string(limit)}")
+    temp = os.path.join(cache_dir(), "duckdb-tmp")
+    try:
+        os.makedirs(temp, exist_ok=True)
+    except OSError:
+        return  # a read-only home: DuckDB's default (no spilling for :memory:) stays
+    con.execute(f"SET temp_directory = {sql_string(temp)}")
 
 
-def _create_annotation_view(con: duckdb.DuckDBPyConnection, files: Sequence[str]) -> None:
-    listed = ", ".join(sql_string(path) for path in files)
-    con.execute(
-        "CREATE OR REPLACE VIEW annotation_versions AS SELECT * FROM"
-        f" read_parquet([{listed}], union_by_name = true)"
+def _default_memory_limit() -> str | None:
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+    return f"{max(256, int(total * MEMORY_SHARE) // 2**20)}MB"
+
+
+def list_spans(
+    location: Any, *, namespace: str | None, first_date: str | None, known: Any
+) -> tuple[Listing, list[str]]:
+    """List the span files (of ``namespace``, from ``first_date`` on): no file is opened.
+
+    Files ``known`` (a ``Verdicts``) to be bad are left out and returned as problem
+    lines; files known to have an older schema are marked to be read by name.
+
+    Raises:
+        OSError: the store cannot be listed.
+    """
+    from span_tree.storage import list_span_files
+    from span_tree.storage._layout import parse_partition
+
+    found = list_span_files(location, namespace=namespace, first_date=first_date)
+    problems = [f"{problem.path}: {problem.reason}" for problem in found.problems]
+    listing = Listing(first_date=first_date)
+    for path, url, legacy in zip(found.files, found.urls, found.legacy, strict=True):
+        partition = parse_partition(location, path.rpartition("/")[0])
+        if partition is None:  # list_span_files lists partitions only
+            continue
+        verdict = known.get(url)
+        if verdict is not None and verdict.bad:
+            problems.append(f"{url}: {verdict.reason}")
+            continue
+        listing.files.append(url)
+        listing.partitions[url] = (partition.namespace, partition.date)
+        if legacy:
+            listing.legacy.add(url)
+        if verdict is not None:
+            listing.by_name.add(url)
+    return listing, problems
+
+
+def list_annotations(location: Any) -> list[str]:
+    """Engine-readable paths of the annotation files."""
+    fs = location.fs
+    directory = location.join(ANNOTATIONS_DIR)
+    if not fs.exists(directory):
+        return []
+    return sorted(
+        location.url_of(path)
+        for path in fs.glob(f"{directory}/*.parquet")
+        if not path.rsplit("/", 1)[-1].startswith(".")
     )
 
 
-def _readable_annotations(con: duckdb.DuckDBPyConnection, source: SpanFiles) -> list[str]:
-    """The annotation files DuckDB can read; the others are added to ``problems``."""
-    readable = []
-    for path in source.annotation_files:
+def anchor_file() -> str:
+    """An empty Parquet file of the current span schema, for ``read_parquet`` to bind to.
+
+    Under a ``namespace=/date=`` path like the store's files (hive partitioning needs
+    every file to have the same keys); its date sorts before any real date, so it is
+    pruned by every date filter.
+    """
+    from span_tree._record import SCHEMA_VERSION
+
+    directory = os.path.join(
+        cache_dir(), "anchor", f"v{SCHEMA_VERSION}", "namespace=_", "date=0000-00-00"
+    )
+    path = os.path.join(directory, "anchor.parquet")
+    if not os.path.exists(path):
+        import pyarrow.parquet as pq
+
+        os.makedirs(directory, exist_ok=True)
+        temporary = f"{path}.{os.getpid()}.tmp"
+        pq.write_table(SPAN_SCHEMA.empty_table(), temporary)
+        os.replace(temporary, path)
+    return path
+
+
+_COLUMNS = ", ".join(f'"{name}"' for name in SPAN_SCHEMA.names)
+
+
+def read_spans_sql(files: Sequence[str], *, by_name: bool = False) -> str:
+    """A ``SELECT`` of the span columns of ``files`` (hive partitions kept as text)."""
+    listed = ", ".join(sql_string(path) for path in [anchor_file(), *files])
+    options = "hive_partitioning = true, hive_types_autocast = false"
+    if by_name:
+        options += ", union_by_name = true"
+    return f"SELECT {_COLUMNS} FROM read_parquet([{listed}], {options})"
+
+
+def _group_sql(files: Sequence[str], by_name: set[str]) -> str:
+    ordinary = [path for path in files if path not in by_name]
+    odd = [path for path in files if path in by_name]
+    parts = [read_spans_sql(ordinary)]
+    if odd:
+        parts.append(read_spans_sql(odd, by_name=True))
+    return " UNION ALL ".join(parts)
+
+
+def create_span_views(con: duckdb.DuckDBPyConnection, listing: Listing) -> None:
+    """(Re)create the span root views over ``listing``'s files.
+
+    Every file of a partition holding a legacy file is read as legacy: the versions of
+    a span share its partition, so the full rule over those partitions is exact.
+    """
+    legacy_partitions = {listing.partitions[path] for path in listing.legacy}
+    legacy = [path for path in listing.files if listing.partitions[path] in legacy_partitions]
+    chosen = set(legacy)
+    current = [path for path in listing.files if path not in chosen]
+    con.execute(
+        "CREATE OR REPLACE VIEW idempotent_span_versions AS " + _group_sql(current, listing.by_name)
+    )
+    con.execute(
+        "CREATE OR REPLACE VIEW legacy_span_versions AS " + _group_sql(legacy, listing.by_name)
+    )
+    con.execute(
+        "CREATE OR REPLACE VIEW span_versions AS SELECT * FROM idempotent_span_versions"
+        " UNION ALL SELECT * FROM legacy_span_versions"
+    )
+
+
+def create_annotation_view(con: duckdb.DuckDBPyConnection, files: Sequence[str]) -> None:
+    """(Re)create ``annotation_versions`` over ``files`` (an empty table when none)."""
+    if files:
+        listed = ", ".join(sql_string(path) for path in files)
+        con.execute(
+            "CREATE OR REPLACE VIEW annotation_versions AS SELECT * FROM"
+            f" read_parquet([{listed}], union_by_name = true)"
+        )
+        return
+    con.register("_arrow_empty", ANNOTATION_SCHEMA.empty_table())
+    try:
+        con.execute("CREATE OR REPLACE TABLE _empty_annotations AS SELECT * FROM _arrow_empty")
+    finally:
+        con.unregister("_arrow_empty")
+    con.execute("CREATE OR REPLACE VIEW annotation_versions AS SELECT * FROM _empty_annotations")
+
+
+def readable_annotations(
+    con: duckdb.DuckDBPyConnection, files: Sequence[str]
+) -> tuple[list[str], list[str]]:
+    """The annotation files DuckDB can read, and a problem line for each other one."""
+    readable, problems = [], []
+    for path in files:
         try:
             con.execute(f"DESCRIBE SELECT * FROM read_parquet({sql_string(path)})").fetchall()
         except duckdb.Error as error:
-            source.problems.append(f"{path}: {str(error).splitlines()[0]}")
+            problems.append(f"{path}: {str(error).splitlines()[0]}")
             continue
         readable.append(path)
-    return readable
-
-
-def _create_empty_table(con: duckdb.DuckDBPyConnection, name: str, schema: pa.Schema) -> None:
-    con.register("_arrow_empty", schema.empty_table())
-    try:
-        con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM _arrow_empty")
-    finally:
-        con.unregister("_arrow_empty")
+    return readable, problems

@@ -15,23 +15,23 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import duckdb
 
 from span_tree._ids import is_trace_id
-from span_tree._record import FinishedSpan
-from span_tree.analytics import _annotations, _lookup, _reports
+from span_tree._record import FinishedSpan, newest_versions
+from span_tree.analytics import _annotations, _lookup, _reports, _running, _verdicts
 from span_tree.analytics._browse import SpanFilter
-from span_tree.analytics._errors import QueryError, StoreError
-from span_tree.analytics._filters import Filters, TimeLike
+from span_tree.analytics._errors import QueryError, StoreError, StoreNotFound, TraceNotFound
+from span_tree.analytics._filters import Filters, TimeLike, parse_time
 from span_tree.analytics._source import (
-    SpanFiles,
-    create_root_views,
-    list_files,
+    Listing,
+    configure,
+    create_annotation_view,
+    create_span_views,
+    list_annotations,
+    list_spans,
     open_location,
+    read_spans_sql,
+    readable_annotations,
 )
-from span_tree.analytics._views import (
-    VIEW_NAMES,
-    create_views,
-    materialise_duplicates,
-    view_description,
-)
+from span_tree.analytics._views import VIEW_NAMES, create_views, view_description, view_sql
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -51,11 +51,22 @@ class ViewInfo:
     columns: list[tuple[str, str]]
 
 
+# How many times one call re-lists or leaves out a bad file before it gives up.
+_RECOVERIES = 8
+# DuckDB errors that are the query's own fault: never a reason to look at the files.
+_QUERY_ERRORS = (duckdb.ParserException, duckdb.BinderException, duckdb.CatalogException)
+
+
 class Store:
     """A span-tree store opened for analysis: DuckDB views over its Parquet files.
 
-    The file list is read when the store is opened; call ``refresh()`` to see files
-    written since. Helper methods return polars DataFrames whose columns are those of
+    Opening costs nothing but resolving the URL; the files are listed when first
+    needed, and only the partitions needed (a helper with ``since`` lists the days from
+    then on; SQL lists everything). Call ``refresh()`` to see files written since.
+    A corrupt or foreign file is found when DuckDB trips on it: it is then left out,
+    remembered (in the user's cache directory, until the file changes) and reported
+    once through ``problems`` and ``on_problem``, and the query is answered from the
+    other files. Helper methods return polars DataFrames whose columns are those of
     the view they read (see ``spantree sql --views``), except ``trace()`` which returns
     span records. Methods are safe to call from several threads (one lock); a relation
     returned by ``sql()`` belongs to the calling thread.
@@ -65,10 +76,12 @@ class Store:
             ``None`` means the local store (``SPANTREE_STORE`` or ``~/.spantree``).
         storage_options: fsspec options for object stores (credentials, endpoint).
         namespace: read only this namespace's partitions.
+        memory_limit: DuckDB's memory limit (``"4GB"``); default ``SPANTREE_MEMORY_LIMIT``
+            or half the machine's memory. Bigger queries spill to the cache directory.
+        on_problem: called with the new problem lines (skipped files) when found.
 
     Raises:
         StoreNotFound: the URL is not understood, or a local store does not exist.
-        StoreError: the store cannot be listed.
     """
 
     def __init__(
@@ -77,21 +90,25 @@ class Store:
         *,
         storage_options: Mapping[str, Any] | None = None,
         namespace: str | None = None,
+        memory_limit: str | None = None,
+        on_problem: Callable[[list[str]], None] | None = None,
     ) -> None:
         self.namespace = namespace
         self.location = open_location(url, dict(storage_options or {}))
         self.url: str = self.location.url
+        self.on_problem = on_problem
         self._lock = threading.RLock()
         self._con = duckdb.connect(":memory:")
-        self._con.execute("SET TimeZone = 'UTC'")
-        # DuckDB's own progress bar would print into piped csv/json output.
-        self._con.execute("SET enable_progress_bar = false")
+        configure(self._con, memory_limit)
         if not self.location.is_local:
             self._con.register_filesystem(self.location.fs)
-        self._source = SpanFiles(self.location, [], [], [])
+        self._verdicts = _verdicts.Verdicts(self.location)
+        self._running = _running.RunningCache(self.url)
+        self._listing: Listing | None = None  # nothing listed yet
+        self._annotation_files: list[str] = []
+        self._problems: list[str] = []
         self._views_ready = False
-        self._duplicates_ready = False
-        self.refresh()
+        self._running_ready = False
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -102,55 +119,179 @@ class Store:
             StoreError: the store cannot be listed or read.
         """
         with self._lock:
+            first = self._listing.first_date if self._listing is not None else None
             try:
-                try:
-                    self._build_views()
-                except duckdb.IOException:
-                    # A listed file vanished before DuckDB read its schema (a concurrent
-                    # compact or prune replaced it): the next listing no longer has it.
-                    self._build_views()
+                self._build(first)
             except duckdb.Error as error:
                 raise StoreError(f"cannot read store {self.url}: {_one_message(error)}") from None
 
-    def _build_views(self) -> None:
-        try:
-            source = list_files(self.location, namespace=self.namespace)
-        except OSError as error:
-            raise StoreError(f"cannot list store {self.url}: {error}") from None
-        unchanged = source.files == self._source.files and self._views_ready
-        if unchanged and source.annotation_files == self._source.annotation_files:
-            # Files never change once written: the same lists mean the same views, and
-            # rebinding them would re-read every file's footer (all of them, for
-            # union_by_name) on each refresh.
-            self._source = source
+    def _ensure(self, first_date: str | None) -> None:
+        """List (again) when the listing does not cover the days from ``first_date`` on."""
+        listed = self._listing
+        if listed is not None and (
+            listed.first_date is None
+            or (first_date is not None and listed.first_date <= first_date)
+        ):
             return
-        create_root_views(self._con, source)
-        if not unchanged:
+        self._build(first_date)
+
+    def _build(self, first_date: str | None) -> None:
+        if self.location.is_local and not self.location.fs.isdir(self.location.root):
+            # The whole store is gone: say so, do not show it as empty.
+            raise StoreNotFound(f"no store at {self.location.root} (it was removed)")
+        try:
+            listing, problems = list_spans(
+                self.location, namespace=self.namespace, first_date=first_date, known=self._verdicts
+            )
+            annotations = list_annotations(self.location)
+        except Exception as error:  # OSError, or an object-store client's own errors
+            raise StoreError(f"cannot list store {self.url}: {error}") from None
+        before = self._listing
+        if (
+            self._views_ready
+            and before is not None
+            and before.files == listing.files
+            and before.legacy == listing.legacy
+            and annotations == self._annotation_files
+        ):
+            # Files never change once written: the same lists mean the same views.
+            before.first_date = listing.first_date
+            self._add_problems(problems)
+            return
+        self._listing = listing
+        create_span_views(self._con, listing)
+        self._annotation_files = annotations
+        try:
+            create_annotation_view(self._con, annotations)
+        except duckdb.Error:
+            # One bad annotation file (a stray or truncated upload) must not make the
+            # whole store unreadable: skip it as a problem, like a bad span file.
+            self._annotation_files, bad = readable_annotations(self._con, annotations)
+            problems += bad
+            create_annotation_view(self._con, self._annotation_files)
+        if not self._views_ready:
             create_views(self._con)
-            self._duplicates_ready = False
             self._views_ready = True
-        self._source = source
+        self._running_ready = False
+        self._add_problems(problems)
 
-    def _retrying(self, run: Callable[[], _T]) -> _T:
-        """``run()`` under the lock; once more over a fresh file list if a file vanished.
+    def _add_problems(self, problems: list[str]) -> None:
+        new = [line for line in problems if line not in self._problems]
+        if not new:
+            return
+        self._problems += new
+        if self.on_problem is not None:
+            self.on_problem(new)
 
-        ``spantree compact`` and ``prune`` delete files that a reader may have listed
-        a moment before; the new listing has their replacement (or nothing) instead.
+    def _prepare_running(self) -> None:
+        """Point ``running_spans`` at the known running spans (see ``_running``).
+
+        Partitions whose files were seen before cost a cache look-up; the others are
+        evaluated once with the live view, over their files only.
+        """
+        if self._running_ready or self._listing is None:
+            return
+        listing = self._listing
+        legacy = {listing.partitions[url] for url in listing.legacy}
+        names: dict[tuple[str, str], list[str]] = {}
+        for url in listing.files:
+            partition = listing.partitions[url]
+            if partition not in legacy:
+                names.setdefault(partition, []).append(url.rpartition("/")[2])
+        keys: list[_running.Key] = []
+        missing: dict[tuple[str, str], str] = {}
+        for partition, files in names.items():
+            digest = _running.files_digest(files)
+            known = self._running.get(partition, digest)
+            if known is None:
+                missing[partition] = digest
+            else:
+                keys += known
+        if missing:
+            chosen = [url for url in listing.files if listing.partitions[url] in missing]
+            only = Listing(chosen, set(), listing.by_name, listing.partitions, listing.first_date)
+            create_span_views(self._con, only)
+            self._con.execute(view_sql("running_spans"))
+            try:
+                found = _running.compute(self._con, list(missing))
+            finally:
+                create_span_views(self._con, listing)
+            self._running.put(
+                {partition: (missing[partition], found[partition]) for partition in missing}
+            )
+            keys += [key for partition in missing for key in found[partition]]
+        _running.create_cached_view(self._con, keys)
+        self._running_ready = True
+
+    def _retrying(self, run: Callable[[], _T], *, first_date: str | None = None) -> _T:
+        """``run()`` under the lock over a listing from ``first_date`` on, recovering once
+        per bad file or vanished file.
+
+        ``spantree compact`` and ``prune`` delete files that a reader may have listed a
+        moment before: the new listing has their replacement (or nothing) instead. A file
+        DuckDB cannot read is left out and remembered (see ``_recover``).
         """
         with self._lock:
-            try:
-                return run()
-            except duckdb.IOException:
-                if self.location.is_local and not self.location.fs.isdir(self.location.root):
-                    raise  # the whole store is gone: say so, do not show it as empty
-                self.refresh()
-                return run()
+            recoveries = 0
+            while True:
+                try:
+                    self._ensure(first_date)
+                    self._prepare_running()
+                    return run()
+                except duckdb.Error as error:
+                    recoveries += 1
+                    if recoveries > _RECOVERIES or not self._recover(error):
+                        raise
 
-    def _prepare(self) -> None:
-        """Materialise the duplicated span ids once per file list (first query pays)."""
-        if not self._duplicates_ready:
-            materialise_duplicates(self._con)
-            self._duplicates_ready = True
+    def _recover(self, error: duckdb.Error) -> bool:
+        """Act on a failed read: True when something changed and a retry may succeed."""
+        if isinstance(error, _QUERY_ERRORS) or self._listing is None:
+            return False
+        message = str(error)
+        listing = self._listing
+        if _verdicts.is_vanished(message):
+            if self.location.is_local and not self.location.fs.isdir(self.location.root):
+                return False  # the whole store is gone: say so, do not show it as empty
+            self._build(listing.first_date)
+            return True
+        culprit = _verdicts.named_file(message, set(listing.files))
+        if culprit is not None:
+            if _verdicts.is_schema_mismatch(message) and culprit not in listing.by_name:
+                # An older schema: read it by column name from now on.
+                self._verdicts.remember(culprit, bad=False, reason="older schema")
+                listing.by_name.add(culprit)
+                create_span_views(self._con, listing)
+                return True
+            if isinstance(error, duckdb.IOException):
+                return False  # a read that failed (network...) is not the file's fault
+            self._leave_out([(culprit, _first_line(message))])
+            return True
+        if not _verdicts.looks_corrupt(message):
+            return False
+        found = _verdicts.find_bad_files(list(listing.files), read_all=self._read_all)
+        if not found:
+            return False
+        self._leave_out(found)
+        return True
+
+    def _read_all(self, files: list[str]) -> None:
+        """Read every column of every row of ``files`` (raises on a bad one)."""
+        listed = read_spans_sql(files, by_name=True).replace(
+            "SELECT ", "SELECT count(COLUMNS(*)) FROM (SELECT ", 1
+        )
+        self._con.execute(listed + ")").fetchall()
+
+    def _leave_out(self, found: list[tuple[str, str]]) -> None:
+        assert self._listing is not None
+        listing = self._listing
+        for url, reason in found:
+            self._verdicts.remember(url, bad=True, reason=reason)
+            if url in listing.partitions:
+                listing.files.remove(url)
+                listing.legacy.discard(url)
+        create_span_views(self._con, listing)
+        self._running_ready = False
+        self._add_problems([f"{url}: {reason}" for url, reason in found])
 
     def close(self) -> None:
         """Close the DuckDB connection."""
@@ -170,39 +311,43 @@ class Store:
 
     @property
     def files(self) -> list[str]:
-        """Engine-readable paths of the valid span files read by the views."""
-        return list(self._source.files)
+        """Engine-readable paths of the span files the views read (lists them if needed)."""
+        with self._lock:
+            self._ensure(None)
+            assert self._listing is not None
+            return list(self._listing.files)
 
     @property
     def problems(self) -> list[str]:
-        """One line per store file skipped (corrupt, foreign...): path and reason."""
-        return list(self._source.problems)
+        """One line per store file skipped (corrupt, foreign...) so far: path and reason."""
+        return list(self._problems)
 
     @property
     def is_empty(self) -> bool:
-        """True when the store holds no span file (yet)."""
-        return not self._source.files
+        """True when the store holds no span partition (a directory listing)."""
+        if self._listing is not None and self._listing.first_date is None:
+            return not self._listing.files
+        return not self.namespaces()
 
     # -- SQL ------------------------------------------------------------------------
 
     def sql(self, query: str, params: Sequence[Any] | Mapping[str, Any] | None = None) -> Any:
         """Run SQL over the views; returns a lazy ``duckdb.DuckDBPyRelation``.
 
-        The relation reads the files when fetched: unlike ``arrow()`` and ``pl()``, it
-        does not retry if a concurrent compaction removed a file in between.
+        The relation reads the files when fetched; its fetch methods (``fetchall``,
+        ``pl``, ``arrow``...) run again over a fresh file list when a file vanished under
+        them (a concurrent compaction) or a bad file turned up.
 
         Raises:
             QueryError: syntax error, unknown view or column, wrong parameters.
         """
-
-        def run() -> Any:
-            self._prepare()
-            return self._con.sql(query, params=params)
-
         try:
-            return self._retrying(run)
+            relation = self._retrying(lambda: self._con.sql(query, params=params))
         except duckdb.Error as error:
             raise QueryError(_one_message(error)) from None
+        if relation is None:
+            return None
+        return _Relation(self, relation, query, params)
 
     def arrow(
         self, query: str, params: Sequence[Any] | Mapping[str, Any] | None = None
@@ -212,9 +357,18 @@ class Store:
         Raises:
             QueryError: the query is invalid or fails while running.
         """
+        return self._arrow(query, params, first_date=None)
+
+    def _arrow(
+        self,
+        query: str,
+        params: Sequence[Any] | Mapping[str, Any] | None,
+        *,
+        first_date: str | None,
+    ) -> pa.Table:
+        """``arrow()`` over a listing of the days from ``first_date`` on (``None``: all)."""
 
         def run() -> pa.Table:
-            self._prepare()
             relation = self._con.sql(query, params=params)
             if relation is None:  # a statement without a result (SET, CREATE...)
                 import pyarrow as pa
@@ -223,7 +377,7 @@ class Store:
             return relation.to_arrow_table()
 
         try:
-            return self._retrying(run)
+            return self._retrying(run, first_date=first_date)
         except duckdb.Error as error:
             raise QueryError(_one_message(error)) from None
 
@@ -235,27 +389,37 @@ class Store:
         Raises:
             QueryError: the query is invalid or fails while running.
         """
+        return self._pl(query, params, first_date=None)
+
+    def _pl(
+        self,
+        query: str,
+        params: Sequence[Any] | Mapping[str, Any] | None,
+        *,
+        first_date: str | None = None,
+    ) -> polars.DataFrame:
         import polars as pl
 
-        frame = pl.from_arrow(self.arrow(query, params))
+        frame = pl.from_arrow(self._arrow(query, params, first_date=first_date))
         assert isinstance(frame, pl.DataFrame)
         return frame
 
     def scan(self) -> polars.LazyFrame:
         """A polars LazyFrame straight over the files, with the rows of the ``spans`` view.
 
-        Each span's newest version (finished beats started, then newest ``written_at``).
+        Each span's newest version (the rule of ``span_tree._record.version_rank``).
         """
         import polars as pl
         import pyarrow.dataset as ds
 
         from span_tree.schema import SPAN_SCHEMA
 
-        if not self._source.files:
+        files = self.files
+        if not files:
             empty = pl.from_arrow(SPAN_SCHEMA.empty_table())
             assert isinstance(empty, pl.DataFrame)
             return empty.lazy()
-        paths = [_fs_path(self.location, url) for url in self._source.files]
+        paths = [_fs_path(self.location, url) for url in files]
         dataset = ds.dataset(
             paths, schema=SPAN_SCHEMA, format="parquet", filesystem=self.location.fs
         )
@@ -289,15 +453,28 @@ class Store:
             raise StoreError(f"cannot read store {self.url}: {_one_message(error)}") from None
 
     def namespaces(self) -> list[str]:
-        """The namespaces that hold spans, sorted."""
-        from span_tree.analytics._source import file_namespace
+        """The namespaces that hold spans, sorted (a directory listing).
 
-        return sorted({ns for ns in map(file_namespace, self._source.files) if ns is not None})
+        Raises:
+            StoreError: the store cannot be listed.
+        """
+        from span_tree.storage import list_partitions
+
+        try:
+            partitions = list_partitions(self.location, namespace=self.namespace)
+        except Exception as error:  # OSError, or an object-store client's own errors
+            raise StoreError(f"cannot list store {self.url}: {error}") from None
+        return sorted({partition.namespace for partition in partitions})
 
     # -- typed helpers -------------------------------------------------------------
 
     def trace(self, trace_id: str) -> list[FinishedSpan]:
         """The spans of one trace (newest version of each), in start order.
+
+        A KSUID names its day: only the partitions from that day on are listed, and
+        only those its spans can reach are read (row-group statistics on the sorted
+        ``trace_id`` skip the rest). A foreign id (a KSUID with timestamp 0, or its
+        32-hex form) says nothing about its date: every day is searched the same way.
 
         Args:
             trace_id: a KSUID, its 32-hex W3C form, or a unique prefix of the KSUID.
@@ -307,35 +484,28 @@ class Store:
             AmbiguousTraceId: the prefix matches more than one trace.
             StoreError: the store's files cannot be read.
         """
-        from span_tree.render import newest_versions
         from span_tree.schema import table_to_records
 
-        def run() -> pa.Table:
-            table = None
-            if is_trace_id(trace_id.strip()):
-                # A full KSUID: one query over the files of its day (the common case).
-                full_id = trace_id.strip()
-                files = _lookup.exact_trace_files(self._source.files, full_id)
-                table = self._trace_table(files, full_id)
-            if table is None or table.num_rows == 0:
-                full_id, files = _lookup.resolve_trace_id(self._con, self._source.files, trace_id)
-                table = self._trace_table(files, full_id)
-            return table
-
         try:
-            table = self._retrying(run)
+            full_id = (
+                self.resolve_trace_id(trace_id)
+                if not is_trace_id(trace_id.strip())
+                else trace_id.strip()
+            )
+            day = _lookup.id_day(full_id)
+            table = self._retrying(
+                lambda: _lookup.trace_table(self._con, full_id, day), first_date=day
+            )
         except duckdb.Error as error:
             raise StoreError(f"cannot read store {self.url}: {_one_message(error)}") from None
+        if table.num_rows == 0:
+            raise TraceNotFound(trace_id.strip())
         records = newest_versions(table_to_records(table))
         return sorted(records, key=lambda span: (span.start_time, span.seq))
 
-    def _trace_table(self, files: list[str], trace_id: str) -> pa.Table:
-        if not files:
-            from span_tree.schema import SPAN_SCHEMA
-
-            return SPAN_SCHEMA.empty_table()
-        relation = self._con.sql(_lookup.trace_table_sql(files), params=[trace_id])
-        return relation.to_arrow_table()
+    def _dates(self) -> list[str]:
+        listing = self._listing
+        return [] if listing is None else sorted({day for _, day in listing.partitions.values()})
 
     def resolve_trace_id(self, trace_id: str) -> str:
         """The full KSUID of a trace given by KSUID, 32-hex id or unique prefix.
@@ -347,7 +517,7 @@ class Store:
         """
         try:
             return self._retrying(
-                lambda: _lookup.resolve_trace_id(self._con, self._source.files, trace_id)[0]
+                lambda: _lookup.resolve_trace_id(self._con, trace_id, self._dates())
             )
         except duckdb.Error as error:
             raise StoreError(f"cannot read store {self.url}: {_one_message(error)}") from None
@@ -371,9 +541,11 @@ class Store:
             name: only traces whose root span has this name.
             limit: at most this many rows (``None``: all).
         """
-        return self._report(
+        query = _reports.limited(
             _reports.traces(Filters(namespace, app, since, until, tags, status, name)), limit
         )
+        # A trace starting at or after `since` has every span there: list those days only.
+        return self._pl(*query, first_date=_day(since))
 
     def slow(
         self,
@@ -517,6 +689,69 @@ class Store:
 
     def _report(self, query: _reports.Query, limit: int | None) -> polars.DataFrame:
         return self.pl(*_reports.limited(query, limit))
+
+
+class _Relation:
+    """A ``DuckDBPyRelation`` whose fetches run again after a recoverable read failure.
+
+    Everything else is the relation's own (attribute access is passed through).
+    """
+
+    _FETCHES = frozenset(
+        {
+            "fetchall", "fetchone", "fetchmany", "fetchdf", "fetchnumpy", "df", "pl",
+            "arrow", "to_arrow_table", "fetch_arrow_table", "to_df", "record_batch",
+            "fetch_record_batch", "fetch_arrow_reader", "show", "to_csv", "to_parquet",
+            "write_csv", "write_parquet",
+        }
+    )  # fmt: skip
+
+    def __init__(self, store: Store, relation: Any, query: str, params: Any) -> None:
+        self._store = store
+        self._relation = relation
+        self._query = query
+        self._params = params
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._relation, name)
+        if name not in self._FETCHES or not callable(attribute):
+            return attribute
+
+        def fetch(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return attribute(*args, **kwargs)
+            except duckdb.Error as error:
+                store = self._store
+                with store._lock:
+                    if isinstance(error, _QUERY_ERRORS) or not store._recover(error):
+                        raise
+
+            # Run again over the new file list (retrying further recoveries).
+            def again() -> Any:
+                self._relation = store._con.sql(self._query, params=self._params)
+                return getattr(self._relation, name)(*args, **kwargs)
+
+            return store._retrying(again)
+
+        return fetch
+
+    def __repr__(self) -> str:
+        return repr(self._relation)
+
+
+def _day(moment: TimeLike) -> str | None:
+    """The UTC day (``YYYY-MM-DD``) of a time filter, or ``None``."""
+    parsed = parse_time(moment)
+    if parsed is None:
+        return None
+    from datetime import UTC
+
+    return parsed.astimezone(UTC).strftime("%Y-%m-%d")
+
+
+def _first_line(text: str) -> str:
+    lines = text.strip().splitlines()
+    return lines[0] if lines else text
 
 
 def _fs_path(location: Any, url: str) -> str:

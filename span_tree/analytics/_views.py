@@ -8,7 +8,7 @@ import duckdb
 
 # Declared order: each view reads only the root views and the views before it.
 VIEW_NAMES: tuple[str, ...] = (
-    "span_duplicates",
+    "running_spans",
     "spans",
     "traces",
     "span_stats",
@@ -44,29 +44,6 @@ def view_description(name: str) -> str:
 
 
 def create_views(con: duckdb.DuckDBPyConnection) -> None:
-    """Create every view on ``con`` (the root views must exist already).
-
-    ``span_duplicates`` starts as a live view (correct, computed per query); see
-    ``materialise_duplicates``.
-    """
-    materialised = con.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'span_duplicates'"
-    ).fetchall()[0][0]
-    if materialised:
-        con.execute("DROP TABLE span_duplicates")
+    """Create every view on ``con`` (the root views must exist already)."""
     for name in VIEW_NAMES:
         con.execute(view_sql(name))
-
-
-def materialise_duplicates(con: duckdb.DuckDBPyConnection) -> None:
-    """Replace the ``span_duplicates`` view by a table of its rows.
-
-    Files never change once written, so for one file list the duplicated span ids are
-    fixed: computing them once saves every later query the full group-by over span
-    ids. Call again (after ``create_views``) when the file list changes.
-    """
-    table_sql = view_sql("span_duplicates").replace(
-        "CREATE OR REPLACE VIEW span_duplicates AS", "CREATE TABLE span_duplicates AS", 1
-    )
-    con.execute("DROP VIEW IF EXISTS span_duplicates")
-    con.execute(table_sql)

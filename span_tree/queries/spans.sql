@@ -1,18 +1,24 @@
 -- spans: one row per span, its newest version.
--- A span still running when its trace's root ended is written twice (status 'started',
--- then finished); the finished version wins, then the newest written_at.
--- Answers everything: every other view reads this one. Only span ids listed in
--- span_duplicates are deduplicated; versions of a span share its namespace and date (the
--- date of its start), so partitioning by them too changes nothing but lets filters on
--- namespace and date reach the files (partition pruning).
+-- The newest-version rule: of the rows sharing a span id, a finished version beats a
+-- `started` snapshot (a span still running when its trace's root ended), then the newest
+-- written_at wins. (Its Python form is span_tree._record.newest_versions.)
+-- Answers everything: every other view reads this one. Three parts, each a plain scan
+-- that filters on namespace and date reach (partition pruning):
+-- - finished rows of files written with batch identities, as they are (each is the only
+--   finished version of its span);
+-- - running_spans: the newest snapshot of spans with no finished version;
+-- - partitions holding a file written before batch identities (legacy: a retried batch
+--   may be there twice): the full rule over every row.
 CREATE OR REPLACE VIEW spans AS
-SELECT versions.*
-FROM span_versions AS versions
-ANTI JOIN span_duplicates USING (span_id)
+SELECT *
+FROM idempotent_span_versions
+WHERE status <> 'started'
+UNION ALL
+SELECT *
+FROM running_spans
 UNION ALL (
-    SELECT versions.*
-    FROM span_versions AS versions
-    SEMI JOIN span_duplicates USING (span_id)
+    SELECT *
+    FROM legacy_span_versions
     QUALIFY row_number() OVER (
         PARTITION BY namespace, date, trace_id, span_id
         ORDER BY (status <> 'started') DESC, written_at DESC NULLS LAST

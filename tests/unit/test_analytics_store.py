@@ -148,9 +148,9 @@ def test_corrupt_file_is_reported_and_skipped(tmp_path: Path) -> None:
     partition = next((tmp_path / "spans").glob("namespace=shop/date=*"))
     (partition / "broken.parquet").write_bytes(b"PAR1 not really parquet PAR1")
     store = Store(root)
+    assert 10 == store.sql("select count(*) from traces where app = 'checkout'").fetchall()[0][0]
     assert 1 == len(store.problems)
     assert "broken.parquet" in store.problems[0]
-    assert 10 == store.sql("select count(*) from traces where app = 'checkout'").fetchall()[0][0]
 
 
 def test_namespace_restricts_the_store(tmp_path: Path) -> None:
@@ -224,9 +224,14 @@ def test_a_removed_store_is_an_error_not_an_empty_store(tmp_path: Path) -> None:
     import shutil
 
     store = Store(build_store(tmp_path / "store"))
+    store.traces()
     shutil.rmtree(tmp_path / "store")
     with pytest.raises(QueryError, match="No files found"):
         store.traces()
+    unlisted = Store(build_store(tmp_path / "other"))
+    shutil.rmtree(tmp_path / "other")
+    with pytest.raises(StoreNotFound, match="no store at"):
+        unlisted.traces()
 
 
 def test_open_survives_a_file_removed_after_listing(
@@ -236,18 +241,19 @@ def test_open_survives_a_file_removed_after_listing(
     import span_tree.analytics._store as store_module
 
     root = build_store(tmp_path)
-    real_list_files = store_module.list_files
+    real_list_spans = store_module.list_spans
     listings = []
 
-    def list_then_remove(location: object, *, namespace: str | None) -> object:
-        source = real_list_files(location, namespace=namespace)
+    def list_then_remove(location: object, **options: object) -> object:
+        listing, problems = real_list_spans(location, **options)  # type: ignore[arg-type]
         if not listings:
-            Path(source.files[0]).unlink()  # removed between listing and reading
-        listings.append(source)
-        return source
+            Path(listing.files[0]).unlink()  # removed between listing and reading
+        listings.append(listing)
+        return listing, problems
 
-    monkeypatch.setattr(store_module, "list_files", list_then_remove)
+    monkeypatch.setattr(store_module, "list_spans", list_then_remove)
     store = Store(root)
+    store.sql("select count(*) from traces").fetchall()
     assert 2 == len(listings)
     assert store.files == listings[1].files
 

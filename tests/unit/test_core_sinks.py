@@ -10,8 +10,8 @@ import pytest
 
 import span_tree
 from span_tree import FinishedSpan
-from span_tree._record import span_from_json_dict, span_to_json, span_to_json_dict
-from span_tree.render import format_duration, newest_versions, render_trace
+from span_tree._record import newest_versions, span_from_json_dict, span_to_json, span_to_json_dict
+from span_tree.render import format_duration, render_trace
 from span_tree.sinks.console import ConsoleSink
 from span_tree.sinks.jsonl import JsonlSink
 from span_tree.sinks.memory import MemorySink
