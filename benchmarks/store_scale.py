@@ -322,9 +322,8 @@ def _cold(argv: list[str], env: dict[str, str]) -> tuple[float, float, str]:
 
     started = time.perf_counter()
     process = psutil.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    peak = 0
-    # Poll RSS until exit; the kernel's peak (wait4 ru_maxrss) is read at the end.
-    pid, status, usage = os.wait4(process.pid, 0)
+    # The kernel's peak RSS of the child (wait4 ru_maxrss), interpreter start included.
+    _, status, usage = os.wait4(process.pid, 0)
     wall = time.perf_counter() - started
     peak = usage.ru_maxrss / 1024
     out = process.stdout.read().decode() if process.stdout else ""
@@ -398,14 +397,13 @@ def compact_once(root: Path) -> dict[str, Any]:
 
 def _table(title: str, rows: list[dict[str, Any]]) -> None:
     print(title)
-    print(
-        f"{'query':<14}{'spantree':>10}{'plain':>9}{'ratio':>7}{'RSS':>10}{'plain RSS':>11}{'ratio':>7}"
-    )
+    head = f"{'query':<14}{'spantree':>10}{'plain':>9}{'ratio':>7}"
+    print(f"{head}{'RSS':>10}{'plain RSS':>11}{'ratio':>7}")
     for row in rows:
         print(
             f"{row['query']:<14}{row['spantree_s']:>9.2f}s{row['plain_s']:>8.2f}s"
-            f"{row['ratio']:>7.2f}{row['spantree_rss_mib']:>7.0f} MiB{row['plain_rss_mib']:>7.0f} MiB"
-            f"{row['rss_ratio']:>7.2f}"
+            f"{row['ratio']:>7.2f}{row['spantree_rss_mib']:>7.0f} MiB"
+            f"{row['plain_rss_mib']:>7.0f} MiB{row['rss_ratio']:>7.2f}"
         )
 
 

@@ -162,7 +162,7 @@ def looks_corrupt(message: str) -> bool:
     return bool(_CORRUPTION_RE.search(message))
 
 
-def find_bad_files(con: Any, candidates: list[str], *, read_all: Any) -> list[tuple[str, str]]:
+def find_bad_files(candidates: list[str], *, read_all: Any) -> list[tuple[str, str]]:
     """The files among ``candidates`` that fail a full read, with DuckDB's reason.
 
     ``read_all(files)`` reads every column of every row of ``files`` and raises

@@ -15,8 +15,7 @@ from textual.widgets import Footer, Static, Tree
 from textual.widgets.tree import TreeNode
 
 from span_tree._ids import is_trace_id, w3c_trace_id
-from span_tree._record import STATUS_FAILED, STATUS_STARTED, FinishedSpan
-from span_tree._record import newest_versions
+from span_tree._record import STATUS_FAILED, STATUS_STARTED, FinishedSpan, newest_versions
 from span_tree.tui._format import clock, format_duration, truncate
 
 if TYPE_CHECKING:
