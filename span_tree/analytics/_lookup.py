@@ -42,12 +42,11 @@ def id_day(trace_id: str) -> str | None:
     """The day a trace's spans start from (its id's day, a day earlier for clock skew
     between hosts), or ``None`` for a foreign id, which names no day."""
     try:
-        seconds = trace_id_timestamp(trace_id)
+        if trace_id_from_w3c(w3c_trace_id(trace_id)) == trace_id:
+            return None  # a foreign id (timestamp field 0)
+        return _day(trace_id_timestamp(trace_id) - _DAY)
     except (ValueError, OverflowError):
         return None
-    if seconds <= 0:
-        return None
-    return _day(seconds - _DAY)
 
 
 def _next_day(day: str, days: int = 1) -> str:
@@ -155,7 +154,7 @@ def _ids_in_range(
 
 
 def _id_for_w3c(con: duckdb.DuckDBPyConnection, hex_id: str, dates: Sequence[str]) -> str | None:
-    foreign = trace_id_from_w3c(hex_id, 0)
+    foreign = trace_id_from_w3c(hex_id)
     found = con.execute(
         "SELECT trace_id FROM span_versions WHERE trace_id = ? LIMIT 1", [foreign]
     ).fetchall()

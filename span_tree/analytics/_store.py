@@ -145,7 +145,7 @@ class Store:
             )
             annotations = list_annotations(self.location)
         except Exception as error:  # OSError, or an object-store client's own errors
-            raise StoreError(f"cannot list store {self.url}: {error}") from None
+            raise StoreError(f"cannot read store {self.url}: {error}") from None
         before = self._listing
         if (
             self._views_ready
@@ -463,7 +463,7 @@ class Store:
         try:
             partitions = list_partitions(self.location, namespace=self.namespace)
         except Exception as error:  # OSError, or an object-store client's own errors
-            raise StoreError(f"cannot list store {self.url}: {error}") from None
+            raise StoreError(f"cannot read store {self.url}: {error}") from None
         return sorted({partition.namespace for partition in partitions})
 
     # -- typed helpers -------------------------------------------------------------
@@ -496,6 +496,9 @@ class Store:
             table = self._retrying(
                 lambda: _lookup.trace_table(self._con, full_id, day), first_date=day
             )
+            if table.num_rows == 0 and day is not None:
+                # An id whose time is not its trace's (made by another system): every day.
+                table = self._retrying(lambda: _lookup.trace_table(self._con, full_id, None))
         except duckdb.Error as error:
             raise StoreError(f"cannot read store {self.url}: {_one_message(error)}") from None
         if table.num_rows == 0:
