@@ -59,6 +59,7 @@ FILE_KEYS = ("code.file.path", "code.filepath")
 LINE_KEYS = ("code.line.number", "code.lineno")
 FUNCTION_KEYS = ("code.function.name", "code.function")
 THREAD_NAME = "thread.name"
+HTTP_STATUS_KEYS = ("http.response.status_code", "http.status_code")
 SEQ = "spantree.seq"
 TASK = "spantree.task"
 REF_SRC = "spantree.ref_src"
@@ -199,7 +200,7 @@ class TraceIds:
         if len(raw) != 16 or raw == _ZERO_TRACE:
             raise Rejected("invalid trace_id (must be 16 bytes, not all zero)")
         hex_id = raw.hex()
-        ksuid = _ksuid_from_state(trace_state, hex_id) or trace_id_from_w3c(hex_id, 0)
+        ksuid = _ksuid_from_state(trace_state, hex_id) or trace_id_from_w3c(hex_id)
         if len(self._cache) > 100_000:
             self._cache.clear()
         self._cache[key] = ksuid
@@ -366,9 +367,8 @@ def map_span(
             message = chosen.message or span.status.message
             error = (chosen.type or "Error", truncate(message, MAX_MESSAGE_CHARS), chosen.traceback)
         else:
-            kind_of_error = attributes.get("error.type")
             error = (
-                _text_or_none(kind_of_error, 512) or "Error",
+                _error_type(attributes),
                 truncate(span.status.message, MAX_MESSAGE_CHARS),
                 None,
             )
@@ -412,6 +412,19 @@ def map_span(
         written_at=None,
         schema_version=SCHEMA_VERSION,
     )
+
+
+def _error_type(attributes: Mapping[str, Any]) -> str:
+    """The error type of a failed span without an exception event: ``error.type``, else
+    ``HTTP <status>`` of an HTTP span (OTel sets ERROR on 5xx), else ``Error``."""
+    kind = _text_or_none(attributes.get("error.type"), 512)
+    if kind:
+        return kind
+    for key in HTTP_STATUS_KEYS:
+        status = attributes.get(key)
+        if isinstance(status, int | str) and str(status).isdigit():
+            return f"HTTP {status}"
+    return "Error"
 
 
 def _level_name(levelno: int) -> str:

@@ -201,7 +201,7 @@ def test_exception_events_on_a_succeeded_span_are_handled_errors() -> None:
 
 
 def test_error_status_without_exception_uses_error_type_and_message() -> None:
-    """ERROR without an exception event: error.type (else "Error") and the status message."""
+    """ERROR without an exception event: error.type, else HTTP <status>, else "Error"."""
     request = request_with(
         {"attributes": {"error.type": "500"}, "status": (2, "Internal Server Error")}
     )
@@ -211,6 +211,10 @@ def test_error_status_without_exception_uses_error_type_and_message() -> None:
         record.error_type,
         record.error_message,
     )
+    http = request_with({"attributes": {"http.response.status_code": 503}, "status": (2, "")})
+    assert ["HTTP 503"] == [record.error_type for record in mapped(http).records]
+    plain = request_with({"status": (2, "boom")})
+    assert [("Error", "boom")] == [(r.error_type, r.error_message) for r in mapped(plain).records]
 
 
 def test_links_become_linked_trace_ids() -> None:
