@@ -129,7 +129,8 @@ def _duration(value: Any) -> str:
 
 
 def _time(value: Any) -> str:
-    return "" if value is None else value.strftime("%Y-%m-%d %H:%M:%S")
+    # Without the year: the tables list recent things (csv/json keep ISO 8601).
+    return "" if value is None else value.strftime("%m-%d %H:%M:%S")
 
 
 def _percent(value: Any) -> str:
@@ -144,8 +145,14 @@ def _show(
     title: str,
     columns: dict[str, str],
     formatters: Mapping[str, Callable[[Any], str]] | None = None,
+    priority: list[str] | None = None,
+    wide: tuple[str, ...] = (),
 ) -> None:
-    """Write a helper's result: the chosen columns as a table, every column otherwise."""
+    """Write a helper's result: the chosen columns as a table, every column otherwise.
+
+    ``priority`` lists the table's columns most important first: on a narrow terminal
+    the last ones are left out (and a line says so).
+    """
     from span_tree.analytics._formats import write_result
 
     if fmt == "table":
@@ -158,6 +165,8 @@ def _show(
             title=title,
             formatters=formatters,
             headers=columns,
+            priority=priority or list(columns),
+            wide=wide,
         )
 
 
@@ -199,7 +208,9 @@ def sql(
         if chosen == "table":
             table = table.select(["view", "columns"])
         with _clear_errors():
-            write_result(table, fmt=chosen, output=output, title="views")
+            write_result(
+                table, fmt=chosen, output=output, title="views", priority=["view", "columns"]
+            )
         return
     assert query is not None  # checked by _check_one_statement
     try:
@@ -306,7 +317,18 @@ def traces(
         "app": "app",
     }
     formatters = {"start_time": _time, "duration_us": _duration}
-    _show(frame, fmt=fmt, output=output, title="traces", columns=columns, formatters=formatters)
+    priority = ["trace_id", "root_name", "status", "duration_us", "start_time", "error_count"]
+    priority += ["span_count", "app"]
+    _show(
+        frame,
+        fmt=fmt,
+        output=output,
+        title="traces",
+        columns=columns,
+        formatters=formatters,
+        priority=priority,
+        wide=("root_name",),
+    )
 
 
 def slow(
@@ -353,7 +375,17 @@ def slow(
         "start_time": _time,
         "p95_ratio": lambda value: "" if value is None else f"{value:.1f}",
     }
-    _show(frame, fmt=fmt, output=output, title="slow spans", columns=columns, formatters=formatters)
+    priority = ["name", "duration_us", "p95_ratio", "trace_id", "p95_us", "start_time", "status"]
+    _show(
+        frame,
+        fmt=fmt,
+        output=output,
+        title="slow spans",
+        columns=columns,
+        formatters=formatters,
+        priority=priority,
+        wide=("name",),
+    )
 
 
 def errors(
@@ -403,16 +435,19 @@ def errors(
         "last_seen": _time,
         "handled": lambda value: "handled" if value else "fatal",
         "error_type": lambda value: str(value).rsplit(".", 1)[-1],
-        "sample_message": lambda value: _shorten(str(value or ""), 60),
     }
+    priority = ["fingerprint", "trace_count", "error_type", "sample_message", "handled"]
+    priority += ["location", "count", "last_seen", "status", "level"]
     _show(
-        frame, fmt=fmt, output=output, title="error groups", columns=columns, formatters=formatters
+        frame,
+        fmt=fmt,
+        output=output,
+        title="error groups",
+        columns=columns,
+        formatters=formatters,
+        priority=priority,
+        wide=("sample_message",),
     )
-
-
-def _shorten(value: str, width: int) -> str:
-    value = " ".join(value.split())
-    return value if len(value) <= width else value[: width - 1] + "…"
 
 
 def annotate(
@@ -490,7 +525,18 @@ def health(
         "reason": "why",
     }
     formatters = {"error_rate": _percent, "last_seen": _time}
-    _show(frame, fmt=fmt, output=output, title="health", columns=columns, formatters=formatters)
+    priority = ["app", "level", "reason", "error_rate", "failed", "traces", "open_groups"]
+    priority += ["namespace", "last_seen"]
+    _show(
+        frame,
+        fmt=fmt,
+        output=output,
+        title="health",
+        columns=columns,
+        formatters=formatters,
+        priority=priority,
+        wide=("reason",),
+    )
 
 
 def demo(

@@ -9,15 +9,18 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import sys
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
 import pyarrow as pa
-from rich.console import Console
+from rich import box
+from rich.console import Console, Group, RenderableType
 from rich.table import Table
+from rich.text import Text
 
 FORMATS = ("table", "csv", "json", "jsonl", "parquet")
 
@@ -29,8 +32,11 @@ PIPE_WIDTH = 160
 
 
 def stdout_console() -> Console:
-    """A console on the current stdout (``CliRunner`` swaps it), no colour when piped."""
-    width = None if sys.stdout.isatty() else PIPE_WIDTH
+    """A console on the current stdout (``CliRunner`` swaps it), no colour when piped.
+
+    Its width is the terminal's; in a pipe ``COLUMNS`` when set, else ``PIPE_WIDTH``.
+    """
+    width = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else PIPE_WIDTH
     return Console(file=sys.stdout, soft_wrap=False, width=width)
 
 
@@ -88,8 +94,15 @@ def write_result(
     title: str | None = None,
     formatters: Mapping[str, Formatter] | None = None,
     headers: Mapping[str, str] | None = None,
+    priority: Sequence[str] | None = None,
+    wide: Collection[str] = (),
 ) -> None:
     """Write ``table`` in format ``fmt`` to stdout, or to ``output`` when given.
+
+    A table fits the console's width: long text is cut with an ellipsis; when the
+    columns do not all fit, those last in ``priority`` are left out, or without a
+    priority (ad-hoc SQL) each row is shown as a record of ``column  value`` lines. A
+    last line then says how to get everything (``--format csv|json``).
 
     Args:
         table: the result.
@@ -98,6 +111,9 @@ def write_result(
         title: the rich table's title.
         formatters: per-column cell text for the table format (durations...).
         headers: per-column header text for the table format.
+        priority: the table's columns, most important first (they are still shown in
+            ``table``'s order).
+        wide: text columns that keep more room before others are shown (messages).
 
     Raises:
         ValueError: unknown format, or parquet without ``output``.
@@ -113,13 +129,19 @@ def write_result(
         pq.write_table(table, output)
         print(f"wrote {table.num_rows} rows to {output}", file=sys.stderr)
         return
+    table = whole_durations(table)
     if fmt == "table":
-        rendered = _rich_table(table, title=title, formatters=formatters or {}, headers=headers)
         if output:
             with open(output, "w", encoding="utf-8") as handle:
-                Console(file=handle, width=PIPE_WIDTH, soft_wrap=False).print(rendered)
+                console = Console(file=handle, width=PIPE_WIDTH, soft_wrap=False)
+                console.print(
+                    fit_table(table, console.width, title, formatters, headers, priority, wide)
+                )
         else:
-            stdout_console().print(rendered)
+            console = stdout_console()
+            console.print(
+                fit_table(table, console.width, title, formatters, headers, priority, wide)
+            )
         return
     if output:
         with open(output, "w", encoding="utf-8", newline="") as handle:
@@ -181,36 +203,183 @@ _STATUS_STYLES = {
 }
 
 
-def _rich_table(
+def whole_durations(table: pa.Table) -> pa.Table:
+    """Float ``*_us`` columns (percentiles, averages) rounded to whole microseconds."""
+    import pyarrow.compute as pc
+
+    for index, field in enumerate(table.schema):
+        if field.name.endswith("_us") and pa.types.is_floating(field.type):
+            column = pc.round(table.column(index)).cast(pa.int64())
+            table = table.set_column(index, pa.field(field.name, pa.int64()), column)
+    return table
+
+
+# Between two columns: one space of padding each side, collapsed, and the divider.
+_GAP = 2
+# Text columns may be cut down to this many characters (or their header's width).
+_MIN_TEXT = 12
+_MIN_WIDE = 32
+
+
+def fit_table(
     table: pa.Table,
-    *,
+    width: int,
     title: str | None,
-    formatters: Mapping[str, Formatter],
+    formatters: Mapping[str, Formatter] | None,
     headers: Mapping[str, str] | None,
-) -> Table:
-    rendered = Table(title=title, title_justify="left", header_style="bold")
-    names: Sequence[str] = table.column_names
-    for name in names:
+    priority: Sequence[str] | None,
+    wide: Collection[str] = (),
+) -> RenderableType:
+    """``table`` as a rich table at most ``width`` characters wide (see ``write_result``).
+
+    Identifiers, numbers and times are never cut; other text gets what room is left,
+    down to ``_MIN_TEXT`` characters (``_MIN_WIDE`` for ``wide`` ones), and ends in "…"
+    when cut.
+    """
+    formatters = formatters or {}
+    headers = headers or {}
+    names: list[str] = list(table.column_names)
+    cells = {
+        name: [_cell(name, value, formatters) for value in table.column(name).to_pylist()]
+        for name in names
+    }
+    label = {name: headers.get(name, name) for name in names}
+    natural = {name: max([len(label[name]), *map(len, cells[name])]) for name in names}
+    fixed = {name for name in names if _uncut(name, table.schema.field(name).type)}
+    least = {
+        name: natural[name]
+        if name in fixed
+        else min(natural[name], max(len(label[name]), _MIN_WIDE if name in wide else _MIN_TEXT))
+        for name in names
+    }
+    shown: list[str] = []
+    used = -_GAP
+    for name in priority or names:
+        if name in least and used + _GAP + least[name] <= width:
+            shown.append(name)
+            used += _GAP + least[name]
+    hidden = [name for name in (priority or names) if name in natural and name not in shown]
+    if (hidden and priority is None) or not shown:
+        return _records(names, label, cells, width, title)
+    shown = [name for name in names if name in shown]
+    widths = _share(shown, least, natural, fixed, width - _GAP * (len(shown) - 1))
+    rendered = Table(
+        title=title,
+        title_justify="left",
+        header_style="bold",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        collapse_padding=True,
+    )
+    for name in shown:
         field_type = table.schema.field(name).type
         numeric = pa.types.is_integer(field_type) or pa.types.is_floating(field_type)
         rendered.add_column(
-            (headers or {}).get(name, name),
+            label[name],
             justify="right" if numeric else "left",
-            overflow="fold",
-            no_wrap=name in _IDENTIFIERS,
+            width=widths[name],
+            no_wrap=True,
+            overflow="ellipsis",
         )
-    for row in table.to_pylist():
-        cells = []
+    for row in range(table.num_rows):
+        rendered.add_row(*(_styled(cells[name][row]) for name in shown))
+    cut = any(widths[name] < natural[name] for name in shown)
+    hint = _hint(hidden, cut, width)
+    return Group(rendered, hint) if hint is not None else rendered
+
+
+def _cell(name: str, value: Any, formatters: Mapping[str, Formatter]) -> str:
+    """One value's cell text, on one line."""
+    if name in formatters:
+        shown = formatters[name](value)
+    elif name.endswith("_us") and isinstance(value, int) and not isinstance(value, bool):
+        from span_tree.render import format_duration
+
+        shown = format_duration(value)
+    else:
+        shown = text(value)
+    return " ".join(shown.split()) if "\n" in shown or "\t" in shown else shown
+
+
+def _uncut(name: str, field_type: pa.DataType) -> bool:
+    """Columns whose values must show whole: ids are copied into the next command."""
+    return (
+        name in _IDENTIFIERS
+        or name.endswith("_id")
+        or pa.types.is_integer(field_type)
+        or pa.types.is_floating(field_type)
+        or pa.types.is_temporal(field_type)
+        or pa.types.is_boolean(field_type)
+    )
+
+
+def _share(
+    names: list[str], least: dict[str, int], natural: dict[str, int], fixed: set[str], room: int
+) -> dict[str, int]:
+    """Column widths: each its least, then the room left shared among cut text columns."""
+    widths = {name: least[name] for name in names}
+    spare = room - sum(widths.values())
+    wanting = [name for name in names if name not in fixed and widths[name] < natural[name]]
+    while spare > 0 and wanting:
+        share = max(1, spare // len(wanting))
+        for name in list(wanting):
+            grant = min(share, natural[name] - widths[name], spare)
+            widths[name] += grant
+            spare -= grant
+            if widths[name] >= natural[name]:
+                wanting.remove(name)
+            if spare <= 0:
+                break
+    return widths
+
+
+def _records(
+    names: list[str],
+    label: dict[str, str],
+    cells: dict[str, list[str]],
+    width: int,
+    title: str | None,
+) -> RenderableType:
+    """Each row as a block of ``column  value`` lines (like psql's ``\\x``)."""
+    key_width = max(len(label[name]) for name in names)
+    value_width = max(10, width - key_width - 2)
+    rows = len(cells[names[0]]) if names else 0
+    lines: list[RenderableType] = [Text(title, style="italic")] if title else []
+    cut = False
+    for row in range(rows):
+        lines.append(Text(f"─[ row {row + 1} ]".ljust(min(width, 40), "─"), style="dim"))
         for name in names:
-            value = row[name]
-            cell = formatters[name](value) if name in formatters else text(value)
-            style = _STATUS_STYLES.get(cell, "")
-            cells.append(f"[{style}]{_escape(cell)}[/]" if style else _escape(cell))
-        rendered.add_row(*cells)
-    return rendered
+            value = cells[name][row]
+            if len(value) > value_width:
+                value, cut = value[: value_width - 1] + "…", True
+            line = Text(label[name].ljust(key_width) + "  ", style="bold")
+            line.append_text(_styled(value))
+            lines.append(line)
+    if not rows:
+        lines.append(Text("(no rows)", style="dim"))
+    hint = _hint([], cut, width, records=True)
+    if hint is not None:
+        lines.append(hint)
+    return Group(*lines)
 
 
-def _escape(cell: str) -> str:
-    from rich.markup import escape
+def _hint(hidden: list[str], cut: bool, width: int, *, records: bool = False) -> Text | None:
+    """The last line, at most ``width`` wide: what was left out and how to see it all."""
+    tail = "; --format csv|json shows everything)"
+    if records:
+        said = "(one record per row: the columns do not fit"
+    elif hidden:
+        said = f"(not shown: {', '.join(hidden)}"
+        if len(said) + len(tail) > width:
+            said = f"({len(hidden)} more columns"
+    elif cut:
+        said = "(long values cut with …"
+    else:
+        return None
+    return Text(said + tail, style="dim")
 
-    return escape(cell)
+
+def _styled(cell: str) -> Text:
+    style = _STATUS_STYLES.get(cell, "")
+    return Text(cell, style=style)
