@@ -22,7 +22,13 @@ from typing import Any
 from span_tree import _logging, _runtime
 from span_tree._processor import BatchProcessor, SinkFactory
 from span_tree._runtime import Settings
-from span_tree._sanitize import DEFAULT_SCRUB_KEYS, scrub_pattern
+from span_tree._sanitize import (
+    DEFAULT_SCRUB_PATTERNS,
+    NEVER,
+    ScrubbingOptions,
+    configure_scrubbing,
+    key_pattern,
+)
 from span_tree.typing import Sink
 
 _UNSET: Any = object()
@@ -130,6 +136,7 @@ def configure(
     capture_logging: bool = True,
     log_level: int | None = logging.INFO,
     scrub_keys: Iterable[str] | None = None,
+    scrub: ScrubbingOptions | bool = True,
     max_queue_size: int = 100_000,
     batch_size: int = 512,
     schedule_delay: float = 0.5,
@@ -164,7 +171,11 @@ def configure(
         log_level: when the application has not configured logging, lower the root
             logger to this level so records at it are captured (None: leave it).
         scrub_keys: attribute/tag key fragments whose values are replaced by
-            ``[scrubbed]`` (case-insensitive); default covers passwords, tokens, keys...
+            ``[scrubbed]`` (case-insensitive); replaces the default list (passwords,
+            tokens, keys, auth, sessions, cookies...; see ``DEFAULT_SCRUB_PATTERNS``).
+        scrub: ``ScrubbingOptions(extra_patterns=, extra_value_patterns=, callback=)``
+            to extend scrubbing (key and value patterns, a callback that may keep a
+            match); ``False`` turns all scrubbing off. See the README, "Secrets".
         max_queue_size, batch_size, schedule_delay: processor tuning.
         on_full: when ``max_queue_size`` spans wait for the worker, ``"block"`` (default)
             makes the producing thread wait until the worker takes a batch (a sink call
@@ -182,7 +193,7 @@ def configure(
         app=app or os.environ.get("SPANTREE_APP") or _script_name(),
         app_version=app_version or os.environ.get("SPANTREE_APP_VERSION") or "",
         tags={**env_tags, **{str(k): str(v) for k, v in (tags or {}).items()}},
-        scrub_pattern=scrub_pattern(DEFAULT_SCRUB_KEYS if scrub_keys is None else scrub_keys),
+        scrub_pattern=_scrub_keys(scrub_keys, scrub),
         exit_timeout=exit_timeout,
     )
     factories = _sink_factories(
@@ -221,6 +232,24 @@ def configure(
         _logging.uninstall_handler()
         _runtime.set_state(on_new_trace=None)
     _install_exit_hooks()
+
+
+def _scrub_keys(keys: Iterable[str] | None, scrub: ScrubbingOptions | bool) -> re.Pattern[str]:
+    """The key pattern of the settings; sets the value rules for every scrubber."""
+    if scrub is False:
+        configure_scrubbing(None, values=False)
+        return NEVER
+    options = scrub if isinstance(scrub, ScrubbingOptions) else None
+    for pattern in [
+        *(options.extra_patterns if options else ()),
+        *(options.extra_value_patterns if options else ()),
+    ]:
+        re.compile(pattern)  # a bad pattern is the caller's error, now (re.error)
+    configure_scrubbing(options)
+    patterns = list(DEFAULT_SCRUB_PATTERNS) if keys is None else [re.escape(key) for key in keys]
+    if options is not None:
+        patterns += list(options.extra_patterns)
+    return key_pattern(patterns)
 
 
 def _script_name() -> str:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from span_tree._record import SCHEMA_VERSION, FinishedSpan
-from span_tree._sanitize import DEFAULT_SCRUB_KEYS, scrub_pattern
+from span_tree._sanitize import DEFAULT_KEY_PATTERN
 
 if TYPE_CHECKING:
     from span_tree._processor import BatchProcessor
@@ -28,9 +28,7 @@ class Settings:
     app_version: str = ""
     host: str = field(default_factory=lambda: os.uname().nodename)
     tags: dict[str, str] = field(default_factory=dict)
-    scrub_pattern: re.Pattern[str] = field(
-        default_factory=lambda: scrub_pattern(DEFAULT_SCRUB_KEYS)
-    )
+    scrub_pattern: re.Pattern[str] = DEFAULT_KEY_PATTERN
     schema_version: int = SCHEMA_VERSION
     exit_timeout: float = 5.0
 

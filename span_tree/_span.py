@@ -32,7 +32,17 @@ from span_tree._record import (
     HandledError,
     utc_day,
 )
-from span_tree._sanitize import sanitize_attributes, sanitize_tags, truncate
+from span_tree._sanitize import (
+    MAX_NAME_CHARS,
+    MAX_TEXT_CHARS,
+    MAX_TRACEBACK_CHARS,
+    clean_event,
+    clean_handled_error,
+    clean_text,
+    sanitize_attributes,
+    sanitize_tags,
+    truncate,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -551,12 +561,7 @@ def to_record(span: Span, *, status: str | None = None) -> FinishedSpan:
     error_type, error_message, error_traceback = error or (None, None, None)
     events = span.events
     if events:
-        events = [
-            event._replace(attributes=sanitize_attributes(event.attributes, scrub))
-            if event.attributes
-            else event
-            for event in list(events)
-        ]
+        events = [clean_event(event, scrub) for event in list(events)]
     levelno = span.levelno
     if status == STATUS_FAILED and levelno < 40:
         levelno = 40
@@ -574,7 +579,8 @@ def to_record(span: Span, *, status: str | None = None) -> FinishedSpan:
             span.seq,
             # Converted here, off the caller's thread: Span("...") and log(name) take any
             # object, and sinks need non-empty text (the receiver rejects an empty name).
-            safe_str(span.name) or UNNAMED,
+            # Bounded and scrubbed like every stored text (a URL with a token, say).
+            clean_text(safe_str(span.name) or UNNAMED, scrub, MAX_NAME_CHARS, ("name",)),
             span.kind,
             status,
             _level_name(levelno),
@@ -593,9 +599,13 @@ def to_record(span: Span, *, status: str | None = None) -> FinishedSpan:
             sanitize_tags(trace.tags, scrub) if trace.tags else {},
             sanitize_attributes(attributes, scrub) if attributes else {},
             error_type,
-            error_message,
-            error_traceback,
-            tuple(handled) if handled else (),
+            None
+            if error_message is None
+            else clean_text(error_message, scrub, MAX_TEXT_CHARS, ("error_message",)),
+            None
+            if error_traceback is None
+            else clean_text(error_traceback, scrub, MAX_TRACEBACK_CHARS, ("error_traceback",)),
+            tuple(clean_handled_error(item, scrub) for item in handled) if handled else (),
             tuple(events) if events else (),
             trace.links,
             tuple(span.ref_src) if span.ref_src else (),

@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
+import types
 
 import pytest
 
 import span_tree
 from span_tree import FinishedSpan
-from span_tree._sanitize import SCRUBBED
+from span_tree._record import span_to_json_dict
+from span_tree._sanitize import (
+    MAX_MESSAGE_CHARS,
+    MAX_NAME_CHARS,
+    MAX_TEXT_CHARS,
+    MAX_TRACEBACK_CHARS,
+    SCRUBBED,
+    ScrubbingOptions,
+    ScrubMatch,
+)
 from span_tree.sinks.memory import MemorySink
 from span_tree.testing import capture_spans
 
@@ -101,3 +113,155 @@ def test_custom_scrub_keys(memory_sink: MemorySink) -> None:
     assert {"SSN": SCRUBBED, "customer_iban": SCRUBBED, "password": "kept"} == dict(
         only(sink).attributes
     )
+
+
+# -- issue 10: secrets inside objects, pairs, deep values and text ------------------------
+
+
+@dataclasses.dataclass
+class DbConfig:
+    """A settings object stored as its repr."""
+
+    host: str
+    password: str
+
+
+class Client:
+    """A plain object with a ``__dict__`` holding a key."""
+
+    def __init__(self) -> None:
+        self.url = "https://api.example.com"
+        self.api_key = "sk-live-plain-object-key"
+
+
+@pytest.mark.parametrize(
+    ("value", "secret"),
+    [
+        (DbConfig("db", "hunter2-dataclass"), "hunter2-dataclass"),
+        (types.SimpleNamespace(user="u", token="tok-namespace"), "tok-namespace"),
+        (Client(), "sk-live-plain-object-key"),
+        ([("Authorization", "Basic cGxhaW4="), ("Accept", "json")], "cGxhaW4="),
+        ({"a": {"b": {"c": {"d": {"e": {"password": "deep-secret"}}}}}}, "deep-secret"),
+        ([[[[[{"passphrase": "deep-list-secret"}]]]]], "deep-list-secret"),
+    ],
+)
+def test_secrets_inside_objects_pairs_and_deep_values_are_scrubbed(
+    memory_sink: MemorySink, value: object, secret: str
+) -> None:
+    """Objects stored as repr, lists of pairs and values below the depth limit keep no secret."""
+    with span_tree.span("objects", value=value):
+        pass
+    stored = json.dumps(dict(only(memory_sink).attributes))
+    assert secret not in stored
+    assert SCRUBBED in stored
+
+
+@pytest.mark.parametrize(
+    "key", ["auth", "pwd", "passphrase", "private", "bearer", "credential", "session_id", "X-Auth"]
+)
+def test_more_sensitive_keys_are_scrubbed(memory_sink: MemorySink, key: str) -> None:
+    """The keys named in issue 10 are sensitive by default."""
+    with span_tree.span("keys") as opened:
+        opened.set_attributes(**{key: "v-1", "author": "Ann"})
+    assert {key: SCRUBBED, "author": "Ann"} == dict(only(memory_sink).attributes)
+
+
+@pytest.mark.parametrize(
+    ("text", "secret"),
+    [
+        ("connecting to postgres://app:pg-hunter2@db:5432/main", "pg-hunter2"),
+        ("GET https://api.example.com/v1/items?token=tk-12345&page=2", "tk-12345"),
+        ("fetch /data?api_key=ak-98765", "ak-98765"),
+        ("sent Authorization: Bearer eyJabc.def-ghi", "eyJabc.def-ghi"),
+        ("dsn host=db user=app password=libpq-secret dbname=x", "libpq-secret"),
+        ("config {'secret': 'in-a-repr'} loaded", "in-a-repr"),
+        ("aws key AKIAIOSFODNN7EXAMPLE in use", "AKIAIOSFODNN7EXAMPLE"),
+    ],
+)
+def test_secret_looking_text_is_scrubbed_everywhere(
+    memory_sink: MemorySink, caplog: pytest.LogCaptureFixture, text: str, secret: str
+) -> None:
+    """In a log message, an exception message, its traceback, a name, a tag and an attribute."""
+    caplog.set_level(logging.INFO)
+    with pytest.raises(RuntimeError), span_tree.span(f"job {text}", note=text) as opened:
+        opened.set_tags(origin=text)
+        logging.getLogger("app").info(text)
+        try:
+            raise ValueError(text)
+        except ValueError:
+            logging.getLogger("app").exception("handled")
+        raise RuntimeError(text)
+    record = only(memory_sink)
+    stored = json.dumps(span_to_json_dict(record))
+    assert secret not in stored
+    assert SCRUBBED in record.events[0].message
+    assert SCRUBBED in (record.error_message or "") and SCRUBBED in (record.error_traceback or "")
+    assert SCRUBBED in record.handled_errors[0].traceback
+
+
+def test_ordinary_text_is_left_alone(memory_sink: MemorySink) -> None:
+    """Text without anything secret-looking is stored unchanged."""
+    text = "processed 12 items for author Ann at https://example.com/a?page=2 in 3 ms"
+    with span_tree.span("plain", note=text):
+        pass
+    assert {"note": text} == dict(only(memory_sink).attributes)
+
+
+def test_scrub_callback_and_extra_patterns(memory_sink: MemorySink) -> None:
+    """scrub=ScrubbingOptions(...): more key and value patterns; a callback may keep a match."""
+    sink = MemorySink()
+    seen: list[ScrubMatch] = []
+
+    def keep_session_ids(match: ScrubMatch) -> object:
+        seen.append(match)
+        return match.value if match.path == ("session_id",) else None
+
+    span_tree.configure(
+        sinks=[sink],
+        console=False,
+        jsonl=False,
+        store=None,
+        scrub=ScrubbingOptions(
+            extra_patterns=["iban"],
+            extra_value_patterns=[r"DE\d{20}"],
+            callback=keep_session_ids,
+        ),
+    )
+    with span_tree.span(
+        "custom", session_id="s-1", customer_iban="x", note="to DE89370400440532013000"
+    ):
+        pass
+    assert {"session_id": "s-1", "customer_iban": SCRUBBED, "note": f"to {SCRUBBED}"} == dict(
+        only(sink).attributes
+    )
+    assert ("session_id",) in [match.path for match in seen]
+
+
+def test_scrub_false_turns_scrubbing_off(memory_sink: MemorySink) -> None:
+    """configure(scrub=False) stores values as given (for tests of the scrubbing itself)."""
+    sink = MemorySink()
+    span_tree.configure(sinks=[sink], console=False, jsonl=False, store=None, scrub=False)
+    with span_tree.span("raw", password="p", note="token=abc"):
+        pass
+    assert {"password": "p", "note": "token=abc"} == dict(only(sink).attributes)
+
+
+def test_long_names_and_tracebacks_are_bounded(memory_sink: MemorySink) -> None:
+    """A 10 MB span name and a 10 MB exception message are stored bounded, with a marker."""
+    with pytest.raises(ValueError), span_tree.span("n" * 10_000_000):
+        raise ValueError("e" * 10_000_000)
+    record = only(memory_sink)
+    assert len(record.name) < MAX_NAME_CHARS + 50 and "…[truncated" in record.name
+    assert len(record.error_traceback or "") < MAX_TRACEBACK_CHARS + 50
+    assert len(record.error_message or "") < MAX_TEXT_CHARS + 50
+
+
+def test_long_log_messages_are_bounded(
+    memory_sink: MemorySink, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A log message beyond MAX_MESSAGE_CHARS is cut with a marker."""
+    caplog.set_level(logging.INFO)
+    with span_tree.span("logs"):
+        logging.getLogger("app").info("m" * (MAX_MESSAGE_CHARS + 10))
+    message = only(memory_sink).events[0].message
+    assert message.endswith("…[truncated 10 chars]")

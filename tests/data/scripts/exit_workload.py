@@ -51,9 +51,7 @@ elif MODE == "sigterm":
             time.sleep(30)  # bounded: the test sends SIGTERM long before
     print("not killed", file=sys.stderr, flush=True)
 elif MODE == "losses":
-    span_tree.configure(
-        console=False, jsonl=False, store=STORE, max_queue_size=10, on_full="drop"
-    )
+    span_tree.configure(console=False, jsonl=False, store=STORE, max_queue_size=10, on_full="drop")
     for index in range(COUNT):
         with span_tree.span("work", index=index):
             pass
