@@ -33,35 +33,32 @@ print("done")
 """
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("attempt", range(3))
-def test_tight_loop_while_the_worker_imports_its_sinks(tmp_path: Path, attempt: int) -> None:
-    """A five-line script never crashes while the worker imports pyarrow/fsspec."""
+def run_tight_loop(script: str, cwd: Path, **env: str) -> None:
+    """Run a user script in a fresh interpreter; it must finish and print "done"."""
     result = subprocess.run(
-        [sys.executable, "-c", TIGHT_LOOP],
+        [sys.executable, "-c", script],
         capture_output=True,
         text=True,
         timeout=TIMEOUT * 2,
-        cwd=tmp_path,
-        env=clean_env(),
+        cwd=cwd,
+        env=clean_env(**env),
     )
     assert (0, "done") == (result.returncode, result.stdout.strip()), result.stderr[-2000:]
     assert "Traceback" not in result.stderr
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("attempt", range(3))
+def test_tight_loop_while_the_worker_imports_its_sinks(tmp_path: Path, attempt: int) -> None:
+    """A five-line script never crashes while the worker imports pyarrow/fsspec."""
+    run_tight_loop(TIGHT_LOOP, tmp_path)
+
+
+@pytest.mark.slow
 def test_tight_loop_configured_from_the_environment(tmp_path: Path) -> None:
     """The same loop configured by SPANTREE_STORE alone (no configure call) survives."""
     script = TIGHT_LOOP.replace("span_tree.configure(store=tempfile.mkdtemp())", "")
-    result = subprocess.run(
-        [sys.executable, "-c", script],
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT * 2,
-        cwd=tmp_path,
-        env=clean_env(SPANTREE_STORE=str(tmp_path / "store")),
-    )
-    assert (0, "done") == (result.returncode, result.stdout.strip()), result.stderr[-2000:]
+    run_tight_loop(script, tmp_path, SPANTREE_STORE=str(tmp_path / "store"))
 
 
 def readme_record_example() -> str:
