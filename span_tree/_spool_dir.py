@@ -9,6 +9,8 @@ import hashlib
 import os
 import tempfile
 
+from span_tree._atomic import make_private_dirs
+
 
 def default_spool_dir(destination: str) -> str:
     """The spool directory of ``destination`` (a store URL or a receiver URL).
@@ -26,7 +28,7 @@ def default_spool_dir(destination: str) -> str:
     cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     directory = os.path.join(cache, "spantree", "spool", digest)
     try:
-        os.makedirs(directory, exist_ok=True)
+        make_private_dirs(directory)
     except OSError:
         return os.path.join(tempfile.gettempdir(), "spantree-spool", digest)
     return directory

@@ -129,3 +129,43 @@ def test_sink_error_messages_are_bounded(capsys: pytest.CaptureFixture[str]) -> 
     assert 1 == sink_stats["failed_spans"]
     assert len(err) < 500, len(err)
     assert len(sink_stats["last_error"]) < 400
+
+
+def _modes(root: Path) -> tuple[set[int], set[int]]:
+    """The permission bits of every file and every directory under ``root``."""
+    files: set[int] = set()
+    directories: set[int] = set()
+    for path in root.rglob("*"):
+        (directories if path.is_dir() else files).add(path.stat().st_mode & 0o777)
+    return files, directories
+
+
+def test_store_spool_and_key_files_are_owner_only(tmp_path: Path) -> None:
+    """Span files, spooled files and API key files are 0600 in 0700 directories."""
+    from span_tree.receiver import key_store
+    from span_tree.sinks.http import HttpSink
+    from span_tree.testing import capture_spans
+
+    with capture_spans() as spans, span_tree.span("kept"):
+        pass
+    store = tmp_path / "store"
+    sink = ParquetSink(str(store), spool_dir=str(tmp_path / "spool"))
+    sink.export(list(spans))
+    assert sink.force_flush(10)
+    sink.shutdown()
+    (tmp_path / "blocker").write_text("a file where the store's directory should be")
+    blocked = ParquetSink(
+        str(tmp_path / "blocker" / "store"), spool_dir=str(tmp_path / "pspool"), retries=1
+    )
+    blocked.export(list(spans))
+    blocked.force_flush(5)
+    blocked.shutdown()
+    key_store(str(store)).create("team")
+    http = HttpSink(
+        "http://127.0.0.1:9", api_key="k", spool_dir=str(tmp_path / "hspool"), max_retries=0
+    )
+    http.export(list(spans))
+    http.shutdown()
+    for root in ("store/spans", "store/keys", "pspool", "hspool"):
+        files, directories = _modes(tmp_path / root)
+        assert ({0o600}, True) == (files, directories <= {0o700}), root
