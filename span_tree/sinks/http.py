@@ -96,6 +96,10 @@ class HttpSink:
         self._client: httpx.Client | None = None
         self._lock = threading.Lock()  # export/flush/shutdown may race at exit
         self._paused_until = 0.0  # circuit breaker: no request before this (monotonic)
+        # At exit: the monotonic time by which the receiver must have answered; after
+        # it, what is left goes to the spool at once (set from another thread).
+        self._exit_deadline: float | None = None
+        self._in_hand = 0  # spans of the export running now, not yet sent or spooled
         self._failed_rounds = 0
         self._sequence = itertools.count()
         self._reported: set[str] = set()
@@ -122,23 +126,31 @@ class HttpSink:
         if not batch:
             return
         with self._lock:
-            bodies = list(self._encode(batch))
-            if self._spool_files() or time.monotonic() < self._paused_until:
-                # Older batches wait in the spool: queue behind them to keep order.
-                for body, count in bodies:
-                    self._spool(body, count)
-                if time.monotonic() >= self._paused_until:
-                    self._drain(deadline=time.monotonic() + self._timeout_seconds())
+            self._in_hand = len(batch)
+            try:
+                self._export(batch)
+            finally:
+                self._in_hand = 0
+
+    def _export(self, batch: Sequence[FinishedSpan]) -> None:
+        bodies = list(self._encode(batch))
+        if self._spool_files() or time.monotonic() < self._paused_until or self._past_exit():
+            # Older batches wait in the spool: queue behind them to keep order.
+            for body, count in bodies:
+                self._spool(body, count)
+            if time.monotonic() >= self._paused_until:
+                self._drain(deadline=self._limit(time.monotonic() + self._timeout_seconds()))
+            return
+        for index, (body, count) in enumerate(bodies):
+            if not self._deliver(body, count, replay=False):
+                for rest_body, rest_count in bodies[index:]:
+                    self._spool(rest_body, rest_count)
                 return
-            for index, (body, count) in enumerate(bodies):
-                if not self._deliver(body, count, replay=False):
-                    for rest_body, rest_count in bodies[index:]:
-                        self._spool(rest_body, rest_count)
-                    return
+            self._in_hand -= count
 
     def force_flush(self, timeout: float) -> bool:
         """Try to deliver the spool within ``timeout``; True when nothing is left."""
-        deadline = time.monotonic() + timeout
+        deadline = self._limit(time.monotonic() + timeout)
         with self._lock:
             if not self._spool_files():
                 return True
@@ -158,10 +170,27 @@ class HttpSink:
         """
         with self._lock:
             if time.monotonic() >= self._paused_until:
-                self._drain(deadline=time.monotonic() + 2.0)
+                self._drain(deadline=self._limit(time.monotonic() + 2.0))
             if self._client is not None:
                 self._client.close()
                 self._client = None
+
+    def set_exit_deadline(self, deadline: float | None) -> None:
+        """The process is exiting: the receiver gets until ``deadline`` (monotonic), then
+        what is left is spooled at once. ``None``: running normally again."""
+        self._exit_deadline = deadline
+
+    def pending_spans(self) -> int:
+        """Spans of the running export neither sent nor spooled yet."""
+        return self._in_hand
+
+    def _limit(self, deadline: float) -> float:
+        exit_deadline = self._exit_deadline
+        return deadline if exit_deadline is None else min(deadline, exit_deadline)
+
+    def _past_exit(self) -> bool:
+        exit_deadline = self._exit_deadline
+        return exit_deadline is not None and time.monotonic() >= exit_deadline
 
     def lost_spans(self) -> int:
         """Spans refused by the receiver or dropped (spool full, unencodable) so far."""
@@ -256,7 +285,7 @@ class HttpSink:
                 body, count = rest, count - 1
                 self._counts["rejected_spans"] += 1
                 continue
-            if retry_after is not None or attempt >= self._max_retries:
+            if retry_after is not None or attempt >= self._max_retries or self._past_exit():
                 break  # the receiver said when (Retry-After), or quick retries are used up
             attempt += 1
             self._counts["retries"] += 1
@@ -272,8 +301,17 @@ class HttpSink:
         """One request: outcome ("sent", "rejected", "retry"), Retry-After, bad span index."""
         if self._client is None:
             self._client = httpx.Client(timeout=self._timeout)
+        timeout = self._timeout
+        exit_deadline = self._exit_deadline
+        if exit_deadline is not None:  # exiting: no request may outlast the deadline
+            left = exit_deadline - time.monotonic()
+            if left <= 0:
+                return "retry", None, None
+            timeout = httpx.Timeout(min(self._timeout_seconds(), left), connect=min(2.0, left))
         try:
-            response = self._client.post(self.url, content=body, headers=self._headers)
+            response = self._client.post(
+                self.url, content=body, headers=self._headers, timeout=timeout
+            )
         except httpx.HTTPError as error:
             self._report_once("network", f"cannot reach {self.url}: {type(error).__name__}")
             return "retry", None, None

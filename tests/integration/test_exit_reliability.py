@@ -154,3 +154,17 @@ def test_sigterm_records_the_open_spans_as_failed(tmp_path: Path) -> None:
     assert {"succeeded"} == {row.status for row in rows if row.name == "step"}
     parents = {row.span_id: row.parent_id for row in rows}
     assert parents[by_name["waiting"].span_id] == by_name["job"].span_id
+
+
+def test_hanging_receiver_at_exit_spools_every_span(tmp_path: Path) -> None:
+    """A receiver that accepts connections and never answers: exit spools all 3,000 spans."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(64)
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        result = run("http", 3000, url, clean_env(tmp_path / "spool"))
+    assert 0 == result.returncode, result.stderr
+    names = glob.glob(f"{tmp_path / 'spool'}/**/*.json.gz", recursive=True)
+    spooled = sum(int(Path(name).name.split(".")[0].rsplit("-", 1)[1]) for name in names)
+    assert 3000 == spooled + _counted_as_lost(result.stderr), result.stderr
+    assert 3000 == spooled, result.stderr

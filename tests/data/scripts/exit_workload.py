@@ -11,6 +11,7 @@ Modes:
                ("job"), waiting to be ended by SIGTERM.
     losses     COUNT spans with a queue of 10 that drops when full; a plain exit.
     surrogate  COUNT spans as JSON lines on stdout, one with a non-UTF-8 file name.
+    http       COUNT spans to the receiver at URL (the third argument), a plain exit.
 """
 
 from __future__ import annotations
@@ -60,6 +61,11 @@ elif MODE == "surrogate":
     for index in range(COUNT):
         name = os.fsdecode(b"caf\xe9.txt") if index == COUNT // 2 else "plain.txt"
         with span_tree.span("open", index=index, path=name):
+            pass
+elif MODE == "http":
+    span_tree.configure(console=False, jsonl=False, store=None, endpoint=STORE, api_key="k")
+    for index in range(COUNT):
+        with span_tree.span("work", index=index):
             pass
 else:
     sys.exit(f"unknown mode {MODE}")
