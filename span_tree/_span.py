@@ -404,12 +404,39 @@ def _error_text(error: Any) -> str:
         return f"<exception str() failed: {type(error).__name__}>"
 
 
+# span_tree's own frames between the user's (the decorator's wrapper, the ASGI
+# middleware, the httpx client span) say nothing about the error: stored tracebacks
+# leave them out.
+_OWN_FILES = (__file__, os.path.join(os.path.dirname(__file__), "integrations", ""))
+
+
 def _traceback_text(exc_type: Any, exc: Any, tb: TracebackType | None) -> str:
-    """The formatted traceback; a broken exception object must still propagate."""
+    """The formatted traceback without span_tree's own frames; a broken exception
+    object must still propagate."""
     try:
-        return "".join(traceback.format_exception(exc_type, exc, tb))
+        error = traceback.TracebackException(exc_type, exc, tb, compact=True)
+        _hide_own_frames(error)
+        return "".join(error.format())
     except Exception:
         return f"<traceback could not be formatted: {_type_name(exc_type)}>"
+
+
+def _hide_own_frames(error: traceback.TracebackException) -> None:
+    seen: set[int] = set()
+    pending = [error]
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        kept = [frame for frame in current.stack if not frame.filename.startswith(_OWN_FILES)]
+        if kept and len(kept) < len(current.stack):  # an error of span_tree's own keeps all
+            current.stack = traceback.StackSummary.from_list(kept)
+        pending.extend(
+            chained
+            for chained in (current.__cause__, current.__context__, *(current.exceptions or ()))
+            if chained is not None
+        )
 
 
 def _type_name(exc_type: Any) -> str:

@@ -402,3 +402,22 @@ def test_http_attributes_on_server_and_client_spans(workload: Workload) -> None:
         "user_agent.original": f"python-httpx/{httpx.__version__}",
     } == {key: value for key, value in client.items() if key not in ("server.port", "url.full")}
     assert (int, True) == (type(server["server.port"]), client["url.full"].endswith("/items/1"))
+
+
+def test_stored_tracebacks_hide_span_tree_frames(workload: Workload) -> None:
+    """Tracebacks of failed spans run through the user's code, not span_tree's wrappers."""
+    rows = sql_rows(
+        "select name, error_traceback from spans"
+        " where name in ('GET /crash/{n}', 'db.load_order') and status = 'failed'",
+        workload.store,
+    )
+    shown = {
+        (
+            row["name"],
+            "span_tree/_span.py" in row["error_traceback"],
+            "span_tree/integrations/" in row["error_traceback"],
+            "in crash" in row["error_traceback"] or "in load_order" in row["error_traceback"],
+        )
+        for row in rows
+    }
+    assert {("GET /crash/{n}", False, False, True), ("db.load_order", False, False, True)} == shown
