@@ -16,6 +16,7 @@ from textual.widgets.tree import TreeNode
 
 from span_tree._ids import is_trace_id, w3c_trace_id
 from span_tree._record import STATUS_FAILED, STATUS_STARTED, FinishedSpan, newest_versions
+from span_tree.render import causal_items
 from span_tree.tui._format import clock, format_duration, truncate
 
 if TYPE_CHECKING:
@@ -135,9 +136,14 @@ def build_tree(tree: SpanTree, spans: list[FinishedSpan]) -> int:
     """Fill ``tree`` with ``spans`` (children in causal order); return the span count."""
     by_id = {span.span_id: span for span in spans}
     children: dict[str | None, list[FinishedSpan]] = defaultdict(list)
-    for span in sorted(spans, key=lambda s: (s.seq, s.start_time)):
+    for span in sorted(spans, key=lambda s: (s.start_time, s.seq)):
         parent = span.parent_id if span.parent_id in by_id else None
         children[parent].append(span)
+    for parent_id, kids in children.items():
+        if parent_id is not None and len(kids) > 1:
+            # seq within one process, start time for children from another process
+            ordered = causal_items(by_id[parent_id], kids, [])
+            children[parent_id] = [kid for kid in ordered if isinstance(kid, FinishedSpan)]
     expand_all = len(spans) <= EXPAND_ALL_LIMIT
     stack: list[tuple[TreeNode[SpanNode], FinishedSpan, int]] = [
         (tree.root, span, 0) for span in reversed(children[None])
