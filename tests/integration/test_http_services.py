@@ -154,7 +154,9 @@ def workload(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workload]:
         span_tree.configure(
             app="client", store=store, console=False, jsonl=False, schedule_delay=0.05
         )
-        logging.getLogger("client").setLevel(logging.INFO)
+        # An earlier test's dictConfig may have disabled loggers that existed then.
+        log.disabled = False
+        log.setLevel(logging.INFO)
         done = _run_workload(
             store,
             f"http://127.0.0.1:{orders_port}",
