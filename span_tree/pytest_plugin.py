@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 
 import pytest
@@ -15,18 +14,8 @@ from span_tree.testing import capture_spans as _capture_spans
 def capture_spans_fixture() -> Iterator[CapturedSpans]:
     """The spans that end during the test, as a live list of ``FinishedSpan``.
 
-    INFO records logged inside spans become events, as they do outside tests: pytest's
-    own log handlers make logging look configured, so the root logger would otherwise
-    stay at WARNING and drop them before span_tree sees them.
+    The same as ``with span_tree.testing.capture_spans() as spans:`` around the test
+    (INFO records inside spans become events, as outside tests).
     """
-    root = logging.getLogger()
-    level = root.level
-    lowered = level > logging.INFO
-    if lowered:
-        root.setLevel(logging.INFO)
-    try:
-        with _capture_spans() as spans:
-            yield spans
-    finally:
-        if lowered and root.level == logging.INFO:  # unless the test set its own level
-            root.setLevel(level)
+    with _capture_spans() as spans:
+        yield spans

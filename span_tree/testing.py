@@ -7,6 +7,7 @@ it ends (synchronously, no flush needed). The pytest plugin offers the same as t
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -35,10 +36,23 @@ class CapturedSpans(list[FinishedSpan]):
 
 @contextmanager
 def capture_spans() -> Iterator[CapturedSpans]:
-    """Capture every span that ends inside the block."""
+    """Capture every span that ends inside the block.
+
+    INFO records logged inside spans become events here as they do in an application:
+    while the block runs, a root logger above INFO (pytest's own log handlers make
+    logging look configured, so it stays at WARNING) is lowered to INFO, then restored
+    unless the block set its own level. The pytest fixture is this same block.
+    """
+    root = logging.getLogger()
+    level = root.level
+    lowered = level > logging.INFO
+    if lowered:
+        root.setLevel(logging.INFO)
     captured = CapturedSpans()
     _runtime.listeners.append(captured.append)
     try:
         yield captured
     finally:
         _runtime.listeners.remove(captured.append)
+        if lowered and root.level == logging.INFO:
+            root.setLevel(level)

@@ -12,9 +12,9 @@
 -- span_id is the span that raised it; span_ids every span it failed (or the logging one).
 -- The fingerprint is a hash of handled/fatal, the error type, the code location (file
 -- name and function of the innermost traceback frame, else of the span) and the message
--- with quoted strings, uuids, KSUIDs, paths, hex ids and numbers replaced by
--- placeholders, so the same bug with different ids groups together and different bugs
--- do not.
+-- with quoted strings, uuids, IPv4 addresses (with a port), KSUIDs, paths, hex ids and
+-- numbers replaced by placeholders, so the same bug with different ids groups together
+-- and different bugs do not.
 CREATE OR REPLACE VIEW error_occurrences AS
 WITH RECURSIVE failed AS (
     SELECT
@@ -121,11 +121,12 @@ located AS (
         *,
         regexp_extract_all(traceback, 'File "[^"]*", line \d+, in [^\s]+')[-1] AS frame,
         regexp_replace(regexp_replace(regexp_replace(regexp_replace(regexp_replace(
-        regexp_replace(regexp_replace(regexp_replace(
+        regexp_replace(regexp_replace(regexp_replace(regexp_replace(
             message,
             '''[^'']*''|"[^"]*"', '<str>', 'g'),
             '[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}',
             '<uuid>', 'g'),
+            '\b\d{1,3}(?:\.\d{1,3}){3}(?::\d{1,5})?\b', '<ip>', 'g'),
             '\b[0-9A-Za-z]{27}\b', '<ksuid>', 'g'),
             '(^|[\s(\[=:,])~?(?:[A-Za-z]:)?(?:[\\/][\w.\-]+)+[\\/]?', '\1<path>', 'g'),
             '\b0[xX][0-9a-fA-F]+\b', '<hex>', 'g'),

@@ -133,8 +133,10 @@ class DashboardScreen(Screen[None]):
 
     def _timeline_loaded(self, timeline: Timeline) -> None:
         self.timeline = timeline
-        self.query_one("#volume", Sparkline).data = timeline.volume or [0]
-        self.query_one("#errors", Sparkline).data = timeline.errors or [0]
+        # Nothing to draw (no spans, or the store is missing) is an empty line: a row of
+        # zeros would be drawn as full-height bars.
+        self.query_one("#volume", Sparkline).data = timeline.volume if any(timeline.volume) else []
+        self.query_one("#errors", Sparkline).data = timeline.errors if any(timeline.errors) else []
         self.query_one("#volume-label", Label).update(f"volume  {sum(timeline.volume):,} spans")
         self.query_one("#errors-label", Label).update(f"errors  {sum(timeline.errors):,}")
 

@@ -132,6 +132,7 @@ KEYS = (
     ("f", "follow mode: reload every few seconds"),
     ("enter", "open the row / span under the cursor"),
     ("← →", "trace view: collapse / parent, expand / first child"),
+    ("space", "trace view: fold / unfold the span under the cursor"),
     ("1-5, l", "span view: minimum event level Debug … Critical"),
     ("esc", "back"),
     ("?", "this help"),

@@ -101,7 +101,10 @@ class SpanScreen(Screen[None]):
                     ("span", span.span_id),
                     ("parent", span.parent_id or "-"),
                     ("kind", span.kind),
-                    ("start", f"{clock(span.start_time, now)}  (+{self._offset(span.start_time)})"),
+                    (
+                        "start",
+                        f"{clock(span.start_time, now)}  (+{self._trace_offset()} into the trace)",
+                    ),
                     ("end", clock(span.end_time, now)),
                     ("code", Text(location, style="cyan")),
                     ("app", f"{span.app} {span.app_version}".strip() or "-"),
@@ -149,6 +152,11 @@ class SpanScreen(Screen[None]):
                     parts.append(Text(error.traceback.rstrip(), style="dim"))
         parts.append(_section(f"Events ({len(span.events)})"))
         return Group(*parts)
+
+    def _trace_offset(self) -> str:
+        """How long after the trace's first span this span started."""
+        first = min((s.start_time for s in self.trace), default=self.span.start_time)
+        return format_duration(max(0, self.span.start_time - first))
 
     def _offset(self, micros: int) -> str:
         return format_duration(max(0, micros - self.span.start_time))

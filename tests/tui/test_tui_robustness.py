@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 import fixture_store
-from textual.widgets import Input, Static
+from textual.widgets import Input, Sparkline, Static
 from tui_helpers import SIZE, AppFactory, press, settle
 from typer.testing import CliRunner
 
@@ -46,6 +46,11 @@ async def test_missing_store_shows_the_reason(tmp_path: Path, make_app: AppFacto
         assert isinstance(app.screen, DashboardScreen)
         assert "no store at" in message(app)
         assert app.is_running
+        # No data is drawn as nothing, not as full-height bars next to "0 spans".
+        assert ([], []) == (
+            list(app.screen.query_one("#volume", Sparkline).data or []),
+            list(app.screen.query_one("#errors", Sparkline).data or []),
+        )
 
 
 async def test_store_vanishing_while_open(store: Path, make_app: AppFactory) -> None:

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import fixture_store
-from textual.widgets import Input, Label
+from rich.console import Console
+from textual.widgets import Input, Label, Static
 from tui_helpers import SIZE, AppFactory, press, settle
 
 from span_tree._ids import w3c_trace_id
 from span_tree.tui._dashboard import DashboardScreen
 from span_tree.tui._dialogs import FindTraceScreen
+from span_tree.tui._format import format_duration
 from span_tree.tui._span import SpanScreen
 from span_tree.tui._trace import SpanTree, TraceScreen
 
@@ -60,14 +63,21 @@ async def test_unknown_trace_id_says_so(store: Path, make_app: AppFactory) -> No
 
 
 async def test_ambiguous_prefix_says_so(store: Path, make_app: AppFactory) -> None:
-    """A prefix shared by several traces is refused with the candidates' count."""
+    """A prefix shared by several traces is refused with the candidates' count; the
+    message wraps inside the dialog instead of being cut at its edge."""
     app = make_app(store)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         await find(pilot, fixture_store.checkout_trace_id(4)[:2])
         screen = app.screen
         assert isinstance(screen, FindTraceScreen)
-        assert "matches" in str(screen.query_one("#find-message", Label).render())
+        label = screen.query_one("#find-message", Label)
+        text = str(label.render())
+        assert "matches" in text
+        dialog = screen.query_one(".dialog")
+        assert label.region.right <= dialog.content_region.right
+        assert label.size.height * label.size.width >= len(text)
+        assert label.size.height > 1
 
 
 async def test_arrows_move_through_the_tree(store: Path, make_app: AppFactory) -> None:
@@ -107,6 +117,23 @@ async def test_enter_opens_the_span_view(store: Path, make_app: AppFactory) -> N
         assert "PaymentDeclined" == screen.span.error_type
         await press(pilot, "escape")
         assert isinstance(app.screen, TraceScreen)
+
+
+async def test_span_view_start_is_offset_from_the_trace(store: Path, make_app: AppFactory) -> None:
+    """The span view's start says how long after the trace's first span it began."""
+    app = make_app(store)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await find(pilot, fixture_store.checkout_trace_id(2))
+        await press(pilot, "end", "enter")
+        screen = app.screen
+        assert isinstance(screen, SpanScreen)
+        first = min(span.start_time for span in screen.trace)
+        offset = format_duration(screen.span.start_time - first)
+        assert screen.span.start_time > first
+        console = Console(width=120, record=True, file=io.StringIO())
+        console.print(screen.query_one("#span-details", Static).content)
+        assert f"(+{offset} into the trace)" in console.export_text()
 
 
 async def test_span_view_level_toggle(store: Path, make_app: AppFactory) -> None:

@@ -105,3 +105,20 @@ def test_capture_spans_fixture(capture_spans: CapturedSpans) -> None:
     handler()
     assert [handler.__qualname__] == capture_spans.names()
     assert ["handled"] == [e.message for e in capture_spans.by_name(handler.__qualname__).events]
+
+
+def test_capture_spans_block_keeps_info_like_the_fixture() -> None:
+    """`with capture_spans()` inside a pytest test keeps INFO events (pytest leaves the
+    root logger at WARNING) and restores the root level afterwards."""
+    root = logging.getLogger()
+    assert root.level > logging.INFO  # as pytest leaves it
+
+    @span_tree.span
+    def handler() -> None:
+        logging.getLogger("handler").info("handled")
+
+    before = root.level
+    with capture_spans() as spans:
+        handler()
+    assert ["handled"] == [e.message for e in spans.by_name(handler.__qualname__).events]
+    assert before == root.level

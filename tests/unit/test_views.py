@@ -275,3 +275,22 @@ def test_redelivered_batch_after_refresh(tmp_path: Path) -> None:
     assert counts == after.fetchall()
 
 
+def test_fingerprint_placeholders_are_one_each(tmp_path: Path) -> None:
+    """An IP address, a UUID, a hex id, a path with numbers and a quoted string each
+    become one placeholder in the normalised message."""
+    cases = {
+        "reviews service at 10.0.0.3 refused": "reviews service at <ip> refused",
+        "connect to 192.168.10.254:5432 failed": "connect to <ip> failed",
+        "job 123e4567-e89b-12d3-a456-426614174000 died": "job <uuid> died",
+        "span 9f86d081884c7d65 missing": "span <hex> missing",
+        "missing export /data/exports/2024-06-01/orders.csv": "missing export <path>",
+        "no key 'alpha 2' in config": "no key <str> in config",
+    }
+    errors = [("RuntimeError", message, "work") for message in cases]
+    _fingerprints(tmp_path, errors)
+    rows = (
+        Store(str(tmp_path))
+        .sql("select message, pattern from error_occurrences order by trace_id")
+        .fetchall()
+    )
+    assert cases == dict(rows)
