@@ -40,8 +40,11 @@ from span_tree._record import (
     utc_day,
 )
 from span_tree._sanitize import (
+    MAX_ITEMS,
     MAX_MESSAGE_CHARS,
-    sanitize_attributes,
+    MAX_TEXT_CHARS,
+    SCRUBBED,
+    json_safe,
     sanitize_tags,
     truncate,
 )
@@ -76,6 +79,11 @@ LOG_SPAN_NAME = "otel.logs"
 LOG_SPAN_KIND = "log"
 TRACESTATE_VENDOR = "spantree"
 
+_SPAN_RESERVED = frozenset(
+    (*FILE_KEYS, *LINE_KEYS, *FUNCTION_KEYS, THREAD_NAME, SEQ, TASK, REF_SRC, REF_DEST)
+)
+_EVENT_RESERVED = frozenset((*FILE_KEYS, *LINE_KEYS, SEQ, EVENT_LEVEL, EVENT_LOGGER))
+
 # Accepted span times: after the epoch, before 2200 (later is a broken clock or a
 # value in the wrong unit; it would also land in a meaningless partition).
 MIN_TIME_NS = 1
@@ -87,6 +95,7 @@ _ZERO_SPAN = bytes(8)
 _SEVERITY_LEVELS = ("DEBUG",) * 8 + ("INFO",) * 4 + ("WARNING",) * 4 + ("ERROR",) * 4
 _SEVERITY_TEXT = re.compile(r"^(trace|debug|info|warn|warning|error|fatal|critical)", re.I)
 _LEVEL_ORDER = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40, "CRITICAL": 50}
+_LEVEL_NAMES = {number: name for name, number in _LEVEL_ORDER.items()}
 
 
 class Rejected(ValueError):
@@ -133,7 +142,53 @@ def any_value(value: Any) -> Any:
 
 def key_values(items: Iterable[Any]) -> dict[str, Any]:
     """A repeated ``KeyValue`` as a dict (a repeated key keeps its last value)."""
-    return {item.key: any_value(item.value) for item in items}
+    values: dict[str, Any] = {}
+    for item in items:
+        value = item.value
+        which = value.WhichOneof("value")
+        # The common scalar types inline: this runs for every attribute received.
+        if which == "string_value":
+            values[item.key] = value.string_value
+        elif which == "int_value":
+            values[item.key] = value.int_value
+        else:
+            values[item.key] = any_value(value)
+    return values
+
+
+_PLAIN = frozenset((int, float, bool, type(None)))
+_MAX_ATTRIBUTES = MAX_ITEMS * 10
+# scrub pattern -> attribute key -> sensitive? (keys repeat on every span: search once)
+_sensitive: dict[re.Pattern[str], dict[str, bool]] = {}
+
+
+def clean_attributes(attributes: dict[str, Any], scrub: re.Pattern[str]) -> dict[str, Any]:
+    """``sanitize_attributes`` for decoded OTLP values, in place and with the scrub
+    verdict cached per key (the receiver's hot path): sensitive keys scrubbed, long
+    text truncated, nested values bounded, at most 1,000 keys."""
+    cache = _sensitive.get(scrub)
+    if cache is None:
+        if len(_sensitive) > 16:
+            _sensitive.clear()
+        cache = _sensitive[scrub] = {}
+    for key, value in attributes.items():
+        hidden = cache.get(key)
+        if hidden is None:
+            hidden = scrub.search(key) is not None
+            if len(cache) < 10_000:
+                cache[key] = hidden
+        if hidden:
+            attributes[key] = SCRUBBED
+        elif value.__class__ is str:
+            if len(value) > MAX_TEXT_CHARS:
+                attributes[key] = truncate(value)
+        elif value.__class__ not in _PLAIN:
+            attributes[key] = json_safe(value, 0, scrub)
+    if len(attributes) > _MAX_ATTRIBUTES:
+        kept = dict(list(attributes.items())[:_MAX_ATTRIBUTES])
+        kept["_truncated_attributes"] = len(attributes) - _MAX_ATTRIBUTES
+        return kept
+    return attributes
 
 
 def _tag_text(value: Any) -> str:
@@ -277,11 +332,13 @@ def _strings(value: Any) -> tuple[str, ...]:
 def _event(event: Any, scrub: re.Pattern[str]) -> Event:
     time = _time_us(event.time_unix_nano, "event time_unix_nano")
     attributes = key_values(event.attributes)
-    seq = _int_or_none(attributes.pop(SEQ, None), _INT64)
-    level = attributes.pop(EVENT_LEVEL, None)
-    logger = attributes.pop(EVENT_LOGGER, None)
-    file = _pop_first(attributes, FILE_KEYS)
-    line = _pop_first(attributes, LINE_KEYS)
+    seq = level = logger = file = line = None
+    if not _EVENT_RESERVED.isdisjoint(attributes):
+        seq = _int_or_none(attributes.pop(SEQ, None), _INT64)
+        level = attributes.pop(EVENT_LEVEL, None)
+        logger = attributes.pop(EVENT_LOGGER, None)
+        file = _pop_first(attributes, FILE_KEYS)
+        line = _pop_first(attributes, LINE_KEYS)
     return Event(
         time=time,
         seq=time if seq is None else seq,
@@ -290,7 +347,7 @@ def _event(event: Any, scrub: re.Pattern[str]) -> Event:
         message=truncate(event.name, MAX_MESSAGE_CHARS),
         file=_text_or_none(file),
         line=_int_or_none(line, _INT32),
-        attributes=sanitize_attributes(attributes, scrub) if attributes else {},
+        attributes=clean_attributes(attributes, scrub) if attributes else {},
     )
 
 
@@ -336,14 +393,19 @@ def map_span(
     if end < start:
         raise Rejected("end_time_unix_nano is before start_time_unix_nano")
     attributes = key_values(span.attributes)
-    seq = _int_or_none(attributes.pop(SEQ, None), _INT64)
-    file = _pop_first(attributes, FILE_KEYS)
-    line = _pop_first(attributes, LINE_KEYS)
-    function = _pop_first(attributes, FUNCTION_KEYS)
-    thread = attributes.pop(THREAD_NAME, None)
-    task = attributes.pop(TASK, None)
-    ref_src = _strings(attributes.pop(REF_SRC, None))
-    ref_dest = _strings(attributes.pop(REF_DEST, None))
+    seq = file = line = function = thread = task = None
+    ref_src: tuple[str, ...] = ()
+    ref_dest: tuple[str, ...] = ()
+    # Most spans of other tracers carry none of these: one set test instead of 12 pops.
+    if not _SPAN_RESERVED.isdisjoint(attributes):
+        seq = _int_or_none(attributes.pop(SEQ, None), _INT64)
+        file = _pop_first(attributes, FILE_KEYS)
+        line = _pop_first(attributes, LINE_KEYS)
+        function = _pop_first(attributes, FUNCTION_KEYS)
+        thread = attributes.pop(THREAD_NAME, None)
+        task = attributes.pop(TASK, None)
+        ref_src = _strings(attributes.pop(REF_SRC, None))
+        ref_dest = _strings(attributes.pop(REF_DEST, None))
     if scope[0] and scope[0] != OWN_SCOPE:
         attributes.setdefault(SCOPE_NAME, scope[0])
         if scope[1]:
@@ -351,7 +413,8 @@ def map_span(
     events: list[Event] = []
     exceptions: list[_Exception] = []
     level = 20
-    for item in span.events:
+    span_events = span.events
+    for item in span_events if span_events else ():
         if item.name == EXCEPTION_EVENT:
             exceptions.append(_exception(item, scrub))
         else:
@@ -373,7 +436,12 @@ def map_span(
                 None,
             )
         level = max(level, 40)
-    links = tuple(trace_ids.ksuid(link.trace_id, link.trace_state) for link in span.links)
+    span_links = span.links
+    links = (
+        tuple(trace_ids.ksuid(link.trace_id, link.trace_state) for link in span_links)
+        if span_links
+        else ()
+    )
     return FinishedSpan(
         namespace=namespace,
         date=utc_day(start),
@@ -398,7 +466,7 @@ def map_span(
         thread=_text_or_none(thread, 256) or "",
         task=_text_or_none(task, 256),
         tags=resource.tags,
-        attributes=sanitize_attributes(attributes, scrub) if attributes else {},
+        attributes=clean_attributes(attributes, scrub) if attributes else {},
         error_type=error[0] if error else None,
         error_message=error[1] if error else None,
         error_traceback=error[2] if error else None,
@@ -428,6 +496,9 @@ def _error_type(attributes: Mapping[str, Any]) -> str:
 
 
 def _level_name(levelno: int) -> str:
+    name = _LEVEL_NAMES.get(levelno)
+    if name is not None:
+        return name
     for name, number in reversed(_LEVEL_ORDER.items()):
         if levelno >= number:
             return name
@@ -521,7 +592,7 @@ def _log_event(record: Any, logger: str, scrub: re.Pattern[str]) -> Event:
         message=truncate(message, MAX_MESSAGE_CHARS),
         file=_text_or_none(file),
         line=_int_or_none(line, _INT32),
-        attributes=sanitize_attributes(attributes, scrub) if attributes else {},
+        attributes=clean_attributes(attributes, scrub) if attributes else {},
     )
 
 

@@ -339,3 +339,49 @@ def test_a_resent_body_adds_no_rows(receiver: OtlpReceiver) -> None:
     assert [200, 200] == [post(receiver, body).status_code for _ in range(2)]
     added = sorted(set(span_files(receiver.store)) - set(before))
     assert (1, True) == (len(added), added[0].endswith(".b.parquet"))
+
+
+json_leaves = st.none() | st.booleans() | st.integers() | st.text(max_size=12)
+OTLP_KEYS = [
+    "resourceSpans",
+    "scopeSpans",
+    "spans",
+    "traceId",
+    "spanId",
+    "name",
+    "startTimeUnixNano",
+    "endTimeUnixNano",
+    "attributes",
+    "key",
+    "value",
+    "stringValue",
+    "events",
+    "links",
+    "status",
+    "code",
+    "kind",
+    "x",
+]
+json_documents = st.recursive(
+    json_leaves,
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(OTLP_KEYS), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(document=json_documents)
+def test_fuzzed_otlp_json_bodies_never_break_the_receiver(
+    receiver: OtlpReceiver, document: Any
+) -> None:
+    """OTLP/JSON-shaped garbage gets 200 (partial success) or 400 with a message, never a 5xx."""
+    response = post(receiver, json.dumps(document).encode(), **{"Content-Type": "application/json"})
+    assert response.status_code in (200, 400), response.text
+    if response.status_code == 400:
+        assert response.json()["message"]
