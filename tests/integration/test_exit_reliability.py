@@ -20,6 +20,7 @@ from span_tree.schema import table_to_records
 pytestmark = pytest.mark.slow
 
 SCRIPT = Path(__file__).parents[1] / "data" / "scripts" / "exit_workload.py"
+UVICORN_APP = SCRIPT.with_name("uvicorn_app.py")
 TIMEOUT = 60  # a process that needs this long is hung, not slow
 
 
@@ -168,3 +169,64 @@ def test_hanging_receiver_at_exit_spools_every_span(tmp_path: Path) -> None:
     spooled = sum(int(Path(name).name.split(".")[0].rsplit("-", 1)[1]) for name in names)
     assert 3000 == spooled + _counted_as_lost(result.stderr), result.stderr
     assert 3000 == spooled, result.stderr
+
+
+def test_store_down_at_sigterm_spools_the_spans(tmp_path: Path) -> None:
+    """SIGTERM with S3 on a closed port: every span (the open ones failed) is in the spool."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    options = {"key": "k", "secret": "s", "client_kwargs": {"endpoint_url": url}}
+    process = subprocess.Popen(
+        [sys.executable, str(SCRIPT), "sigterm", "300", "s3://down/store"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=clean_env(tmp_path / "spool", options),
+    )
+    try:
+        assert process.stderr is not None
+        assert "ready" == process.stderr.readline().strip()
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=TIMEOUT)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert -signal.SIGTERM == process.returncode, stderr
+    assert 302 == spool_rows(tmp_path / "spool") + _counted_as_lost(stderr), stderr
+
+
+def test_sigterm_under_uvicorn_stores_the_served_requests(tmp_path: Path) -> None:
+    """A traced app under uvicorn, SIGTERM after a request (no flush call): its spans stored."""
+    import httpx
+
+    from span_tree.receiver._subprocess import free_port
+
+    store = tmp_path / "store"
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, str(UVICORN_APP), str(port), str(store)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=clean_env(tmp_path / "spool"),
+    )
+    try:
+        assert process.stderr is not None
+        assert "ready" == process.stderr.readline().strip()
+        assert "ok" == httpx.get(f"http://127.0.0.1:{port}/work", timeout=30).text
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=TIMEOUT)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    # uvicorn shuts down gracefully, then raises the captured SIGTERM again: the usual code.
+    assert -signal.SIGTERM == process.returncode, stderr
+    rows = []
+    for path in glob.glob(f"{store}/spans/**/*.parquet", recursive=True):
+        rows.extend(table_to_records(pq.read_table(path)))
+    assert [("GET /work", "succeeded"), ("inner-work", "succeeded")] == sorted(
+        (row.name, row.status) for row in rows
+    )
