@@ -164,3 +164,21 @@ def test_idempotent_write_and_compaction_protocol_on_s3(
     assert 4 == compact(location, min_age=0, grace=0).removed_replaced
     location.fs.invalidate_cache()
     assert (1, 1, 4 * len(spans)) == (len(location.fs.find(location.spans_root)), *rows())
+
+
+def test_date_range_listing_on_s3(s3_endpoint: Any, s3_bucket: str, make_spans: Any) -> None:
+    """On S3, a date range lists just its partitions, and sees files written since."""
+    location = open_store(f"s3://{s3_bucket}/store", storage_options=s3_endpoint.storage_options)
+    for day in ("2026-01-01", "2026-01-02"):
+        for namespace in ("a", "b"):
+            write_spans(
+                location, [s._replace(date=day, namespace=namespace) for s in make_spans(1)]
+            )
+    found = list_span_files(location, first_date="2026-01-02")
+    assert [
+        ("namespace=a", "date=2026-01-02"),
+        ("namespace=b", "date=2026-01-02"),
+    ] == [tuple(url.split("/")[-3:-1]) for url in found.urls]
+    assert all(url.startswith(f"s3://{s3_bucket}/store/spans/") for url in found.urls)
+    write_spans(location, [s._replace(date="2026-01-02", namespace="a") for s in make_spans(1)])
+    assert 2 == len(list_span_files(location, first_date="2026-01-02", namespace="a").files)
