@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
+
+import httpx
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Mount, Route
 
 import span_tree
 from span_tree.integrations import remote_parent
+from span_tree.integrations.asgi import TraceMiddleware, fold_path
+from span_tree.sinks.memory import MemorySink
 
 
 def test_foreign_traceparent_maps_to_the_deterministic_ksuid() -> None:
@@ -50,3 +59,124 @@ def test_store_trace_by_w3c_id_finds_every_part_of_a_foreign_trace(tmp_path: Pat
         "second request",
         "second request work",
     ] == names
+
+
+async def _serve(app: Any, *paths: str) -> list[int]:
+    """Send GET requests to an ASGI app in process; their status codes."""
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://shop.test") as client:
+        return [(await client.get(path)).status_code for path in paths]
+
+
+def _server_spans(sink: MemorySink) -> list[tuple[str, str, Any, Any]]:
+    assert span_tree.flush(5)
+    return sorted(
+        (
+            span.name,
+            span.status,
+            span.attributes.get("http.route"),
+            span.attributes.get("http.response.status_code"),
+        )
+        for span in sink.spans
+        if span.kind == "server"
+    )
+
+
+async def test_route_templates_through_mounts(memory_sink: MemorySink) -> None:
+    """Mount paths (with parameters) join the route template; a mounted app ends in {path}."""
+
+    async def order(request: Request) -> Response:
+        return PlainTextResponse("ok")
+
+    async def files(scope: Any, receive: Any, send: Any) -> None:
+        await PlainTextResponse("file")(scope, receive, send)
+
+    app = TraceMiddleware(
+        Starlette(
+            routes=[
+                Mount("/tenants/{tenant}", routes=[Route("/orders/{order_id:int}", order)]),
+                Mount("/static", app=files),
+            ]
+        )
+    )
+    assert [200, 200, 404] == await _serve(
+        app, "/tenants/acme/orders/7", "/static/css/site.css", "/nothing/42"
+    )
+    assert [
+        ("GET", "succeeded", None, 404),
+        ("GET /static/{path}", "succeeded", "/static/{path}", 200),
+        (
+            "GET /tenants/{tenant}/orders/{order_id}",
+            "succeeded",
+            "/tenants/{tenant}/orders/{order_id}",
+            200,
+        ),
+    ] == _server_spans(memory_sink)
+
+
+async def test_plain_asgi_app_folds_id_segments(memory_sink: MemorySink) -> None:
+    """Without a router the name is the path with numbers, UUIDs and long hex ids folded."""
+
+    async def plain(scope: Any, receive: Any, send: Any) -> None:
+        status = 503 if scope["path"].startswith("/down") else 200
+        await PlainTextResponse("x", status_code=status)(scope, receive, send)
+
+    paths = (
+        "/users/42/avatar",
+        "/users/5f3a9b2c-1d2e-4f5a-9b8c-7d6e5f4a3b2c/avatar",
+        "/blobs/4bf92f3577b34da6a3ce",
+        "/down/1",
+    )
+    assert [200, 200, 200, 503] == await _serve(TraceMiddleware(plain), *paths)
+    assert span_tree.flush(5)
+    spans = {span.name: span for span in memory_sink.spans}
+    assert (
+        ["GET /blobs/{id}", "GET /down/{id}", "GET /users/{id}/avatar"],
+        ("failed", "HTTP 503", "Service Unavailable"),
+    ) == (
+        sorted(spans),
+        (
+            spans["GET /down/{id}"].status,
+            spans["GET /down/{id}"].error_type,
+            spans["GET /down/{id}"].error_message,
+        ),
+    )
+
+
+async def test_name_callback_sees_the_routed_scope(memory_sink: MemorySink) -> None:
+    """A custom name= is computed when the request ends, with the matched route in the scope."""
+
+    async def hello(request: Request) -> Response:
+        return PlainTextResponse("hi")
+
+    def name(scope: Any) -> str:
+        return f"hello via {scope['route'].name}"
+
+    app = TraceMiddleware(Starlette(routes=[Route("/hello", hello, name="greet")]), name=name)
+    assert [200] == await _serve(app, "/hello")
+    assert [("hello via greet", "succeeded", None, 200)] == _server_spans(memory_sink)
+
+
+async def test_handler_location_and_escaping_exception(memory_sink: MemorySink) -> None:
+    """The server span points at the route's handler; an escaping exception beats HTTP 500."""
+
+    async def broken(request: Request) -> Response:
+        raise RuntimeError("boom")
+
+    app = TraceMiddleware(Starlette(routes=[Route("/broken", broken)]))
+    assert [500] == await _serve(app, "/broken")
+    assert span_tree.flush(5)
+    (server,) = [span for span in memory_sink.spans if span.kind == "server"]
+    assert ("failed", "RuntimeError", "boom", 500, "broken", broken.__code__.co_firstlineno) == (
+        server.status,
+        server.error_type,
+        server.error_message,
+        server.attributes["http.response.status_code"],
+        server.function.rsplit(".", 1)[-1] if server.function else None,
+        server.line,
+    )
+
+
+def test_fold_path_keeps_words() -> None:
+    """Words, short hex-like words and version segments stay; ids fold."""
+    assert "/api/v2/cafe/orders/{id}/beef" == fold_path("/api/v2/cafe/orders/123/beef")
