@@ -1,12 +1,21 @@
 -- health: one row per (namespace, app).
 -- Answers: is this app OK, WARN or ALERT, and why. Looks at the day before the app's
--- newest trace: the failed-trace rate (ALERT from 50 %, WARN from 10 %) and the error
+-- newest run: the failed-run rate (ALERT from 50 %, WARN from 10 %) and the error
 -- groups seen in that window, at their level (annotations set it; silenced groups and
 -- handled errors count as OK; other unannotated fatal errors are WARN). The worst wins.
+-- A run is a local root: the first span of a trace in its process (a script's root, a
+-- request a service served for a caller), so a service called by others is judged by
+-- its own requests, not left out because the traces begin in its callers.
 CREATE OR REPLACE VIEW health AS
-WITH recent_traces AS (
+WITH local_roots AS (
+    SELECT namespace, app, status, start_time
+    FROM spans
+    -- seq 1: first in its process; rows without seq (0): no parent, or a server span
+    WHERE parent_id IS NULL OR seq = 1 OR (seq = 0 AND kind = 'server')
+),
+recent_traces AS (
     SELECT *
-    FROM traces
+    FROM local_roots
     QUALIFY start_time >= max(start_time) OVER (PARTITION BY namespace, app) - INTERVAL 1 DAY
 ),
 rates AS (

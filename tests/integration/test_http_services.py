@@ -423,3 +423,21 @@ def test_stored_tracebacks_hide_span_tree_frames(workload: Workload) -> None:
         for row in rows
     }
     assert {("GET /crash/{n}", False, False, True), ("db.load_order", False, False, True)} == shown
+
+
+def test_health_judges_each_service_by_its_own_requests(workload: Workload) -> None:
+    """`spantree health`: the called inventory has its own rate; caught errors do not warn."""
+    out = spantree("health", "--format", "csv", store=workload.store)
+    rows = {
+        row["app"]: (row["level"], row["traces"], row["failed"], row["open_groups"])
+        for row in csv.DictReader(io.StringIO(out))
+    }
+    assert {
+        # 12 checkouts + the manual call; nothing escaped them
+        "client": ("OK", "13", "0", "0"),
+        # 4 of its 14 requests answered 503
+        "inventory": ("WARN", "14", "4", "1"),
+        # 2 crashes + the 503 route (the caught KeyError and the 503s from inventory
+        # that orders carried on from are handled)
+        "orders": ("WARN", str(12 + 1 + 2 + 1 + 1 + 2 + 1 + 20 + DRAINED), "3", "2"),
+    } == rows
