@@ -285,8 +285,10 @@ def _partition_directories(
 
 
 def _directories(fs: Any, path: str) -> list[str]:
+    # refresh: object-store filesystems cache listings (invalidate_cache drops a path
+    # and its parents, not its children); a reader must see what others wrote since.
     try:
-        entries = fs.ls(path, detail=True)
+        entries = fs.ls(path, detail=True, refresh=True)
     except (FileNotFoundError, NotADirectoryError):
         return []
     return [str(entry["name"]).rstrip("/") for entry in entries if entry.get("type") == "directory"]
@@ -294,7 +296,7 @@ def _directories(fs: Any, path: str) -> list[str]:
 
 def _list_directory(location: StoreLocation, directory: str) -> dict[str, int]:
     try:
-        entries = location.fs.ls(directory, detail=True)
+        entries = location.fs.ls(directory, detail=True, refresh=True)
     except (FileNotFoundError, NotADirectoryError):
         return {}
     files = {}

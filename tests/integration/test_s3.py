@@ -180,5 +180,9 @@ def test_date_range_listing_on_s3(s3_endpoint: Any, s3_bucket: str, make_spans: 
         ("namespace=b", "date=2026-01-02"),
     ] == [tuple(url.split("/")[-3:-1]) for url in found.urls]
     assert all(url.startswith(f"s3://{s3_bucket}/store/spans/") for url in found.urls)
-    write_spans(location, [s._replace(date="2026-01-02", namespace="a") for s in make_spans(1)])
+    other_process = s3_endpoint.filesystem()  # its own connection and listing cache
+    existing = found.files[0]
+    other_process.pipe_file(
+        existing.replace(".b.parquet", "x.parquet"), other_process.cat_file(existing)
+    )
     assert 2 == len(list_span_files(location, first_date="2026-01-02", namespace="a").files)
