@@ -370,6 +370,7 @@ def stats() -> dict[str, Any]:
 _hooks_installed = False
 # The exit's time budget: set when the first exit stage starts (monotonic deadline).
 _exit_deadline: float | None = None
+_early_flush_done = False
 _exit_lock = threading.Lock()
 
 
@@ -419,15 +420,24 @@ def _exit_stage(*, stop: bool) -> None:
     processor = _runtime.processor
     if processor is None:
         return
+    global _early_flush_done
     with _exit_lock:
+        if not stop:
+            if _early_flush_done:
+                return  # stage 1 ran already (registered more than once)
+            _early_flush_done = True
         now = time.monotonic()
         if _exit_deadline is None:
             _exit_deadline = now + _runtime.settings.exit_timeout
-        elif not stop:
-            return  # stage 1 ran already (registered more than once)
         remaining = _exit_deadline - now
     try:
         unkept = processor.exit_flush(remaining, stop=stop)
+        if not stop and not unkept:
+            # All kept in time: non-daemon threads still running may record more, to be
+            # written normally; the last stage then has a budget of its own.
+            processor.end_exit()
+            with _exit_lock:
+                _exit_deadline = None
         if stop or unkept:
             processor.report_losses(force=True)
         if stop and unkept:

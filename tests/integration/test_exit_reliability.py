@@ -230,3 +230,13 @@ def test_sigterm_under_uvicorn_stores_the_served_requests(tmp_path: Path) -> Non
     assert [("GET /work", "succeeded"), ("inner-work", "succeeded")] == sorted(
         (row.name, row.status) for row in rows
     )
+
+
+def test_spans_of_threads_ending_after_main_are_written_not_spooled(tmp_path: Path) -> None:
+    """A non-daemon thread recording after the first exit flush: its spans reach the store."""
+    store = tmp_path / "store"
+    result = run("late", 50, str(store), clean_env(tmp_path / "spool"))
+    assert 0 == result.returncode, result.stderr
+    files = glob.glob(f"{store}/spans/**/*.parquet", recursive=True)
+    names = sorted(row.name for path in files for row in table_to_records(pq.read_table(path)))
+    assert (["late"] * 50 + ["main"], 0) == (names, spool_rows(tmp_path / "spool"))

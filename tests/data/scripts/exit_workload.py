@@ -12,6 +12,8 @@ Modes:
     losses     COUNT spans with a queue of 10 that drops when full; a plain exit.
     surrogate  COUNT spans as JSON lines on stdout, one with a non-UTF-8 file name.
     http       COUNT spans to the receiver at URL (the third argument), a plain exit.
+    late       a non-daemon thread records COUNT spans 3 s after the main thread ended
+               (exit_timeout=2).
 """
 
 from __future__ import annotations
@@ -67,5 +69,19 @@ elif MODE == "http":
     for index in range(COUNT):
         with span_tree.span("work", index=index):
             pass
+elif MODE == "late":
+    import threading
+
+    span_tree.configure(console=False, jsonl=False, store=STORE, exit_timeout=2)
+
+    def late_work() -> None:
+        time.sleep(3)
+        for index in range(COUNT):
+            with span_tree.span("late", index=index):
+                pass
+
+    threading.Thread(target=late_work, daemon=False).start()
+    with span_tree.span("main"):
+        pass
 else:
     sys.exit(f"unknown mode {MODE}")
