@@ -131,9 +131,16 @@ def compact(
     workers: int | None = typer.Option(
         None, "--workers", help="Merged files built at once (default: up to 4, one per CPU)."
     ),
+    grace: float = typer.Option(
+        600.0,
+        "--grace",
+        help="Seconds merged inputs stay (hidden) after the merged file appeared, so readers"
+        " holding an older file list never fail; a later run deletes them. 0 only when no"
+        " other compactor (receiver, service) runs on the store.",
+    ),
     storage_options: str | None = typer.Option(None, "--storage-options", help=OPTIONS_HELP),
 ) -> None:
-    """Merge small files per partition; safe while writers write (new files untouched)."""
+    """Merge small files per partition; safe alongside writers, readers and other compactors."""
     from span_tree.storage import compact as run
     from span_tree.storage import list_partitions
 
@@ -153,6 +160,7 @@ def compact(
                 min_age=min_age,
                 target_rows=target_rows,
                 workers=workers,
+                grace=grace,
                 on_partition=lambda _: advance(),
             )
     for path, reason in result.skipped:

@@ -204,3 +204,17 @@ def test_compact_and_prune_commands(tmp_path: Path) -> None:
     assert "deleted namespace=default/date=2001-01-01\n" in pruned.stdout
     bad = runner.invoke(app, ["compact", "--store", str(tmp_path), "--before", "yesterday"])
     assert 2 == bad.exit_code
+
+
+def test_compact_command_grace_option(tmp_path: Path) -> None:
+    """`spantree compact` keeps merged inputs through --grace; a later run deletes them."""
+    location = open_store(str(tmp_path))
+    for _ in range(3):
+        write_spans(location, [s._replace(date="2001-01-01") for s in make_spans(1)])
+    command = ["compact", "--store", str(tmp_path), "--min-age", "0"]
+    assert 0 == runner.invoke(app, command).exit_code
+    assert 4 == len(list(tmp_path.rglob("*.parquet")))  # inputs kept for readers
+    second = runner.invoke(app, [*command, "--grace", "0"])
+    assert 0 == second.exit_code, second.output
+    assert "removed 3 replaced" in second.stdout
+    assert 1 == len(list(tmp_path.rglob("*.parquet")))
