@@ -401,6 +401,9 @@ def _register_early_exit_flush() -> None:
     register = getattr(threading, "_register_atexit", None)
     if register is None:
         return
+    registered = getattr(threading, "_threading_atexits", None) or [None]
+    if getattr(registered[-1], "func", None) is _flush_before_shutdown:
+        return  # last registered already: it runs first
     with contextlib.suppress(RuntimeError):  # already shutting down
         register(_flush_before_shutdown)
 

@@ -217,7 +217,8 @@ class _Service:
             # A body the validator did not foresee is still the client's problem: say
             # so (422) rather than fail with a 5xx; log it to fix the validator.
             logger.exception("unexpected error while validating a request body")
-            raise IngestError(422, {"error": f"invalid body: {error!r}", "field": "body"}) from None
+            reason = repr(error)[:300]  # bounded: an error may quote the whole body
+            raise IngestError(422, {"error": f"invalid body: {reason}", "field": "body"}) from None
 
     def _prepare(
         self, body: bytes, gzipped: bool, namespace: str
@@ -234,7 +235,8 @@ class _Service:
             # Validation let through something Arrow cannot hold: a validator gap, and
             # still the body's fault; nothing was written.
             logger.exception("could not encode %d validated spans", len(records))
-            raise IngestError(422, {"error": f"spans cannot be stored: {error!r}"}) from None
+            reason = repr(error)[:300]
+            raise IngestError(422, {"error": f"spans cannot be stored: {reason}"}) from None
 
     def _put(self, files: list[PreparedFile]) -> None:
         """I/O part: put each file atomically (rename or one PUT) before answering."""
