@@ -419,11 +419,10 @@ def _flush_at_exit() -> None:
 
 
 def _exit_stage(*, stop: bool) -> None:
-    global _exit_deadline
+    global _exit_deadline, _early_flush_done
     processor = _runtime.processor
     if processor is None:
         return
-    global _early_flush_done
     with _exit_lock:
         if not stop:
             if _early_flush_done:
