@@ -303,7 +303,7 @@ def _write_problem() -> str | None:
 def _print_report(console: Any, store: str, namespace: str) -> None:
     from span_tree.analytics import Store
     from span_tree.analytics._formats import write_result
-    from span_tree.render import format_duration
+    from span_tree.render import format_duration, short_error_type
 
     def duration(value: Any) -> str:
         return "" if value is None else format_duration(int(value))
@@ -336,7 +336,7 @@ def _print_report(console: Any, store: str, namespace: str) -> None:
         "p95_us": duration,
         "last_time": clock,
         "handled": lambda value: "handled" if value else "fatal",
-        "error_type": lambda value: str(value).rsplit(".", 1)[-1],
+        "error_type": short_error_type,
     }
     headers = {
         "last_time": "last run",
@@ -346,7 +346,7 @@ def _print_report(console: Any, store: str, namespace: str) -> None:
         "p95_us": "p95",
         "trace_count": "traces",
         "error_type": "type",
-        "handled": "kind",
+        "handled": "handled",
         "pattern": "message (normalised)",
         "succeeded": "ok",
     }

@@ -43,6 +43,12 @@ def format_duration(micros: int | None) -> str:
     return f"{minutes}m {seconds:02d}s"
 
 
+def short_error_type(error_type: str | None) -> str:
+    """An error type as every display names it: its class name (``GatewayTimeout``,
+    not ``span_tree.demo.GatewayTimeout``; csv/json keep the stored full name)."""
+    return (error_type or "").rsplit(".", 1)[-1]
+
+
 def span_label(span: FinishedSpan) -> Text:
     """One line for a span: status mark, name, duration, error."""
     if span.status == STATUS_FAILED:
@@ -59,7 +65,7 @@ def span_label(span: FinishedSpan) -> Text:
         shown = ", ".join(f"{k}={v!r}" for k, v in list(span.attributes.items())[:4])
         label.append(f"  {shown}", style="dim")
     if span.error_type:
-        label.append(f"  {span.error_type}: {span.error_message}", style="red")
+        label.append(f"  {short_error_type(span.error_type)}: {span.error_message}", style="red")
     return label
 
 
@@ -113,16 +119,26 @@ def _same_process(parent: FinishedSpan, child: FinishedSpan) -> bool:
     return (parent.host, parent.pid) == (child.host, child.pid)
 
 
+def _traceback_text(title: str, traceback: str, style: str) -> Text:
+    text = Text(title, style=f"bold {style}")
+    text.append("\n" + traceback.rstrip(), style=style)
+    return text
+
+
 def _item_time(item: FinishedSpan | Event) -> int:
     return item.time if isinstance(item, Event) else item.start_time
 
 
-def render_trace(records: Sequence[FinishedSpan], *, min_level: str = "DEBUG") -> Tree:
+def render_trace(
+    records: Sequence[FinishedSpan], *, min_level: str = "DEBUG", tracebacks: bool = False
+) -> Tree:
     """Build the tree of one trace. Spans whose parent is missing hang off the top.
 
     Args:
         records: span versions of one trace (older versions are ignored).
         min_level: hide events below this level.
+        tracebacks: under each span, the tracebacks of its handled errors and of the
+            error it failed with.
     """
     spans = sorted(newest_versions(records), key=lambda s: (s.start_time, s.seq))
     by_id = {span.span_id: span for span in spans}
@@ -144,6 +160,14 @@ def render_trace(records: Sequence[FinishedSpan], *, min_level: str = "DEBUG") -
             else:
                 assert isinstance(item, FinishedSpan)
                 add(branch, item)
+        if tracebacks:
+            for handled in span.handled_errors:
+                if handled.traceback:
+                    title = f"handled {short_error_type(handled.type)}: {handled.message}"
+                    branch.add(_traceback_text(title, handled.traceback, "yellow"))
+            if span.error_traceback:
+                title = f"failed {short_error_type(span.error_type)}: {span.error_message}"
+                branch.add(_traceback_text(title, span.error_traceback, "red"))
         return branch
 
     if top is None:

@@ -39,6 +39,12 @@ TagOption = typer.Option(None, "--tag", "-t", help="Only with this tag, KEY=VALU
 NameOption = typer.Option(None, "--name", help="Only spans (or trace roots) with this name.")
 
 
+# Views that only serve other views; `sql --views` leaves them out.
+INTERNAL_VIEWS = frozenset({"span_duplicates", "annotation_versions"})
+SPAN_VERSIONS_HELP = (
+    "span_versions: every row ever written for a span (a running span's 'started' row,"
+    " then its finished one; duplicates from a replayed spool). spans keeps the newest."
+)
 TRACE_STATUSES = ("succeeded", "failed", "started")
 GROUP_STATUSES = ("open", "crash", "silenced")
 
@@ -155,6 +161,16 @@ def _show(
     """
     from span_tree.analytics._formats import write_result
 
+    priority = priority or list(columns)
+    if (
+        fmt == "table"
+        and "namespace" not in columns
+        and "namespace" in frame.columns
+        and frame["namespace"].n_unique() > 1
+    ):
+        # Rows from several namespaces: say which is which.
+        columns = {"namespace": "namespace", **columns}
+        priority = [*priority[:1], "namespace", *priority[1:]]
     if fmt == "table":
         frame = frame.select([name for name in columns if name in frame.columns])
     with _clear_errors():
@@ -165,7 +181,7 @@ def _show(
             title=title,
             formatters=formatters,
             headers=columns,
-            priority=priority or list(columns),
+            priority=priority,
             wide=wide,
         )
 
@@ -197,12 +213,19 @@ def sql(
     if views:
         import pyarrow as pa
 
-        infos = opened.views()
+        with _clear_errors():
+            infos = [
+                (info.name, [name for name, _ in info.columns], info.description)
+                for info in opened.views()
+                if not info.name.startswith("_") and info.name not in INTERNAL_VIEWS
+            ]
+            versions = opened.arrow("DESCRIBE span_versions").column("column_name").to_pylist()
+        infos.insert(0, ("span_versions", versions, SPAN_VERSIONS_HELP))
         table = pa.table(
             {
-                "view": [info.name for info in infos],
-                "columns": [", ".join(name for name, _ in info.columns) for info in infos],
-                "description": [info.description for info in infos],
+                "view": [name for name, _, _ in infos],
+                "columns": [", ".join(columns) for _, columns, _ in infos],
+                "description": [description for _, _, description in infos],
             }
         )
         if chosen == "table":
@@ -254,6 +277,9 @@ def trace(
     trace_id: str = typer.Argument(..., help="KSUID, its 32-hex W3C form, or a unique prefix."),
     level: str = typer.Option("DEBUG", "--level", help="Hide log events below this level."),
     fmt: str = typer.Option("tree", "--format", "-f", help="tree, or json / jsonl (span records)."),
+    tracebacks: bool = typer.Option(
+        False, "--errors", help="Show the tracebacks of failed spans and handled errors."
+    ),
     store: str | None = StoreOption,
     namespace: str | None = NamespaceOption,
     storage_options: str | None = StorageOptionsOption,
@@ -267,7 +293,7 @@ def trace(
     with _clear_errors():
         records = opened.trace(trace_id)
     if fmt == "tree":
-        stdout_console().print(render_trace(records, min_level=level))
+        stdout_console().print(render_trace(records, min_level=level, tracebacks=tracebacks))
     elif fmt in ("json", "jsonl"):
         dicts = [span_to_json_dict(record) for record in records]
         if fmt == "json":
@@ -406,6 +432,8 @@ def errors(
     storage_options: str | None = StorageOptionsOption,
 ) -> None:
     """List error groups (same bug, different ids = one group), most frequent first."""
+    from span_tree.render import short_error_type
+
     _check_choice("--status", status, GROUP_STATUSES)
     opened = _open(store, namespace, storage_options)
     with _clear_errors():
@@ -422,7 +450,7 @@ def errors(
     columns = {
         "fingerprint": "fingerprint",
         "trace_count": "traces",
-        "count": "count",
+        "count": "occurrences",
         "handled": "handled",
         "error_type": "type",
         "sample_message": "message",
@@ -434,7 +462,7 @@ def errors(
     formatters = {
         "last_seen": _time,
         "handled": lambda value: "handled" if value else "fatal",
-        "error_type": lambda value: str(value).rsplit(".", 1)[-1],
+        "error_type": lambda value: short_error_type(str(value)),
     }
     priority = ["fingerprint", "trace_count", "error_type", "sample_message", "handled"]
     priority += ["location", "count", "last_seen", "status", "level"]

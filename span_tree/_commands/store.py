@@ -122,8 +122,11 @@ def compact(
     before: str | None = typer.Option(
         None, "--before", help="Only partitions dated before this day (YYYY-MM-DD)."
     ),
-    min_age: float = typer.Option(
-        300.0, "--min-age", help="Leave files younger than this many seconds alone."
+    min_age: str = typer.Option(
+        "5m",
+        "--min-age",
+        help="Leave files younger than this alone: 45s, 5m, 2h (the syntax of prune's"
+        " --older-than; a bare number is days).",
     ),
     target_rows: int = typer.Option(
         1_000_000, "--target-rows", help="Rows per merged file at most."
@@ -142,8 +145,12 @@ def compact(
 ) -> None:
     """Merge small files per partition; safe alongside writers, readers and other compactors."""
     from span_tree.storage import compact as run
-    from span_tree.storage import list_partitions
+    from span_tree.storage import list_partitions, parse_age
 
+    try:
+        min_age_seconds = parse_age(min_age).total_seconds()
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--min-age") from None
     if before is not None:
         try:
             before = date.fromisoformat(before).isoformat()
@@ -157,7 +164,7 @@ def compact(
                 location,
                 namespace=namespace,
                 before=before,
-                min_age=min_age,
+                min_age=min_age_seconds,
                 target_rows=target_rows,
                 workers=workers,
                 grace=grace,

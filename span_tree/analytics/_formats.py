@@ -82,8 +82,46 @@ def text(value: Any) -> str:
 
 
 def rows_of(table: pa.Table | pa.RecordBatch) -> list[dict[str, Any]]:
-    """The rows of ``table`` (or of one record batch) as plain dicts."""
-    return [{key: plain(value) for key, value in row.items()} for row in table.to_pylist()]
+    """The rows of ``table`` (or of one record batch) as plain dicts.
+
+    Tags and attributes have one JSON shape in every format: an object (``{}`` when
+    empty, not ``[]``), never a JSON string inside the JSON.
+    """
+    fixes = _shape_fixes(table.schema)
+    rows = []
+    for row in table.to_pylist():
+        item = {key: plain(value) for key, value in row.items()}
+        for name, fix in fixes.items():
+            item[name] = fix(item[name])
+        rows.append(item)
+    return rows
+
+
+def _shape_fixes(schema: pa.Schema) -> dict[str, Callable[[Any], Any]]:
+    """Per column, what turns its plain value into its one JSON shape."""
+    fixes: dict[str, Callable[[Any], Any]] = {}
+    for field in schema:
+        if pa.types.is_map(field.type):
+            fixes[field.name] = _empty_map
+        elif field.name == "attributes" and (
+            pa.types.is_string(field.type) or pa.types.is_large_string(field.type)
+        ):
+            fixes[field.name] = _json_object
+    return fixes
+
+
+def _empty_map(value: Any) -> Any:
+    return {} if value == [] else value
+
+
+def _json_object(value: Any) -> Any:
+    """A JSON-object text (span attributes are stored so) as the object itself."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
 
 
 def write_result(
@@ -164,7 +202,7 @@ def _text_output(table: pa.Table, fmt: str) -> Iterator[str]:
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(table.column_names)
         for batch in batches:
-            for row in batch.to_pylist():
+            for row in rows_of(batch):
                 writer.writerow([text(value) for value in row.values()])
             yield buffer.getvalue()
             buffer.seek(0)
@@ -239,8 +277,12 @@ def fit_table(
     formatters = formatters or {}
     headers = headers or {}
     names: list[str] = list(table.column_names)
+    fixes = _shape_fixes(table.schema)
     cells = {
-        name: [_cell(name, value, formatters) for value in table.column(name).to_pylist()]
+        name: [
+            _cell(name, value, formatters, fixes.get(name))
+            for value in table.column(name).to_pylist()
+        ]
         for name in names
     }
     label = {name: headers.get(name, name) for name in names}
@@ -289,8 +331,15 @@ def fit_table(
     return Group(rendered, hint) if hint is not None else rendered
 
 
-def _cell(name: str, value: Any, formatters: Mapping[str, Formatter]) -> str:
+def _cell(
+    name: str,
+    value: Any,
+    formatters: Mapping[str, Formatter],
+    fix: Callable[[Any], Any] | None = None,
+) -> str:
     """One value's cell text, on one line."""
+    if fix is not None and name not in formatters:
+        value = fix(plain(value))
     if name in formatters:
         shown = formatters[name](value)
     elif name.endswith("_us") and isinstance(value, int) and not isinstance(value, bool):

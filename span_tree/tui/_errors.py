@@ -13,6 +13,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, DataTable, Footer, Input, Label, RadioButton, RadioSet, Static
 
+from span_tree.render import short_error_type
 from span_tree.tui._dashboard import RowTable
 from span_tree.tui._format import ago, truncate
 from span_tree.tui._source import ErrorGroupRow, SourceError
@@ -51,7 +52,9 @@ class AnnotateScreen(ModalScreen[Annotation | None]):
         level = self.group.level if self.group.level in ANNOTATION_LEVELS else "WARN"
         with Vertical(classes="dialog wide"):
             yield Label("Annotate error group", classes="dialog-title")
-            yield Label(truncate(f"{self.group.error_type}: {self.group.message}", 90))
+            yield Label(
+                truncate(f"{short_error_type(self.group.error_type)}: {self.group.message}", 90)
+            )
             with Horizontal(classes="choices"):
                 with RadioSet(id="status"):
                     for choice in ANNOTATION_STATUSES:
@@ -119,8 +122,8 @@ class ErrorGroupsScreen(Screen[None]):
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
         for column in (
-            "Count",
-            "Kind",
+            "Occurrences",
+            "Handled",
             "Error",
             "Location",
             "First",
@@ -167,9 +170,10 @@ class ErrorGroupsScreen(Screen[None]):
             table.add_row(
                 Text(str(group.count), justify="right", style="bold"),
                 Text("handled", style="yellow") if group.handled else Text("fatal", style="red"),
-                Text(truncate(f"{group.error_type}: {group.message}", 60), style="red")
-                if not group.handled
-                else Text(truncate(f"{group.error_type}: {group.message}", 60), style="yellow"),
+                Text(
+                    truncate(f"{short_error_type(group.error_type)}: {group.message}", 44),
+                    style="yellow" if group.handled else "red",
+                ),
                 truncate(group.location, 30),
                 ago(group.first_us, now),
                 ago(group.last_us, now),

@@ -15,7 +15,7 @@ from textual.screen import Screen
 from textual.widgets import Button, Footer, Static
 
 from span_tree._record import Event, FinishedSpan
-from span_tree.render import LEVEL_STYLES
+from span_tree.render import LEVEL_STYLES, short_error_type
 from span_tree.tui._format import clock, format_duration
 from span_tree.tui._trace import status_mark
 
@@ -136,7 +136,12 @@ class SpanScreen(Screen[None]):
             parts.append(Text("none", style="dim"))
         if span.error_type:
             parts.append(_section("Exit error"))
-            parts.append(Text(f"{span.error_type}: {span.error_message or ''}", style="bold red"))
+            parts.append(
+                Text(
+                    f"{short_error_type(span.error_type)}: {span.error_message or ''}",
+                    style="bold red",
+                )
+            )
             if span.error_traceback:
                 parts.append(Text(span.error_traceback.rstrip(), style="red"))
         if span.handled_errors:
@@ -145,7 +150,7 @@ class SpanScreen(Screen[None]):
                 parts.append(
                     Text.assemble(
                         (f"+{self._offset(error.time)} ", "dim"),
-                        (f"{error.type}: {error.message}", "yellow"),
+                        (f"{short_error_type(error.type)}: {error.message}", "yellow"),
                     )
                 )
                 if error.traceback:

@@ -16,7 +16,7 @@ from textual.widgets.tree import TreeNode
 
 from span_tree._ids import is_trace_id, w3c_trace_id
 from span_tree._record import STATUS_FAILED, STATUS_STARTED, FinishedSpan, newest_versions
-from span_tree.render import causal_items
+from span_tree.render import causal_items, short_error_type
 from span_tree.tui._format import clock, format_duration, truncate
 
 if TYPE_CHECKING:
@@ -84,7 +84,7 @@ class SpanTree(Tree[SpanNode]):
         text.append(prefix_icon or "  ", style=base_style)
         name = f"{mark} {span.name}"
         if span.error_type:
-            name += f"  {span.error_type}: {span.error_message or ''}"
+            name += f"  {short_error_type(span.error_type)}: {span.error_message or ''}"
         name = truncate(name, label_width)
         text.append(mark, style=mark_style)
         name_style = "bold" if span.error_type is None else "red"
