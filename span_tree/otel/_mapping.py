@@ -619,7 +619,10 @@ def records_from_logs(request: Any, *, namespace: str, scrub: re.Pattern[str]) -
             logger = scope_logs.scope.name
             for record in scope_logs.log_records:
                 try:
-                    trace_id = trace_ids.ksuid(record.trace_id) if record.trace_id else None
+                    # All-zero ids mean "no trace" for a log record (OTLP), not an error.
+                    raw_trace = record.trace_id
+                    has_trace = raw_trace and raw_trace != _ZERO_TRACE
+                    trace_id = trace_ids.ksuid(raw_trace) if has_trace else None
                     span_id = span_id_hex(record.span_id, "span_id", optional=True)
                     event = _log_event(record, logger, scrub)
                 except Rejected as error:

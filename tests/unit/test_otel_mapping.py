@@ -262,10 +262,13 @@ def test_logs_with_span_ids_become_a_child_row_of_that_span() -> None:
     orphan.observed_time_unix_nano = T0
     orphan.severity_text = "WARN"
     orphan.body.kvlist_value.values.add(key="n", value={"int_value": 1})
+    zero = scope_logs.log_records.add()
+    zero.time_unix_nano, zero.trace_id, zero.span_id = T0, bytes(16), bytes(8)
+    zero.body.string_value = "all-zero ids: no trace"
     bad = scope_logs.log_records.add()
     bad.body.string_value = "no time at all"
     result = records_from_logs(request, namespace="team", scrub=SCRUB)
-    assert (3, 1) == (result.accepted, result.rejected)
+    assert (4, 1) == (result.accepted, result.rejected)
     in_span, alone = result.records
     assert (TRACE.hex(), ROOT.hex(), "otel.logs", "log", "ERROR") == (
         w3c_trace_id(in_span.trace_id),
@@ -278,10 +281,10 @@ def test_logs_with_span_ids_become_a_child_row_of_that_span() -> None:
         ("INFO", "shop.orders", "charging card"),
         ("ERROR", "shop.orders", "payment failed"),
     ] == [(event.level, event.logger, event.message) for event in in_span.events]
-    assert (None, "WARNING", '{"n": 1}') == (
+    assert (None, ["WARNING", "INFO"], ['{"n": 1}', "all-zero ids: no trace"]) == (
         alone.parent_id,
-        alone.events[0].level,
-        alone.events[0].message,
+        [event.level for event in alone.events],
+        [event.message for event in alone.events],
     )
 
 
