@@ -110,6 +110,8 @@ def openapi_document(max_body: int, max_spans: int) -> dict[str, Any]:
                     },
                 }
             },
+            "/v1/traces": _otlp_path("spans", max_body, max_spans, key),
+            "/v1/logs": _otlp_path("log records", max_body, max_spans, key),
             "/v1/health": {
                 "get": {
                     "summary": "Liveness (no key needed).",
@@ -132,3 +134,49 @@ def openapi_document(max_body: int, max_spans: int) -> dict[str, Any]:
             },
         },
     }
+
+
+def _otlp_path(
+    what: str, max_body: int, max_spans: int, key: list[dict[str, list[str]]]
+) -> dict[str, Any]:
+    """An OTLP/HTTP export endpoint (span_tree.receiver._otlp): the OTel specification's
+    request and answers; the key may also come as ``Authorization: Bearer``."""
+    binary = {"schema": {"type": "string", "format": "binary"}}
+    status = {"application/x-protobuf": binary, "application/json": {"schema": _OTLP_STATUS}}
+    answers = {
+        "400": "The body cannot be decoded (protobuf, JSON or gzip).",
+        "401": "Missing or invalid API key.",
+        "413": f"Body over {max_body} bytes (as sent or unzipped), or over {max_spans} {what}.",
+        "415": "Content-Type is not application/x-protobuf or application/json, or the"
+        " Content-Encoding is not gzip.",
+        "429": "Too many requests waiting; retry after Retry-After seconds.",
+        "501": "The span-tree[otel] extra is not installed.",
+        "503": "The store could not be written; retry after Retry-After seconds.",
+    }
+    return {
+        "post": {
+            "summary": f"OTLP/HTTP export of {what} into the key's namespace.",
+            "security": key,
+            "requestBody": {
+                "required": True,
+                "content": {"application/x-protobuf": binary, "application/json": {}},
+            },
+            "responses": {
+                "200": {
+                    "description": f"Written; {what} that cannot be stored are counted in"
+                    " partial_success with the reasons.",
+                    "content": {"application/x-protobuf": binary, "application/json": {}},
+                },
+                **{
+                    code: {"description": text, "content": status} for code, text in answers.items()
+                },
+            },
+        }
+    }
+
+
+_OTLP_STATUS = {
+    "type": "object",
+    "description": "google.rpc.Status",
+    "properties": {"code": {"type": "integer"}, "message": {"type": "string"}},
+}

@@ -261,9 +261,10 @@ def test_status_returns_the_health_view_for_the_key_namespace(receiver: Receiver
 
 
 def test_openapi_document_is_served(receiver: Receiver) -> None:
-    """The OpenAPI document lists the three endpoints."""
+    """The OpenAPI document lists the endpoints (the OTLP ones too)."""
     document = httpx.get(receiver.url + "/openapi.json").json()
-    assert {"/v1/spans", "/v1/health", "/v1/status"} == set(document["paths"])
+    expected = {"/v1/spans", "/v1/traces", "/v1/logs", "/v1/health", "/v1/status"}
+    assert expected == set(document["paths"])
 
 
 def test_revoked_key_stops_working(receiver: Receiver, tmp_path: Path) -> None:
