@@ -33,7 +33,8 @@ def test_no_planted_secret_reaches_the_store(
     store = tmp_path / "store"
     span_tree.configure(store=str(store), console=False, jsonl=False)
     s = SECRETS
-    log = logging.getLogger("app")
+    log = logging.getLogger("secrets_tests.app")
+    log.disabled = False  # an earlier test's dictConfig may have disabled existing loggers
     with pytest.raises(RuntimeError), span_tree.span(f"GET /items?token={s[0]}") as root:
         root.set_attributes(
             password=s[1],

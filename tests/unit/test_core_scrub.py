@@ -25,6 +25,14 @@ from span_tree.sinks.memory import MemorySink
 from span_tree.testing import capture_spans
 
 
+def app_logger() -> logging.Logger:
+    """A logger of the application's; enabled again if an earlier test's dictConfig
+    disabled existing loggers."""
+    logger = logging.getLogger("scrub_tests.app")
+    logger.disabled = False
+    return logger
+
+
 def only(sink: MemorySink) -> FinishedSpan:
     """Flush and return the one recorded span."""
     assert span_tree.flush(5.0)
@@ -185,11 +193,11 @@ def test_secret_looking_text_is_scrubbed_everywhere(
     caplog.set_level(logging.INFO)
     with pytest.raises(RuntimeError), span_tree.span(f"job {text}", note=text) as opened:
         opened.set_tags(origin=text)
-        logging.getLogger("app").info(text)
+        app_logger().info(text)
         try:
             raise ValueError(text)
         except ValueError:
-            logging.getLogger("app").exception("handled")
+            app_logger().exception("handled")
         raise RuntimeError(text)
     record = only(memory_sink)
     stored = json.dumps(span_to_json_dict(record))
@@ -262,6 +270,6 @@ def test_long_log_messages_are_bounded(
     """A log message beyond MAX_MESSAGE_CHARS is cut with a marker."""
     caplog.set_level(logging.INFO)
     with span_tree.span("logs"):
-        logging.getLogger("app").info("m" * (MAX_MESSAGE_CHARS + 10))
+        app_logger().info("m" * (MAX_MESSAGE_CHARS + 10))
     message = only(memory_sink).events[0].message
     assert message.endswith("…[truncated 10 chars]")
