@@ -42,10 +42,14 @@ from span_tree._record import (
 from span_tree._sanitize import (
     MAX_ITEMS,
     MAX_MESSAGE_CHARS,
+    MAX_NAME_CHARS,
     MAX_TEXT_CHARS,
-    SCRUBBED,
+    MAX_TRACEBACK_CHARS,
+    Scrubber,
+    clean_text,
     json_safe,
     sanitize_tags,
+    scrubber,
     truncate,
 )
 
@@ -158,32 +162,22 @@ def key_values(items: Iterable[Any]) -> dict[str, Any]:
 
 _PLAIN = frozenset((int, float, bool, type(None)))
 _MAX_ATTRIBUTES = MAX_ITEMS * 10
-# scrub pattern -> attribute key -> sensitive? (keys repeat on every span: search once)
-_sensitive: dict[re.Pattern[str], dict[str, bool]] = {}
+Scrub = re.Pattern[str] | Scrubber
 
 
-def clean_attributes(attributes: dict[str, Any], scrub: re.Pattern[str]) -> dict[str, Any]:
-    """``sanitize_attributes`` for decoded OTLP values, in place and with the scrub
-    verdict cached per key (the receiver's hot path): sensitive keys scrubbed, long
-    text truncated, nested values bounded, at most 1,000 keys."""
-    cache = _sensitive.get(scrub)
-    if cache is None:
-        if len(_sensitive) > 16:
-            _sensitive.clear()
-        cache = _sensitive[scrub] = {}
+def clean_attributes(attributes: dict[str, Any], scrub: Scrub) -> dict[str, Any]:
+    """``sanitize_attributes`` for decoded OTLP values, in place (the receiver's hot
+    path): sensitive keys and secret-looking text scrubbed, long text truncated, nested
+    values bounded, at most 1,000 keys."""
+    active = scrubber(scrub)
     for key, value in attributes.items():
-        hidden = cache.get(key)
-        if hidden is None:
-            hidden = scrub.search(key) is not None
-            if len(cache) < 10_000:
-                cache[key] = hidden
-        if hidden:
-            attributes[key] = SCRUBBED
+        hit, replacement = active.scrub_key(key, value, (key,))
+        if hit:
+            attributes[key] = replacement
         elif value.__class__ is str:
-            if len(value) > MAX_TEXT_CHARS:
-                attributes[key] = truncate(value)
+            attributes[key] = active.text(truncate(value), (key,))
         elif value.__class__ not in _PLAIN:
-            attributes[key] = json_safe(value, 0, scrub)
+            attributes[key] = json_safe(value, 0, active, (key,))
     if len(attributes) > _MAX_ATTRIBUTES:
         kept = dict(list(attributes.items())[:_MAX_ATTRIBUTES])
         kept["_truncated_attributes"] = len(attributes) - _MAX_ATTRIBUTES
@@ -209,7 +203,7 @@ class Resource(NamedTuple):
     tags: dict[str, str]
 
 
-def map_resource(attributes: Mapping[str, Any], scrub: re.Pattern[str]) -> Resource:
+def map_resource(attributes: Mapping[str, Any], scrub: Scrub) -> Resource:
     """The span columns and tags of an OTLP resource's attributes."""
     rest = dict(attributes)
     app = rest.pop(SERVICE_NAME, None)
@@ -329,7 +323,7 @@ def _strings(value: Any) -> tuple[str, ...]:
     return ()
 
 
-def _event(event: Any, scrub: re.Pattern[str]) -> Event:
+def _event(event: Any, scrub: Scrub) -> Event:
     time = _time_us(event.time_unix_nano, "event time_unix_nano")
     attributes = key_values(event.attributes)
     seq = level = logger = file = line = None
@@ -344,7 +338,7 @@ def _event(event: Any, scrub: re.Pattern[str]) -> Event:
         seq=time if seq is None else seq,
         level=truncate(level, 32) if isinstance(level, str) and level else "INFO",
         logger=_text_or_none(logger) or "",
-        message=truncate(event.name, MAX_MESSAGE_CHARS),
+        message=clean_text(event.name, scrub, MAX_MESSAGE_CHARS, ("events", "message")),
         file=_text_or_none(file),
         line=_int_or_none(line, _INT32),
         attributes=clean_attributes(attributes, scrub) if attributes else {},
@@ -359,14 +353,24 @@ class _Exception(NamedTuple):
     escaped: bool
 
 
-def _exception(event: Any, scrub: re.Pattern[str]) -> _Exception:
+def _exception(event: Any, scrub: Scrub) -> _Exception:
     attributes = key_values(event.attributes)
     escaped = attributes.get("exception.escaped")
     return _Exception(
         time=_time_us(event.time_unix_nano, "event time_unix_nano"),
         type=_text_or_none(attributes.get("exception.type"), 512) or "",
-        message=truncate(_tag_text(attributes.get("exception.message") or ""), MAX_MESSAGE_CHARS),
-        traceback=truncate(_tag_text(attributes.get("exception.stacktrace") or ""), 65_536),
+        message=clean_text(
+            _tag_text(attributes.get("exception.message") or ""),
+            scrub,
+            MAX_TEXT_CHARS,
+            ("error_message",),
+        ),
+        traceback=clean_text(
+            _tag_text(attributes.get("exception.stacktrace") or ""),
+            scrub,
+            MAX_TRACEBACK_CHARS,
+            ("error_traceback",),
+        ),
         escaped=escaped is True or escaped == "true",
     )
 
@@ -378,7 +382,7 @@ def map_span(
     *,
     namespace: str,
     trace_ids: TraceIds,
-    scrub: re.Pattern[str],
+    scrub: Scrub,
 ) -> FinishedSpan:
     """One OTLP ``Span`` as a span-tree record.
 
@@ -427,12 +431,14 @@ def map_span(
         escaped = [index for index, exc in enumerate(exceptions) if exc.escaped]
         if exceptions:
             chosen = exceptions.pop(escaped[-1] if escaped else len(exceptions) - 1)
-            message = chosen.message or span.status.message
-            error = (chosen.type or "Error", truncate(message, MAX_MESSAGE_CHARS), chosen.traceback)
+            message = chosen.message or clean_text(
+                span.status.message, scrub, MAX_TEXT_CHARS, ("error_message",)
+            )
+            error = (chosen.type or "Error", message, chosen.traceback)
         else:
             error = (
                 _error_type(attributes),
-                truncate(span.status.message, MAX_MESSAGE_CHARS),
+                clean_text(span.status.message, scrub, MAX_TEXT_CHARS, ("error_message",)),
                 None,
             )
         level = max(level, 40)
@@ -449,7 +455,7 @@ def map_span(
         span_id=span_id,  # type: ignore[arg-type]  # required ids are never None
         parent_id=parent_id,
         seq=start if seq is None else seq,
-        name=truncate(span.name, 1024) or "<unnamed>",
+        name=clean_text(span.name, scrub, MAX_NAME_CHARS, ("name",)) or "<unnamed>",
         kind=KIND_NAMES.get(span.kind, "internal"),
         status=STATUS_FAILED if failed else STATUS_SUCCEEDED,
         level=_level_name(level),
@@ -510,12 +516,13 @@ def _note(reasons: list[str], reason: str) -> None:
         reasons.append(reason)
 
 
-def records_from_traces(request: Any, *, namespace: str, scrub: re.Pattern[str]) -> Mapped:
+def records_from_traces(request: Any, *, namespace: str, scrub: Scrub) -> Mapped:
     """The records of an ``ExportTraceServiceRequest``; bad spans are rejected one by one."""
     records: list[FinishedSpan] = []
     rejected = 0
     reasons: list[str] = []
     trace_ids = TraceIds()
+    scrub = scrubber(scrub)  # once per request: it caches verdicts on keys and short texts
     for resource_spans in request.resource_spans:
         resource = map_resource(key_values(resource_spans.resource.attributes), scrub)
         for scope_spans in resource_spans.scope_spans:
@@ -572,7 +579,7 @@ def _severity(record: Any) -> str:
     }[word]
 
 
-def _log_event(record: Any, logger: str, scrub: re.Pattern[str]) -> Event:
+def _log_event(record: Any, logger: str, scrub: Scrub) -> Event:
     nanos = record.time_unix_nano or record.observed_time_unix_nano
     time = _time_us(nanos, "time_unix_nano")
     attributes = key_values(record.attributes)
@@ -589,14 +596,14 @@ def _log_event(record: Any, logger: str, scrub: re.Pattern[str]) -> Event:
         seq=time,
         level=_severity(record),
         logger=truncate(logger, 256),
-        message=truncate(message, MAX_MESSAGE_CHARS),
+        message=clean_text(message, scrub, MAX_MESSAGE_CHARS, ("events", "message")),
         file=_text_or_none(file),
         line=_int_or_none(line, _INT32),
         attributes=clean_attributes(attributes, scrub) if attributes else {},
     )
 
 
-def records_from_logs(request: Any, *, namespace: str, scrub: re.Pattern[str]) -> Mapped:
+def records_from_logs(request: Any, *, namespace: str, scrub: Scrub) -> Mapped:
     """The records of an ``ExportLogsServiceRequest``.
 
     Logs live inside spans in span-tree. OTel sends a span and its logs separately (in
@@ -612,6 +619,7 @@ def records_from_logs(request: Any, *, namespace: str, scrub: re.Pattern[str]) -
     rejected = 0
     reasons: list[str] = []
     trace_ids = TraceIds()
+    scrub = scrubber(scrub)
     for resource_logs in request.resource_logs:
         resource = map_resource(key_values(resource_logs.resource.attributes), scrub)
         groups: dict[tuple[str | None, str | None], list[Event]] = {}

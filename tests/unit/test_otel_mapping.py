@@ -387,3 +387,27 @@ async def test_receiver_without_the_extra_answers_501_naming_it(
         native = await client.post("/v1/spans", json={"spans": []}, headers={"X-API-Key": key})
     assert (501, True) == (response.status_code, "span-tree[otel]" in response.text)
     assert 202 == native.status_code
+
+
+def test_secret_looking_text_from_otel_is_scrubbed() -> None:
+    """Secrets in foreign attribute values, names, events and error messages are not stored."""
+    events = [
+        ("connecting to postgres://app:pg-hunter2@db:5432/main", 10, {}),
+        (
+            "exception",
+            20,
+            {"exception.type": "DbError", "exception.message": "dsn password=libpq-secret"},
+        ),
+    ]
+    request = request_with(
+        {
+            "name": "GET /login?token=abc123secret",
+            "attributes": {"db.url": "postgres://app:pg-hunter2@db/main", "nested": {"pw": "x"}},
+            "events": events,
+        }
+    )
+    (record,) = mapped(request).records
+    stored = repr(record)
+    assert [] == [
+        secret for secret in ("pg-hunter2", "libpq-secret", "abc123secret") if secret in stored
+    ]
