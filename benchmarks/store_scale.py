@@ -316,21 +316,21 @@ def _spantree() -> list[str]:
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "span_tree.cli"]
 
 
-def _cold(argv: list[str], env: dict[str, str]) -> tuple[float, float, str]:
-    """Wall seconds and peak RSS (MiB) of one fresh process, and its stdout."""
-    import psutil
+def _cold(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MiB) of one fresh process (output discarded)."""
+    import tempfile
 
-    started = time.perf_counter()
-    process = psutil.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    # The kernel's peak RSS of the child (wait4 ru_maxrss), interpreter start included.
-    _, status, usage = os.wait4(process.pid, 0)
-    wall = time.perf_counter() - started
-    peak = usage.ru_maxrss / 1024
-    out = process.stdout.read().decode() if process.stdout else ""
-    err = process.stderr.read().decode() if process.stderr else ""
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(f"{argv[:3]} failed: {err.strip()[-500:]}")
-    return wall, peak, out
+    with tempfile.TemporaryFile() as errors:
+        started = time.perf_counter()
+        process = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=errors)
+        # The kernel's peak RSS of the child (wait4 ru_maxrss), interpreter start included.
+        _, status, usage = os.wait4(process.pid, 0)
+        wall = time.perf_counter() - started
+        process.returncode = os.waitstatus_to_exitcode(status)
+        if process.returncode != 0:
+            errors.seek(0)
+            raise RuntimeError(f"{argv[:3]} failed: {errors.read().decode()[-500:]}")
+    return wall, usage.ru_maxrss / 1024
 
 
 def _plain_argv(query: str) -> list[str]:
@@ -359,8 +359,8 @@ def compare(root: Path, queries: list[str], repeats: int) -> list[dict[str, Any]
         _cold(ours_argv, env)  # warm the page cache for both
         _cold(plain_argv, env)
         for _ in range(repeats):
-            ours.append(_cold(ours_argv, env)[:2])
-            plain.append(_cold(plain_argv, env)[:2])
+            ours.append(_cold(ours_argv, env))
+            plain.append(_cold(plain_argv, env))
         row = {
             "query": name,
             "spantree_s": statistics.median(w for w, _ in ours),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
 
 import pytest
@@ -10,6 +11,8 @@ import pytest
 # Failures of span_tree's own code are absorbed on the caller's thread in production;
 # under our tests they raise, so that such bugs stay visible (tests of the guard unset it).
 os.environ.setdefault("SPANTREE_RAISE_INTERNAL_ERRORS", "1")
+# Readers remember bad files and running spans in the user's cache: not ours under test.
+os.environ.setdefault("SPANTREE_CACHE_DIR", tempfile.mkdtemp(prefix="spantree-test-cache-"))
 
 import span_tree
 from span_tree import _runtime, _threads

@@ -22,7 +22,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from span_tree.analytics._source import cache_dir, sql_string
+from span_tree.analytics._source import cache_dir, read_spans_sql, sql_string
 
 _KEYS_SCHEMA = pa.schema(
     [
@@ -109,10 +109,8 @@ def create_cached_view(con: duckdb.DuckDBPyConnection, keys: Sequence[Key]) -> N
     by), and there only ``started`` rows; nothing at all when there are none.
     """
     if not keys:
-        con.execute(
-            "CREATE OR REPLACE VIEW running_spans AS"
-            " SELECT * FROM idempotent_span_versions WHERE false"
-        )
+        # The anchor alone: no store file to bind when a query reads `spans`.
+        con.execute(f"CREATE OR REPLACE VIEW running_spans AS {read_spans_sql([])}")
         return
     table = pa.Table.from_pylist(
         [dict(zip(_KEYS_SCHEMA.names, key, strict=True)) for key in keys], schema=_KEYS_SCHEMA

@@ -31,7 +31,13 @@ from span_tree.analytics._source import (
     read_spans_sql,
     readable_annotations,
 )
-from span_tree.analytics._views import VIEW_NAMES, create_views, view_description, view_sql
+from span_tree.analytics._views import (
+    VIEW_NAMES,
+    create_views,
+    view_description,
+    view_sql,
+    views_named,
+)
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -108,6 +114,7 @@ class Store:
         self._annotation_files: list[str] = []
         self._problems: list[str] = []
         self._views_ready = False
+        self._views: set[str] = set()  # the views created so far (see _need_views)
         self._running_ready = False
 
     # -- lifecycle -------------------------------------------------------------------
@@ -158,6 +165,12 @@ class Store:
             before.first_date = listing.first_date
             self._add_problems(problems)
             return
+        if not self._views_ready:
+            # Views are created over roots that read no store file: creating a view binds
+            # it, and binding a read_parquet of many files costs a look at each of them.
+            create_span_views(self._con, Listing())
+            create_annotation_view(self._con, [])
+            self._views_ready = True
         self._listing = listing
         create_span_views(self._con, listing)
         self._annotation_files = annotations
@@ -169,9 +182,6 @@ class Store:
             self._annotation_files, bad = readable_annotations(self._con, annotations)
             problems += bad
             create_annotation_view(self._con, self._annotation_files)
-        if not self._views_ready:
-            create_views(self._con)
-            self._views_ready = True
         self._running_ready = False
         self._add_problems(problems)
 
@@ -182,6 +192,29 @@ class Store:
         self._problems += new
         if self.on_problem is not None:
             self.on_problem(new)
+
+    def _need_views(self, query: str | None) -> None:
+        """Create the views ``query`` reads (``None``: every view) that do not exist yet.
+
+        The views are first created over roots that read no store file (binding a view
+        over many files costs a look at each), then the roots are pointed at the files.
+        """
+        wanted = views_named(query) if query is not None else set(VIEW_NAMES)
+        missing = wanted - self._views
+        if not missing:
+            return
+        if not self._views_ready:
+            create_span_views(self._con, Listing())
+            create_annotation_view(self._con, [])
+            self._views_ready = True
+        listing = self._listing
+        if listing is not None and listing.files:
+            create_span_views(self._con, Listing())
+        try:
+            self._views |= create_views(self._con, missing | self._views)
+        finally:
+            if listing is not None and listing.files:
+                create_span_views(self._con, listing)
 
     def _prepare_running(self) -> None:
         """Point ``running_spans`` at the known running spans (see ``_running``).
@@ -223,7 +256,9 @@ class Store:
         _running.create_cached_view(self._con, keys)
         self._running_ready = True
 
-    def _retrying(self, run: Callable[[], _T], *, first_date: str | None = None) -> _T:
+    def _retrying(
+        self, run: Callable[[], _T], *, first_date: str | None = None, query: str | None = ""
+    ) -> _T:
         """``run()`` under the lock over a listing from ``first_date`` on, recovering once
         per bad file or vanished file.
 
@@ -235,8 +270,10 @@ class Store:
             recoveries = 0
             while True:
                 try:
+                    self._need_views(query)
                     self._ensure(first_date)
-                    self._prepare_running()
+                    if "running_spans" in self._views:
+                        self._prepare_running()
                     return run()
                 except duckdb.Error as error:
                     recoveries += 1
@@ -275,11 +312,13 @@ class Store:
         return True
 
     def _read_all(self, files: list[str]) -> None:
-        """Read every column of every row of ``files`` (raises on a bad one)."""
-        listed = read_spans_sql(files, by_name=True).replace(
-            "SELECT ", "SELECT count(COLUMNS(*)) FROM (SELECT ", 1
-        )
-        self._con.execute(listed + ")").fetchall()
+        """Decode every value of every column of ``files`` (raises on a bad one).
+
+        A hash of each column: counting would be answered from page headers and
+        statistics without decoding the values that may be damaged.
+        """
+        rows = read_spans_sql(files, by_name=True)
+        self._con.execute(f"SELECT bit_xor(hash(COLUMNS(*))) FROM ({rows})").fetchall()
 
     def _leave_out(self, found: list[tuple[str, str]]) -> None:
         assert self._listing is not None
@@ -342,7 +381,7 @@ class Store:
             QueryError: syntax error, unknown view or column, wrong parameters.
         """
         try:
-            relation = self._retrying(lambda: self._con.sql(query, params=params))
+            relation = self._retrying(lambda: self._con.sql(query, params=params), query=query)
         except duckdb.Error as error:
             raise QueryError(_one_message(error)) from None
         if relation is None:
@@ -377,7 +416,7 @@ class Store:
             return relation.to_arrow_table()
 
         try:
-            return self._retrying(run, first_date=first_date)
+            return self._retrying(run, first_date=first_date, query=query)
         except duckdb.Error as error:
             raise QueryError(_one_message(error)) from None
 
@@ -448,7 +487,7 @@ class Store:
             return infos
 
         try:
-            return self._retrying(run)
+            return self._retrying(run, query=None)
         except duckdb.Error as error:
             raise StoreError(f"cannot read store {self.url}: {_one_message(error)}") from None
 
@@ -734,7 +773,7 @@ class _Relation:
                 self._relation = store._con.sql(self._query, params=self._params)
                 return getattr(self._relation, name)(*args, **kwargs)
 
-            return store._retrying(again)
+            return store._retrying(again, query=self._query)
 
         return fetch
 

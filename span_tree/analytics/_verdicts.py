@@ -31,7 +31,7 @@ _LIMIT = 10_000  # verdicts kept per cache file, newest first
 _CORRUPTION_RE = re.compile(
     r"don't know what type|thrift|decompress|corrupt|invalid (page|dictionary|encoding|"
     r"string)|snappy|zstd|lz4|gzip|brotli|unexpected end|out of buffer|magic bytes|"
-    r"parquet|page header|deserializ",
+    r"parquet|page header|deserializ|TProtocolException|invalid data",
     re.IGNORECASE,
 )
 _QUOTED_RE = re.compile(r"\"([^\"]+)\"|'([^']+)'")

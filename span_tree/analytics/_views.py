@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from importlib import resources
 
 import duckdb
@@ -43,7 +44,30 @@ def view_description(name: str) -> str:
     return " ".join(lines)
 
 
-def create_views(con: duckdb.DuckDBPyConnection) -> None:
-    """Create every view on ``con`` (the root views must exist already)."""
+_WORD_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def views_named(text: str) -> set[str]:
+    """The views ``text`` (a query) may read, with the views those read, recursively.
+
+    A word match: it may name a view the query does not read (in a string, say), never
+    miss one it does.
+    """
+    wanted = {word.lower() for word in _WORD_RE.findall(text)} & set(VIEW_NAMES)
+    for name in reversed(VIEW_NAMES):  # each view reads only views declared before it
+        if name in wanted:
+            wanted |= {word.lower() for word in _WORD_RE.findall(view_sql(name))} & set(VIEW_NAMES)
+    return wanted
+
+
+def create_views(con: duckdb.DuckDBPyConnection, names: set[str] | None = None) -> set[str]:
+    """Create the views ``names`` (default: all) on ``con``, in dependency order.
+
+    Creating a view binds it (a few milliseconds each, some of them nested): a query
+    that reads one view needs only it and what it reads. Returns the names created.
+    """
+    chosen = set(VIEW_NAMES) if names is None else names
     for name in VIEW_NAMES:
-        con.execute(view_sql(name))
+        if name in chosen:
+            con.execute(view_sql(name))
+    return chosen
