@@ -164,8 +164,14 @@ _CACHE_ENTRIES = 4096
 
 
 def scrub_pattern(keys: Iterable[str]) -> re.Pattern[str]:
-    """Compile the case-insensitive pattern that marks a key as sensitive (fragments)."""
+    """Compile the case-insensitive pattern that marks a key as sensitive (fragments).
+
+    The default list gives the default patterns (``DEFAULT_KEY_PATTERN``), so every
+    caller asking for the defaults scrubs by the one rule.
+    """
     keys = list(keys)
+    if tuple(keys) == DEFAULT_SCRUB_KEYS:
+        return DEFAULT_KEY_PATTERN
     if not keys:
         return NEVER
     return re.compile("|".join(re.escape(key) for key in keys), re.IGNORECASE)

@@ -273,3 +273,12 @@ def test_long_log_messages_are_bounded(
         app_logger().info("m" * (MAX_MESSAGE_CHARS + 10))
     message = only(memory_sink).events[0].message
     assert message.endswith("…[truncated 10 chars]")
+
+
+def test_the_default_key_list_means_the_default_rule_everywhere() -> None:
+    """scrub_pattern(DEFAULT_SCRUB_KEYS) (the OTLP mapping's) is the core's default rule."""
+    from span_tree._sanitize import DEFAULT_KEY_PATTERN, DEFAULT_SCRUB_KEYS, scrub_pattern
+
+    pattern = scrub_pattern(DEFAULT_SCRUB_KEYS)
+    assert DEFAULT_KEY_PATTERN is pattern
+    assert (None, True) == (pattern.search("author"), bool(pattern.search("x-auth-token")))
