@@ -269,7 +269,13 @@ def test_dictconfig_replacing_root_handlers_is_recovered_at_next_trace(
     import logging.config
 
     logging.config.dictConfig(
-        {"version": 1, "root": {"level": "INFO", "handlers": []}, "incremental": False}
+        {
+            "version": 1,
+            "root": {"level": "INFO", "handlers": []},
+            "incremental": False,
+            # The default (True) would disable every logger other tests already made.
+            "disable_existing_loggers": False,
+        }
     )
     try:
         with span_tree.span("after-dictconfig"):
