@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from span_tree import _logging, _runtime
+from span_tree import _logging, _runtime, _span
 from span_tree._processor import BatchProcessor, SinkFactory
 from span_tree._runtime import Settings
 from span_tree._sanitize import (
@@ -78,9 +78,7 @@ def _env_warning(message: str) -> None:
     """Say once (per message) that a ``SPANTREE_*`` variable was not understood."""
     import warnings
 
-    from span_tree._span import SpanTreeWarning
-
-    warnings.warn(message, SpanTreeWarning, stacklevel=3)
+    warnings.warn(message, _span.SpanTreeWarning, stacklevel=3)
 
 
 def _env_flag(name: str) -> bool | None:
@@ -213,9 +211,13 @@ def configure(
         batch_size=batch_size,
         schedule_delay=schedule_delay,
         on_full=on_full,
+        convert=_span.to_records,
+        on_worker_start=_span.suppress_tracing,
     )
-    old = _runtime.processor
-    _runtime.set_state(settings=settings, processor=new_processor, enabled=enabled)
+    old = _runtime.state.processor
+    _runtime.state.settings = settings
+    _runtime.state.processor = new_processor
+    _runtime.state.enabled = enabled
     if old is not None:
         old.shutdown(timeout=exit_timeout)
 
@@ -227,10 +229,10 @@ def configure(
         _threads.unpatch_threads()
     if capture_logging:
         _logging.install_handler(log_level)
-        _runtime.set_state(on_new_trace=_logging.reattach_handler)
+        _runtime.state.on_new_trace = _logging.reattach_handler
     else:
         _logging.uninstall_handler()
-        _runtime.set_state(on_new_trace=None)
+        _runtime.state.on_new_trace = None
     _install_exit_hooks()
 
 
@@ -345,21 +347,21 @@ def flush(timeout: float = 5.0) -> bool:
     Returns:
         True when everything was handed to the sinks within ``timeout`` seconds.
     """
-    processor = _runtime.processor
+    processor = _runtime.state.processor
     return True if processor is None else processor.flush(timeout)
 
 
 def shutdown(timeout: float | None = None) -> bool:
     """Flush and stop tracing; later spans are not recorded until ``configure()``."""
-    processor = _runtime.processor
+    processor = _runtime.state.processor
     if processor is None:
         return True
-    return processor.shutdown(_runtime.settings.exit_timeout if timeout is None else timeout)
+    return processor.shutdown(_runtime.state.settings.exit_timeout if timeout is None else timeout)
 
 
 def stats() -> dict[str, Any]:
     """Counters of the tracing pipeline: queued, dropped, per-sink exports and errors."""
-    processor = _runtime.processor
+    processor = _runtime.state.processor
     result: dict[str, Any] = processor.stats() if processor else {"queued": 0, "dropped": 0}
     result["late_events"] = _runtime.stats.late_events
     result["listener_errors"] = _runtime.stats.listener_errors
@@ -420,7 +422,7 @@ def _flush_at_exit() -> None:
 
 def _exit_stage(*, stop: bool) -> None:
     global _exit_deadline, _early_flush_done
-    processor = _runtime.processor
+    processor = _runtime.state.processor
     if processor is None:
         return
     with _exit_lock:
@@ -430,7 +432,7 @@ def _exit_stage(*, stop: bool) -> None:
             _early_flush_done = True
         now = time.monotonic()
         if _exit_deadline is None:
-            _exit_deadline = now + _runtime.settings.exit_timeout
+            _exit_deadline = now + _runtime.state.settings.exit_timeout
         remaining = _exit_deadline - now
     try:
         unkept = processor.exit_flush(remaining, stop=stop)
@@ -445,7 +447,7 @@ def _exit_stage(*, stop: bool) -> None:
         if stop and unkept:
             _report(
                 f"span_tree: {unkept} spans could not be written or spooled within "
-                f"exit_timeout={_runtime.settings.exit_timeout:g}s and are lost"
+                f"exit_timeout={_runtime.state.settings.exit_timeout:g}s and are lost"
             )
     except Exception as error:  # the exit of the application must go on
         _report(f"span_tree: flush at exit failed: {error!r}"[:400])
@@ -455,10 +457,10 @@ def _sigterm_handler(previous: Any) -> Callable[[int, Any], None]:
     def on_sigterm(signum: int, frame: Any) -> None:
         if callable(previous):
             # The application decides whether to exit: flush, keep tracing.
-            processor = _runtime.processor
+            processor = _runtime.state.processor
             if processor is not None:
                 with contextlib.suppress(Exception):
-                    processor.exit_flush(_runtime.settings.exit_timeout, stop=False)
+                    processor.exit_flush(_runtime.state.settings.exit_timeout, stop=False)
                     processor.end_exit()
             previous(signum, frame)
             return
@@ -489,8 +491,6 @@ def _fail_open_spans(signum: int, frame: Any) -> int:
     import gc
     import traceback
 
-    from span_tree import _span
-
     name = signal.Signals(signum).name
     open_spans = [
         item
@@ -517,3 +517,8 @@ def _fail_open_spans(signum: int, frame: Any) -> int:
 def _report(message: str) -> None:
     with contextlib.suppress(Exception):
         print(message, file=sys.stderr, flush=True)
+
+
+# The first span of a process that never called configure() configures from the
+# environment: the runtime (a lower layer) calls this through its state.
+_runtime.state.configure = configure

@@ -20,11 +20,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from span_tree._context import current_span_var
 from span_tree._record import FinishedSpan
 from span_tree.typing import Sink
 
 SinkFactory = Callable[[], Sink]
+# Turns a batch of queued items (live spans, ready records) into records for the sinks.
+BatchConverter = Callable[[list[Any]], list[FinishedSpan]]
+
+
+def _records_as_they_are(items: list[Any]) -> list[FinishedSpan]:
+    return items
+
 
 # While running, a line about dropped or lost spans is printed at most this often.
 LOSS_REPORT_INTERVAL = 60.0
@@ -61,6 +67,10 @@ class BatchProcessor:
             counts as hung: producers then drop (and count) instead of waiting, until the
             worker takes a batch again. A slow sink slows producers down; a stuck one
             costs them at most this once.
+        convert: turns a batch of queued items into records (configure passes the
+            span layer's converter of live spans; the default takes records as they are).
+        on_worker_start: called first on the worker thread (configure passes what keeps
+            the worker's own logging and library calls from being traced).
         batch_size: spans per export call; a full batch wakes the worker early.
         schedule_delay: seconds the worker waits before exporting a partial batch.
     """
@@ -74,10 +84,14 @@ class BatchProcessor:
         schedule_delay: float = 0.5,
         on_full: str = "block",
         max_block: float = 2.0,
+        convert: BatchConverter = _records_as_they_are,
+        on_worker_start: Callable[[], None] | None = None,
     ) -> None:
         if on_full not in ("block", "drop"):
             raise ValueError(f"on_full must be 'block' or 'drop', not {on_full!r}")
         self._factories = list(sink_factories)
+        self._convert = convert
+        self._on_worker_start = on_worker_start
         self._max_queue_size = max_queue_size
         self._max_block = max_block if on_full == "block" else 0.0
         # Set after a producer's wait for room timed out (a hung sink): drop without
@@ -285,10 +299,8 @@ class BatchProcessor:
             worker.start()
 
     def _run(self) -> None:
-        from span_tree._span import SUPPRESSED
-
-        # Nothing this thread does (sinks logging, libraries they call) is traced.
-        current_span_var.set(SUPPRESSED)
+        if self._on_worker_start is not None:
+            _quietly(self._on_worker_start)
         self._sinks = self._build_sinks()
         if self._sink_deadline is not None:  # the exit began while the sinks started
             for sink, _ in self._sinks:
@@ -328,8 +340,7 @@ class BatchProcessor:
         return sinks
 
     def _export_queued(self) -> None:
-        from span_tree._span import Span, to_record
-
+        convert = self._convert
         queue = self._queue
         popleft = queue.popleft
         while queue:
@@ -338,7 +349,7 @@ class BatchProcessor:
             self._stalled = False
             self._room.set()
             try:
-                batch = [to_record(item) if item.__class__ is Span else item for item in items]
+                batch = convert(items)
             except Exception:
                 batch = self._convert_one_by_one(items)
             if batch:
@@ -346,12 +357,10 @@ class BatchProcessor:
 
     def _convert_one_by_one(self, items: list[Any]) -> list[FinishedSpan]:
         """The slow path after a conversion failed: keep every span that converts."""
-        from span_tree._span import Span, to_record
-
         batch = []
         for item in items:
             try:
-                batch.append(to_record(item) if isinstance(item, Span) else item)
+                batch.extend(self._convert([item]))
             except Exception as error:
                 self.converted_errors += 1
                 name = _bounded(item.name)

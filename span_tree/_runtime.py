@@ -1,6 +1,6 @@
 """Process-wide tracing state: the active settings, processor and test listeners.
 
-Kept in one small module so the hot path reads plain module globals.
+Kept in one small module of the lowest layer: spans read it, configure writes it.
 """
 
 from __future__ import annotations
@@ -42,17 +42,32 @@ class Counters:
     internal_errors: int = 0  # failures of span_tree's own code absorbed on the caller's thread
 
 
-settings = Settings()
+@dataclass
+class State:
+    """What ``configure()`` set for this process (one instance: ``state``).
+
+    The instance is never replaced, only its fields, so the hot path may hold it.
+    """
+
+    settings: Settings = field(default_factory=Settings)
+    processor: BatchProcessor | None = None
+    enabled: bool = True
+    # Called when a trace starts in this process (configure() sets it when logging is
+    # captured).
+    on_new_trace: Callable[[], None] | None = None
+    # Set by span_tree.otel's context bridge: the (trace id, span id) of another tracer's
+    # open span when it is newer than the given current span-tree span (or there is
+    # none), else None.
+    foreign_parent: Callable[[Any], tuple[str, str] | None] | None = None
+    # The configure function, registered by the layer above (span_tree._config), so
+    # the first span can configure from the environment without importing upwards.
+    configure: Callable[[], None] | None = None
+
+
+state = State()
 stats = Counters()
-processor: BatchProcessor | None = None
-enabled = True
 pid = os.getpid()  # cached: read for every span record; reset in forked children
 listeners: list[Callable[[FinishedSpan], None]] = []
-# Called when a trace starts in this process (configure() sets it when logging is captured).
-on_new_trace: Callable[[], None] | None = None
-# Set by span_tree.otel's context bridge: the (trace id, span id) of another tracer's open
-# span when it is newer than the given current span-tree span (or there is none), else None.
-foreign_parent: Callable[[Any], tuple[str, str] | None] | None = None
 # Re-entrant: a span made while configuring (an import logging) must not deadlock.
 _configure_lock = threading.RLock()
 
@@ -62,17 +77,16 @@ def auto_configure() -> None:
     # Check and configure under one lock: threads starting their first spans at once
     # must not each build (and then shut down) a processor and its sinks.
     with _configure_lock:
-        if processor is not None:
+        if state.processor is not None or state.configure is None:
             return
-        from span_tree._config import configure
-
-        configure()  # everything from SPANTREE_* variables and the defaults
+        state.configure()  # everything from SPANTREE_* variables and the defaults
 
 
 def emit_snapshot(record: FinishedSpan) -> None:
     """Hand a ready record (a `started` version) to listeners and the processor."""
     if listeners:
         notify_listeners(record)
+    processor = state.processor
     if processor is not None:
         processor.on_end(record)
 
@@ -91,8 +105,3 @@ def _after_fork() -> None:
 
 
 os.register_at_fork(after_in_child=_after_fork)
-
-
-def set_state(**values: Any) -> None:
-    """Replace runtime globals (used by configure and the test helpers)."""
-    globals().update(values)

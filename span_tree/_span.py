@@ -48,6 +48,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 _LEVEL_NAMES = {10: "DEBUG", 20: "INFO", 30: "WARNING", 40: "ERROR", 50: "CRITICAL"}
 _time_ns = time.time_ns
+_state = _runtime.state  # never replaced, only its fields: one global lookup per read
 _current_thread = threading.current_thread
 # A private generator: user code calling random.seed() must not make span ids collide.
 _random = random.Random()
@@ -466,16 +467,16 @@ def _guarded_start(span: Span) -> bool:
 
 def _start(span: Span) -> bool:
     """Attach ``span`` to the current trace (or a new one) and start its clock."""
-    if _runtime.processor is None:
+    if _state.processor is None:
         _runtime.auto_configure()
     parent = current_span_var.get()
-    if parent is SUPPRESSED or not _runtime.enabled:
+    if parent is SUPPRESSED or not _state.enabled:
         return False
     options = span.options
-    if options is None and _runtime.foreign_parent is not None:
+    if options is None and _state.foreign_parent is not None:
         # Another tracer's open span newer than `parent` (span_tree.otel's bridge: an
         # OpenTelemetry span) is the parent: continue its trace like a remote one.
-        foreign = _runtime.foreign_parent(parent)
+        foreign = _state.foreign_parent(parent)
         if foreign is not None:
             options = (False, foreign)
     trace: TraceState
@@ -485,13 +486,13 @@ def _start(span: Span) -> bool:
     elif options is not None and options[1] is not None:
         # Continue a trace started in another process (W3C traceparent): same trace id,
         # parent span id from the caller; this process's part has its own local state.
-        trace = TraceState(options[1][0], dict(_runtime.settings.tags))
+        trace = TraceState(options[1][0], dict(_state.settings.tags))
         span.parent_id = options[1][1]
     else:
         links = (parent.trace_id,) if parent is not None else ()
-        trace = TraceState(new_trace_id(), dict(_runtime.settings.tags), links)
-        if _runtime.on_new_trace is not None:
-            _runtime.on_new_trace()
+        trace = TraceState(new_trace_id(), dict(_state.settings.tags), links)
+        if _state.on_new_trace is not None:
+            _state.on_new_trace()
         span.parent_id = None
     span.trace = trace
     span.span_id = f"{_random_bits(64):016x}"
@@ -560,9 +561,19 @@ def _finish(
                 _internal_error(error)
     if _runtime.listeners:
         _runtime.notify_listeners(to_record(span))
-    processor = _runtime.processor
+    processor = _state.processor
     if processor is not None:
         processor.on_end(span)
+
+
+def to_records(items: list[Any]) -> list[FinishedSpan]:
+    """The processor's converter: live spans frozen into records, ready records kept."""
+    return [to_record(item) if item.__class__ is Span else item for item in items]
+
+
+def suppress_tracing() -> None:
+    """Nothing this thread does from now on is traced (the processor's worker)."""
+    current_span_var.set(SUPPRESSED)
 
 
 UNNAMED = "<unnamed>"  # the recorded name of a span named ""
@@ -576,7 +587,7 @@ def to_record(span: Span, *, status: str | None = None) -> FinishedSpan:
         span: a started span.
         status: force a status (``started`` for the snapshot of a running span).
     """
-    settings = _runtime.settings
+    settings = _state.settings
     scrub = settings.scrub_pattern
     trace = span.trace
     assert trace is not None  # only started spans are recorded
@@ -760,7 +771,7 @@ def set_tags(**tags: Any) -> None:
     if span is not None:
         span.set_tags(**tags)
     else:
-        _runtime.settings.tags.update({k: safe_str(v) for k, v in tags.items()})
+        _state.settings.tags.update({k: safe_str(v) for k, v in tags.items()})
 
 
 def wrap(fn: F) -> F:

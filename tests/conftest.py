@@ -28,7 +28,8 @@ def reset_tracing() -> Iterator[MemorySink]:
     span_tree.shutdown(timeout=5)
     _threads.unpatch_threads()
     _runtime.listeners.clear()
-    _runtime.set_state(processor=None, enabled=True)
+    _runtime.state.processor = None
+    _runtime.state.enabled = True
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ Both libraries keep "the current span" in a ``ContextVar`` of their own. The bri
 lets each see the other's, whichever was opened last being the parent:
 
 - a span-tree span opened while an OTel span is the innermost open span becomes its
-  child (same trace, parent = the OTel span id); core asks ``_runtime.foreign_parent``;
+  child (same trace, parent = the OTel span id); core asks ``_runtime.state.foreign_parent``;
 - an OTel span opened while a span-tree span is the innermost open span becomes its
   child: OTel's runtime context is wrapped so that its "current span" is then a
   non-recording stand-in carrying the span-tree span's ids, plus ``spantree=<KSUID>``
@@ -133,7 +133,7 @@ def install_context_bridge() -> None:
             return
         bridged = _BridgedRuntimeContext(otel_context._RUNTIME_CONTEXT)
         otel_context._RUNTIME_CONTEXT = bridged  # type: ignore[assignment]
-        _runtime.set_state(foreign_parent=bridged.foreign_parent)
+        _runtime.state.foreign_parent = bridged.foreign_parent
         _installed = bridged
 
 
@@ -144,5 +144,5 @@ def uninstall_context_bridge() -> None:
         if _installed is None:
             return
         otel_context._RUNTIME_CONTEXT = _installed.inner
-        _runtime.set_state(foreign_parent=None)
+        _runtime.state.foreign_parent = None
         _installed = None

@@ -55,7 +55,7 @@ class SpanTreeExporter(SpanExporter):
             self.failed_exports += 1
             return SpanExportResult.FAILURE
         if self._sinks is None:
-            if _runtime.processor is None:
+            if _runtime.state.processor is None:
                 _runtime.auto_configure()
             for record in records:
                 _runtime.emit_snapshot(record)
@@ -69,7 +69,7 @@ class SpanTreeExporter(SpanExporter):
         return SpanExportResult.SUCCESS
 
     def _records(self, spans: Sequence[ReadableSpan]) -> list[FinishedSpan]:
-        settings = _runtime.settings
+        settings = _runtime.state.settings
         mapped = records_from_traces(
             encode_spans(spans),
             namespace=self._namespace or settings.namespace,
@@ -92,7 +92,7 @@ class SpanTreeExporter(SpanExporter):
         """Flush the sinks (span-tree's pipeline, or the given sinks)."""
         timeout = timeout_millis / 1000
         if self._sinks is None:
-            processor = _runtime.processor
+            processor = _runtime.state.processor
             return True if processor is None else processor.flush(timeout)
         with self._lock:
             return all(_quiet(sink.force_flush, timeout) for sink in self._sinks)

@@ -165,7 +165,7 @@ def test_internal_failure_is_counted_and_warned_once(
     production_guard: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A bug of ours at span end never reaches the caller: counted, one warning."""
-    processor = _runtime.processor
+    processor = _runtime.state.processor
     assert processor is not None
 
     def broken_on_end(span: object) -> None:
@@ -185,7 +185,7 @@ def test_internal_failure_keeps_the_application_exception(
     production_guard: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """When span end fails while the user's exception escapes, the user's exception wins."""
-    processor = _runtime.processor
+    processor = _runtime.state.processor
     assert processor is not None
     monkeypatch.setattr(processor, "on_end", lambda span: 1 / 0)
 
@@ -207,7 +207,7 @@ def test_internal_failure_keeps_the_application_exception(
 
 def test_internal_failure_raises_under_the_test_suite(monkeypatch: pytest.MonkeyPatch) -> None:
     """SPANTREE_RAISE_INTERNAL_ERRORS=1 (set for this suite) makes such bugs visible."""
-    processor = _runtime.processor
+    processor = _runtime.state.processor
     assert processor is not None
     monkeypatch.setenv("SPANTREE_RAISE_INTERNAL_ERRORS", "1")
     monkeypatch.setattr(processor, "on_end", lambda span: 1 / 0)

@@ -197,8 +197,8 @@ def test_environment_fills_resource_fields_and_tags(
 
 def test_app_defaults_to_script_name(memory_sink: MemorySink) -> None:
     """Without `app`, the application name is the running script's name."""
-    assert _config._script_name() == _runtime.settings.app
-    assert "" != _runtime.settings.app
+    assert _config._script_name() == _runtime.state.settings.app
+    assert "" != _runtime.state.settings.app
 
 
 def test_configure_again_replaces_and_flushes_previous_sinks() -> None:
@@ -239,10 +239,10 @@ def test_first_span_without_configure_auto_configures(
 ) -> None:
     """A span before any `configure()` configures from the environment (silent in tests)."""
     span_tree.shutdown(timeout=5)
-    _runtime.set_state(processor=None)
+    _runtime.state.processor = None
     with span_tree.span("auto"):
         pass
-    assert _runtime.processor is not None
+    assert _runtime.state.processor is not None
     assert span_tree.flush(5.0)
     assert ("", "") == tuple(capsys.readouterr())
 
@@ -250,7 +250,7 @@ def test_first_span_without_configure_auto_configures(
 def test_flush_and_stats_without_processor() -> None:
     """`flush`, `shutdown` and `stats` work before anything was configured."""
     span_tree.shutdown(timeout=5)
-    _runtime.set_state(processor=None)
+    _runtime.state.processor = None
     assert span_tree.flush(0.1)
     assert span_tree.shutdown(0.1)
     assert 0 == span_tree.stats()["dropped"]
@@ -290,9 +290,9 @@ def test_first_spans_of_several_threads_configure_once(monkeypatch: pytest.Monke
         time.sleep(0.2)  # widen the window in which other threads would see no processor
         real(**options)
 
-    monkeypatch.setattr(_config, "configure", slow_configure)
+    monkeypatch.setattr(_runtime.state, "configure", slow_configure)
     span_tree.shutdown(timeout=5)
-    _runtime.set_state(processor=None)
+    _runtime.state.processor = None
     start = threading.Barrier(4)
 
     def first_span() -> None:

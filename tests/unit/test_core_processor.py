@@ -258,7 +258,7 @@ def test_replaced_processor_is_freed() -> None:
     with span_tree.span("x"):
         pass
     assert span_tree.flush(5.0)
-    processor = _runtime.processor
+    processor = _runtime.state.processor
     assert processor is not None
     old, worker = weakref.ref(processor), processor._worker
     del processor
