@@ -44,7 +44,9 @@ async def test_async_and_logged_errors_store_no_wrapper_frame(memory_sink: Memor
         try:
             await wrapped()
         except KeyError:
-            logging.getLogger("test").exception("caught")
+            logger = logging.getLogger(f"{__name__}.caught")
+            logger.disabled = False  # an earlier test's dictConfig may have disabled it
+            logger.exception("caught")
     assert span_tree.flush(5)
     by_name = {span.name: span for span in memory_sink.spans}
     failed = by_name[_async_inner.__qualname__].error_traceback or ""
