@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -20,8 +21,9 @@ PORTS = range(18500, 18600)
 
 
 def port_in_range() -> int:
-    """A free loopback port of ``PORTS``."""
-    for port in PORTS:
+    """A free loopback port of ``PORTS``, tried in random order (test runs of several
+    people on one machine share the range: the lowest free port would collide)."""
+    for port in random.sample(PORTS, len(PORTS)):
         with socket.socket() as sock:
             try:
                 sock.bind(("127.0.0.1", port))

@@ -210,7 +210,7 @@ def test_otlp_json_body_with_hex_ids(receiver: OtlpReceiver) -> None:
     rows = sql_rows(
         receiver.store, "select kind, duration_us, attributes from spans where name = 'json-span'"
     )
-    assert [["client", 2000, '{"n":7,"otel.scope.name":"manual"}']] == [
+    assert [["client", 2000, {"n": 7, "otel.scope.name": "manual"}]] == [
         list(row.values()) for row in rows
     ]
 
