@@ -384,7 +384,7 @@ def test_http_attributes_on_server_and_client_spans(workload: Workload) -> None:
         "json",
         store=workload.store,
     )
-    rows = {row["kind"]: json.loads(row["attributes"]) for row in json.loads(out)}
+    rows = {row["kind"]: row["attributes"] for row in json.loads(out)}
     server, client = rows["server"], rows["client"]
     assert {
         "http.request.method": "GET",
