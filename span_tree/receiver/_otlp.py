@@ -52,6 +52,8 @@ _RPC_CODES = {400: 3, 401: 16, 413: 8, 415: 3, 429: 8, 501: 12, 503: 14}
 
 class _Refused(Exception):
     def __init__(self, status: int, message: str, retry_after: int | None = None) -> None:
+        # Bounded: a decoder's message may quote the offending value (any size).
+        message = message if len(message) <= 500 else message[:500] + "…"
         super().__init__(message)
         self.status = status
         self.message = message
