@@ -338,45 +338,56 @@ def _plain_argv(query: str) -> list[str]:
     return [sys.executable, "-c", code]
 
 
+# Start-up alone: what the CLI imports before it reads anything, next to `import duckdb`.
+STARTUP_OURS = "import span_tree.cli, span_tree._commands.query, span_tree.analytics._formats"
+STARTUP_PLAIN = "import duckdb"
+
+
 def compare(root: Path, queries: list[str], repeats: int) -> list[dict[str, Any]]:
-    """Cold ``spantree sql`` vs cold plain DuckDB, alternating, medians of ``repeats``."""
+    """Cold ``spantree sql`` vs cold plain DuckDB, alternating, medians of ``repeats``.
+
+    ``startup`` compares the imports alone (no store read).
+    """
     env = {**os.environ, "SPANTREE_STORE": str(root)}
     src = PLAIN_SOURCE.format(glob=f"{root}/spans/**/*.parquet")
     rows = []
     for name in queries:
-        ours_argv = [
-            *_spantree(),
-            "sql",
-            "--store",
-            str(root),
-            "--format",
-            "csv",
-            VIEW_QUERIES[name],
-        ]
-        plain_argv = _plain_argv(PLAIN_QUERIES[name].format(src=src))
-        ours: list[tuple[float, float]] = []
-        plain: list[tuple[float, float]] = []
-        _cold(ours_argv, env)  # warm the page cache for both
-        _cold(plain_argv, env)
-        for _ in range(repeats):
-            ours.append(_cold(ours_argv, env))
-            plain.append(_cold(plain_argv, env))
-        row = {
-            "query": name,
-            "spantree_s": statistics.median(w for w, _ in ours),
-            "plain_s": statistics.median(w for w, _ in plain),
-            "spantree_rss_mib": statistics.median(r for _, r in ours),
-            "plain_rss_mib": statistics.median(r for _, r in plain),
-        }
-        row["ratio"] = row["spantree_s"] / row["plain_s"]
-        row["rss_ratio"] = row["spantree_rss_mib"] / row["plain_rss_mib"]
-        rows.append(row)
-        print(
-            f"  {name}: spantree {row['spantree_s']:.2f}s {row['spantree_rss_mib']:.0f} MiB,"
-            f" plain {row['plain_s']:.2f}s {row['plain_rss_mib']:.0f} MiB",
-            flush=True,
-        )
+        if name == "startup":
+            ours_argv = [sys.executable, "-c", STARTUP_OURS]
+            plain_argv = [sys.executable, "-c", STARTUP_PLAIN]
+        else:
+            query = VIEW_QUERIES[name]
+            ours_argv = [*_spantree(), "sql", "--store", str(root), "--format", "csv", query]
+            plain_argv = _plain_argv(PLAIN_QUERIES[name].format(src=src))
+        rows.append(_measure(name, ours_argv, plain_argv, env, repeats))
     return rows
+
+
+def _measure(
+    name: str, ours_argv: list[str], plain_argv: list[str], env: dict[str, str], repeats: int
+) -> dict[str, Any]:
+    ours: list[tuple[float, float]] = []
+    plain: list[tuple[float, float]] = []
+    _cold(ours_argv, env)  # warm the page cache for both
+    _cold(plain_argv, env)
+    for _ in range(repeats):
+        ours.append(_cold(ours_argv, env))
+        plain.append(_cold(plain_argv, env))
+    row: dict[str, Any] = {
+        "query": name,
+        "spantree_s": statistics.median(w for w, _ in ours),
+        "plain_s": statistics.median(w for w, _ in plain),
+        "spantree_rss_mib": statistics.median(r for _, r in ours),
+        "plain_rss_mib": statistics.median(r for _, r in plain),
+    }
+    row["ratio"] = row["spantree_s"] / row["plain_s"]
+    row["rss_ratio"] = row["spantree_rss_mib"] / row["plain_rss_mib"]
+    print(
+        f"  {name}: spantree {row['spantree_s']:.2f}s {row['spantree_rss_mib']:.0f} MiB,"
+        f" plain {row['plain_s']:.2f}s {row['plain_rss_mib']:.0f} MiB",
+        flush=True,
+    )
+    return row
 
 
 def compact_once(root: Path) -> dict[str, Any]:
@@ -427,7 +438,7 @@ def main() -> None:
         files = sum(1 for _ in (root / "spans").rglob("*.parquet"))
         print(f"store {name}: {shape.spans:,} spans in {files:,} files", flush=True)
         if name == "A":
-            rows = compare(root, list(VIEW_QUERIES), args.repeats)
+            rows = compare(root, ["startup", *VIEW_QUERIES], args.repeats)
             results["A"] = {"spans": shape.spans, "files": files, "rows": rows}
         else:
             # B is compacted in place: work on a copy so the next run starts uncompacted.
