@@ -61,7 +61,9 @@ def rows() -> list[tuple[str, str, str, str]]:
             )
         )
     query = load("query_10000000") or load("query")
-    if query:
+    # store_scale.py measures the same views against the plain query a user would type
+    # (cold processes); query.py's in-process comparison stays in its own JSON.
+    if query and not load("store_scale"):
         for row in query["rows"]:
             table.append(
                 (
@@ -143,16 +145,21 @@ def rows() -> list[tuple[str, str, str, str]]:
         )
     tui = load("tui")
     if tui:
-        first = tui["dashboard"][0]
-        table.append(
-            (
-                f"TUI dashboard on {tui['spans']:,} spans ({first['range']}) (`tui.py`)",
-                f"{first['tui_s']:.2f} s",
-                f"key press in a {tui['trace']['spans']:,}-span trace: "
-                f"{tui['trace']['key_median_ms']:.0f} ms median",
-                "< 2 s",
+        for index, first in enumerate(tui["dashboard"]):
+            detail = f"Store calls alone {first['store_only_s']:.2f} s"
+            if index == 0:
+                detail += (
+                    f"; key press in a {tui['trace']['spans']:,}-span trace: "
+                    f"{tui['trace']['key_median_ms']:.0f} ms median"
+                )
+            table.append(
+                (
+                    f"TUI dashboard on {tui['spans']:,} spans ({first['range']}) (`tui.py`)",
+                    f"{first['tui_s']:.2f} s",
+                    detail,
+                    "≤ 5 s" if first["range"] == "all" else "≤ 2 s",
+                )
             )
-        )
     return table
 
 

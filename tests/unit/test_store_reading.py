@@ -332,3 +332,19 @@ def test_bounded_memory_settings(tmp_path: Path, cache_dir: Path) -> None:
         "select current_setting('memory_limit'), current_setting('temp_directory')"
     ).fetchall()[0]
     assert ("286.1 MiB", str(cache_dir / "duckdb-tmp")) == (limit, temp)
+
+
+def test_a_lazy_relation_survives_a_compaction_under_it(tmp_path: Path) -> None:
+    """A relation from Store.sql() fetched after compaction replaced its files re-lists
+    and answers, instead of failing with "No files found"."""
+    from span_tree.storage import compact
+
+    location = open_store(str(tmp_path))
+    write_spans(location, _spans(0))
+    write_spans(location, _spans(0, 5)[3:])
+    store = Store(str(tmp_path))
+    relation = store.sql("select count(*) from spans")
+    compact(location, min_age=0, grace=0)
+    compact(location, min_age=0, grace=0)  # the later pass deletes the inputs
+    assert 1 == len(list((tmp_path / "spans").rglob("*.parquet")))
+    assert [(5,)] == relation.fetchall()
