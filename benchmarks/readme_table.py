@@ -110,10 +110,11 @@ def rows() -> list[tuple[str, str, str, str]]:
                 "≤ 2x plain",
             ),
             (
-                f"the same after one compaction pass ({b['files_after']} files)",
+                f"the same after one compaction pass ({rate['files_out']} files read; the"
+                " inputs stay hidden on disk until the grace period ends)",
                 f"{after['spantree_s']:.2f} s",
-                f"plain DuckDB {after['plain_s']:.2f} s; compaction"
-                f" {rate['rows_per_s']:,.0f} rows/s",
+                f"plain glob {after['plain_s']:.2f} s (reads the hidden inputs too);"
+                f" compaction {rate['rows_per_s']:,.0f} rows/s",
                 "≤ 1 s",
             ),
         ]
