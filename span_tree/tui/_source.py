@@ -237,7 +237,8 @@ class StoreSource:
                 raise SourceError(_one_line(error)) from error
 
     def warm(self, namespace: str) -> None:
-        """Open the namespace's Store now (listing and checking its files takes a while)."""
+        """Open the namespace's Store now (cheap: its files are listed by the first
+        question, only the days that question's time range needs)."""
         self._call(namespace, lambda store: None)
 
     def refresh(self, namespace: str) -> None:
