@@ -115,6 +115,38 @@ def causal_items(
     return merged
 
 
+def causal_order(spans: Sequence[FinishedSpan]) -> list[FinishedSpan]:
+    """The spans of a trace in start order, each after the span that started it.
+
+    Start times come from different clocks when a trace crosses processes or hosts: a
+    callee whose clock runs behind would sort before the caller's span that called it.
+    Each span sorts at the later of its own start and its parent's (effective) start,
+    and after its parent when they tie; seq breaks the remaining ties within a process.
+
+    Args:
+        spans: the newest version of each span of one trace.
+    """
+    by_id = {span.span_id: span for span in spans}
+    placed: dict[str, tuple[int, int]] = {}  # span id -> (effective start, depth)
+    for span in spans:
+        chain: list[FinishedSpan] = []
+        current: FinishedSpan | None = span
+        while current is not None and current.span_id not in placed:
+            if len(chain) > len(by_id):  # a corrupt parent cycle: stop climbing
+                break
+            chain.append(current)
+            current = by_id.get(current.parent_id) if current.parent_id else None
+        start, depth = (
+            placed[current.span_id]
+            if current is not None and current.span_id in placed
+            else (0, -1)
+        )
+        for link in reversed(chain):
+            start, depth = max(start, link.start_time), depth + 1
+            placed.setdefault(link.span_id, (start, depth))
+    return sorted(spans, key=lambda span: (*placed[span.span_id], span.start_time, span.seq))
+
+
 def _same_process(parent: FinishedSpan, child: FinishedSpan) -> bool:
     return (parent.host, parent.pid) == (child.host, child.pid)
 

@@ -508,7 +508,7 @@ class Store:
     # -- typed helpers -------------------------------------------------------------
 
     def trace(self, trace_id: str) -> list[FinishedSpan]:
-        """The spans of one trace (newest version of each), in start order.
+        """The spans of one trace (newest version of each), in start order, parents first.
 
         A KSUID names its day: only the partitions from that day on are listed, and
         only those its spans can reach are read (row-group statistics on the sorted
@@ -542,8 +542,11 @@ class Store:
             raise StoreError(f"cannot read store {self.url}: {_one_message(error)}") from None
         if table.num_rows == 0:
             raise TraceNotFound(trace_id.strip())
-        records = newest_versions(table_to_records(table))
-        return sorted(records, key=lambda span: (span.start_time, span.seq))
+        from span_tree.render import causal_order
+
+        # Start order, but never a span before the one that started it (clocks differ
+        # between the processes of a distributed trace).
+        return causal_order(newest_versions(table_to_records(table)))
 
     def _dates(self) -> list[str]:
         listing = self._listing

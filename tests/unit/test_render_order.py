@@ -1,11 +1,15 @@
-"""Causal order of a span's children and log lines across processes."""
+"""Causal order across processes: a span's children and log lines, a trace's spans."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from test_analytics_fixtures import BASE_US, make_span, trace_id
 
 from span_tree._record import Event, FinishedSpan
+from span_tree.analytics import Store
 from span_tree.render import causal_items
+from span_tree.storage import open_store, write_spans
 
 
 def _event(time_us: int, seq: int, message: str) -> Event:
@@ -40,3 +44,24 @@ def test_rows_without_seq_are_ordered_by_time() -> None:
     assert ["first", "second"] == [
         item.name for item in causal_items(parent, kids, []) if isinstance(item, FinishedSpan)
     ]
+
+
+def test_store_trace_puts_a_callee_with_a_slow_clock_after_its_caller(tmp_path: Path) -> None:
+    """Store.trace: a callee whose clock is 5 ms behind still comes after the calling span."""
+    trace = trace_id("skew", BASE_US)
+    root = make_span(trace, "caller", start_us=BASE_US, duration_us=9_000, seq=1)
+    call = make_span(
+        trace, "GET inventory", start_us=BASE_US + 1_000, duration_us=3_000,
+        parent=root.span_id, seq=2,
+    )  # fmt: skip
+    callee = make_span(
+        trace, "GET /items/{item_id}", start_us=BASE_US - 4_000, duration_us=2_000,
+        parent=call.span_id, seq=1,
+    )._replace(pid=4242, host="other")  # fmt: skip
+    later = make_span(
+        trace, "after", start_us=BASE_US + 5_000, duration_us=10, parent=root.span_id, seq=5
+    )
+    write_spans(open_store(str(tmp_path)), [later, callee, call, root])
+    with Store(str(tmp_path)) as store:
+        names = [span.name for span in store.trace(trace)]
+    assert ["caller", "GET inventory", "GET /items/{item_id}", "after"] == names
