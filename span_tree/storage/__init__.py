@@ -26,20 +26,56 @@ compacted files only in a later pass, after a grace period (see ``_compact``).
 
 from __future__ import annotations
 
-from span_tree.storage._compact import CompactResult, compact, conform
-from span_tree.storage._files import (
-    CORE_COLUMNS,
-    FileProblem,
-    SpanFiles,
-    span_files,
-)
-from span_tree.storage._ingest import IngestResult, ingest_lines, parse_span_line
-from span_tree.storage._layout import Partition, list_partitions, partition_dir
-from span_tree.storage._listing import list_span_files, resolve_compacted
-from span_tree.storage._location import StoreLocation, open_store
-from span_tree.storage._prune import PruneResult, parse_age, prune
-from span_tree.storage._spool import Spool
-from span_tree.storage._writer import write_spans
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from span_tree.storage._compact import CompactResult, compact, conform
+    from span_tree.storage._files import CORE_COLUMNS, FileProblem, SpanFiles, span_files
+    from span_tree.storage._ingest import IngestResult, ingest_lines, parse_span_line
+    from span_tree.storage._layout import Partition, list_partitions, partition_dir
+    from span_tree.storage._listing import list_span_files, resolve_compacted
+    from span_tree.storage._location import StoreLocation, open_store
+    from span_tree.storage._prune import PruneResult, parse_age, prune
+    from span_tree.storage._spool import Spool
+    from span_tree.storage._writer import write_spans
+
+# Each public name and its module, imported on first use: a command that only lists a
+# store (every query) must not pay for pyarrow.compute and the compaction machinery.
+_MODULE_OF = {
+    "CompactResult": "_compact",
+    "compact": "_compact",
+    "conform": "_compact",
+    "CORE_COLUMNS": "_files",
+    "FileProblem": "_files",
+    "SpanFiles": "_files",
+    "span_files": "_files",
+    "IngestResult": "_ingest",
+    "ingest_lines": "_ingest",
+    "parse_span_line": "_ingest",
+    "Partition": "_layout",
+    "list_partitions": "_layout",
+    "partition_dir": "_layout",
+    "list_span_files": "_listing",
+    "resolve_compacted": "_listing",
+    "StoreLocation": "_location",
+    "open_store": "_location",
+    "PruneResult": "_prune",
+    "parse_age": "_prune",
+    "prune": "_prune",
+    "Spool": "_spool",
+    "write_spans": "_writer",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value  # later lookups are plain attribute reads
+    return value
+
 
 __all__ = [
     "CORE_COLUMNS",
