@@ -201,13 +201,23 @@ def sql(
     verbose: bool = typer.Option(
         False, "--verbose", "-v", help="On a SQL error, show DuckDB's whole message."
     ),
+    engine: str = typer.Option(
+        "duckdb",
+        "--engine",
+        help="duckdb, or spark: a local Spark session (needs span-tree[spark] and Java 17+).",
+    ),
 ) -> None:
     """Run SQL over the store's views (spans, traces, span_stats, error_groups...)."""
     from span_tree.analytics import QueryError
     from span_tree.analytics._formats import write_result
 
+    if engine not in ("duckdb", "spark"):
+        raise fail(f"--engine must be duckdb or spark, not {engine!r}")
     if not views:
         _check_one_statement(query)
+    if engine == "spark" and not views:
+        _spark_sql(query, fmt, output, store, namespace, storage_options)
+        return
     opened = _open(store, namespace, storage_options, need_spans=not views)
     chosen = fmt or ("table" if sys.stdout.isatty() else "csv")
     if views:
@@ -271,6 +281,31 @@ def _short_sql_error(message: str) -> str:
     if short.startswith("Catalog Error: Table") and "does not exist" in short:
         short += " (spantree sql --views lists the views)"
     return short + (" (--verbose shows where)" if "LINE " in message else "")
+
+
+def _spark_sql(
+    query: str | None,
+    fmt: str | None,
+    output: str | None,
+    store: str | None,
+    namespace: str | None,
+    storage_options: str | None,
+) -> None:
+    """``sql --engine spark``: the same views, run by a local Spark session."""
+    from span_tree.analytics import spark
+    from span_tree.analytics._formats import write_result
+
+    assert query is not None  # _check_one_statement refused an empty one
+    with _clear_errors(), _busy("running query on Spark"):
+        spark.check_available()
+        result = spark.query(
+            query,
+            store,
+            namespace=namespace,
+            storage_options=parse_storage_options(storage_options),
+        )
+    with _clear_errors():
+        write_result(result, fmt=fmt or ("table" if sys.stdout.isatty() else "csv"), output=output)
 
 
 def trace(

@@ -11,3 +11,6 @@ FROM (
     QUALIFY row_number() OVER (PARTITION BY fingerprint ORDER BY created_at DESC) = 1
 )
 WHERE status <> 'cleared'
+-- Spark (span_tree.analytics.spark translates this file with sqlglot; _spark_sql.py
+-- rewrites what does not transpile as is):
+-- QUALIFY -> a filtered subquery (sqlglot's own rewrite).

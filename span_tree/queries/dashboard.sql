@@ -18,3 +18,7 @@ SELECT
     quantile_cont(duration_us, 0.99) AS p99_us
 FROM traces
 GROUP BY namespace, app, root_name
+-- Spark (span_tree.analytics.spark translates this file with sqlglot; _spark_sql.py
+-- rewrites what does not transpile as is):
+-- quantile_cont -> percentile (both exact); arg_max(a, v) skips NULL a, as
+-- DuckDB does; a / b by zero gives ±inf as in DuckDB, not NULL or an error.

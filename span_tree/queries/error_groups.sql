@@ -33,3 +33,6 @@ FROM (
     GROUP BY fingerprint
 ) AS g
 LEFT JOIN annotations AS a USING (fingerprint)
+-- Spark (span_tree.analytics.spark translates this file with sqlglot; _spark_sql.py
+-- rewrites what does not transpile as is):
+-- arg_max(a, v) skips NULL a, as DuckDB does.

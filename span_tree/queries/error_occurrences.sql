@@ -156,3 +156,8 @@ SELECT
     handled, error_type, location, pattern, message, traceback,
     namespace, app, trace_id, span_id, span_name, tags, time, span_ids
 FROM fingerprinted
+-- Spark (span_tree.analytics.spark translates this file with sqlglot; _spark_sql.py
+-- rewrites what does not transpile as is):
+-- unnest(..., max_depth := 1) -> explode; list_concat treats NULL as
+-- empty; [-1] -> try_element_at(..., -1); regexp_replace group references \1 -> $1 (Java);
+-- len(list) -> size.

@@ -75,3 +75,7 @@ SELECT
             THEN printf('%d error group(s) need attention', open_groups) END
     ) AS reason
 FROM ranked
+-- Spark (span_tree.analytics.spark translates this file with sqlglot; _spark_sql.py
+-- rewrites what does not transpile as is):
+-- QUALIFY over * -> the star expanded to traces' columns; [...][i] (1-based) ->
+-- try_element_at; a / b by zero gives ±inf as in DuckDB.

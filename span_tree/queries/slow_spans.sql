@@ -17,3 +17,6 @@ SELECT
 FROM spans AS s
 JOIN span_stats AS st USING (namespace, app, name)
 WHERE s.status <> 'started' AND s.duration_us > st.p95_us
+-- Spark (span_tree.analytics.spark translates this file with sqlglot; _spark_sql.py
+-- rewrites what does not transpile as is):
+-- a / b by zero gives ±inf as in DuckDB, not NULL or an error.

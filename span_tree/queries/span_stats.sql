@@ -33,3 +33,7 @@ FROM (
     FROM spans
     GROUP BY namespace, app, name
 )
+-- Spark (span_tree.analytics.spark translates this file with sqlglot; _spark_sql.py
+-- rewrites what does not transpile as is):
+-- quantile_cont(x, [...]) -> percentile(x, array(...)) (both exact, linear
+-- interpolation); quantiles[i] (1-based) -> try_element_at.

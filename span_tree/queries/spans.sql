@@ -24,3 +24,7 @@ UNION ALL (
         ORDER BY (status <> 'started') DESC, written_at DESC NULLS LAST
     ) = 1
 )
+-- Spark (span_tree.analytics.spark translates this file with sqlglot; _spark_sql.py
+-- rewrites what does not transpile as is):
+-- QUALIFY over versions.* -> the star expanded to the root view's columns;
+-- SEMI/ANTI JOIN USING -> ON (Spark would move span_id first in versions.*).

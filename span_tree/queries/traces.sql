@@ -44,3 +44,6 @@ FROM (
     FROM spans
     GROUP BY trace_id
 )
+-- Spark (span_tree.analytics.spark translates this file with sqlglot; _spark_sql.py
+-- rewrites what does not transpile as is):
+-- arg_min(a, v) skips NULL a, as DuckDB does; len(list) -> size.
