@@ -14,7 +14,8 @@ construct, not a view) and keeps DuckDB's meaning:
 - ``regexp_replace(s, p, r, 'g')``: RE2 writes group references ``\\1``, Java ``$1``;
   the replacement is rewritten. Without ``'g'`` DuckDB replaces only the first match,
   which Spark cannot do: that is refused.
-- ``unnest(list, max_depth := 1)`` in a select list becomes ``explode(list)``.
+- ``unnest(list)`` in a select list becomes ``explode(list)``; with ``max_depth := 2``
+  over a list of structs (one column per field), ``inline(list)``.
 - ``list_concat`` treats a NULL list as empty; Spark's ``concat`` returns NULL.
 - ``quantile_cont(x, p)`` becomes ``percentile(x, p)``: both exact, linear interpolation.
 - ``arg_max(a, v)`` / ``arg_min`` skip rows where ``a`` is NULL; Spark's ``max_by`` does not.
@@ -22,6 +23,8 @@ construct, not a view) and keeps DuckDB's meaning:
 - ``len(x)`` of a list or map column is ``size`` in Spark (``length`` is for strings).
 - ``SEMI`` / ``ANTI JOIN ... USING (c)`` becomes ``ON l.c = r.c``: Spark moves a
   ``USING`` column first in ``l.*``, which would misalign a ``UNION ALL``.
+- ``UNION`` in a recursive CTE becomes ``UNION ALL`` (all Spark accepts): the same rows
+  unless the walk meets a cycle, where Spark stops at its recursion limit with an error.
 - ``CREATE OR REPLACE VIEW`` becomes ``CREATE OR REPLACE TEMPORARY VIEW``.
 
 Anything sqlglot cannot generate for Spark raises ``TranslationError`` instead of a
@@ -80,6 +83,18 @@ def to_spark_sql(duckdb_sql: str, *, relations: Relations) -> str:
     known = {name.lower(): list(columns) for name, columns in relations.items()}
     for select in list(tree.find_all(exp.Select)):
         _semi_joins_on(select)
+    for with_ in tree.find_all(exp.With):
+        if with_.args.get("recursive"):
+            _recursive_union_all(with_)
+    for cte in list(tree.find_all(exp.CTE)):  # outer ones first, each before its readers
+        query = cte.this
+        if isinstance(query, exp.Select):
+            if query.args.get("qualify"):
+                _expand_stars(query, known)
+            columns = _select_columns(query, known)
+            if columns is not None:
+                known[cte.alias_or_name.lower()] = columns
+    for select in list(tree.find_all(exp.Select)):
         if select.args.get("qualify"):
             _expand_stars(select, known)
     # Children first (reversed pre-order), so a rewritten node holds rewritten children.
@@ -104,7 +119,7 @@ def _rewrite(node: exp.Expr, known: dict[str, list[tuple[str, str]]]) -> exp.Exp
     if isinstance(node, exp.RegexpReplace):
         return _regexp_replace(node)
     if isinstance(node, exp.Explode):
-        return _explode(node)
+        return _explode(node, known)
     if isinstance(node, exp.ArrayConcat) and not node.args.get("null_propagation"):
         empty = exp.Array(expressions=[])
         parts = [node.this, *node.expressions]
@@ -195,14 +210,26 @@ def java_replacement(re2: str) -> str:
     return "".join(out)
 
 
-def _explode(node: exp.Explode) -> exp.Expr:
-    """DuckDB ``unnest(list, max_depth := 1)``: the default depth is Spark's ``explode``."""
+def _explode(node: exp.Explode, known: dict[str, list[tuple[str, str]]]) -> exp.Expr:
+    """DuckDB ``unnest(list)`` in a select list: ``max_depth := 1`` (the default) is
+    Spark's ``explode``; ``max_depth := 2`` over a list of structs, one column per struct
+    field, is Spark's ``inline``."""
+    depth = "1"
     for option in node.expressions:
         name = option.this.name if isinstance(option, exp.PropertyEQ) else ""
         value = option.expression if isinstance(option, exp.PropertyEQ) else None
-        if not (name == "max_depth" and isinstance(value, exp.Literal) and value.name == "1"):
+        if name != "max_depth" or not isinstance(value, exp.Literal):
             raise TranslationError(f"unsupported unnest option: {option.sql('duckdb')}")
-    return exp.Explode(this=node.this)
+        depth = value.name
+    if depth == "1":
+        return exp.Explode(this=node.this)
+    kind = _column_type(node.this, known) or ""
+    if depth == "2" and kind.startswith("array<struct<"):
+        return exp.Anonymous(this="INLINE", expressions=[node.this])
+    raise TranslationError(
+        f"unnest with max_depth := {depth} of a {kind or 'value of unknown type'}"
+        f" has no Spark translation: {node.sql('duckdb')}"
+    )
 
 
 def _division(node: exp.Div) -> exp.Expr:
@@ -218,17 +245,22 @@ def _division(node: exp.Div) -> exp.Expr:
 
 
 def _is_collection(node: exp.Expr, known: dict[str, list[tuple[str, str]]]) -> bool:
-    """Whether ``node`` is a column that some relation the statement reads holds as an
-    array or a map (the only way ``len`` differs from a string length)."""
+    """Whether ``node`` is an array or map column (the only way ``len`` differs from a
+    string length)."""
+    return (_column_type(node, known) or "").startswith(("array<", "map<"))
+
+
+def _column_type(node: exp.Expr, known: dict[str, list[tuple[str, str]]]) -> str | None:
+    """The Spark type of column ``node`` in a relation the statement reads, if known."""
     if not isinstance(node, exp.Column):
-        return False
+        return None
     statement = node.find_ancestor(exp.Create) or node.root()
     read = {table.name.lower() for table in statement.find_all(exp.Table)}
-    for name in read:
+    for name in sorted(read):
         for column, kind in known.get(name, []):
-            if column == node.name and kind.startswith(("array<", "map<")):
-                return True
-    return False
+            if column == node.name:
+                return kind
+    return None
 
 
 def _expand_stars(select: exp.Select, known: dict[str, list[tuple[str, str]]]) -> None:
@@ -281,6 +313,45 @@ def _semi_joins_on(select: exp.Select) -> None:
         ]
         join.set("using", None)
         join.set("on", exp.and_(*conditions))
+
+
+def _recursive_union_all(with_: exp.With) -> None:
+    """``UNION`` in a recursive CTE as ``UNION ALL`` (Spark accepts only the latter).
+
+    The same rows whenever the walk produces no row twice; on a cycle DuckDB's ``UNION``
+    ends the walk, while Spark stops at its recursion limit with an error.
+    """
+    for cte in with_.expressions:
+        query = cte.this
+        if isinstance(query, exp.Union) and query.args.get("distinct"):
+            references = {table.name.lower() for table in query.find_all(exp.Table)}
+            if cte.alias_or_name.lower() in references:
+                query.set("distinct", False)
+
+
+def _select_columns(
+    select: exp.Select, known: dict[str, list[tuple[str, str]]]
+) -> list[tuple[str, str]] | None:
+    """The output columns of ``select`` (types where a star brings them), or ``None``."""
+    try:
+        sources = _sources(select)
+    except TranslationError:  # a subquery source: its columns are not known here
+        sources = {}
+    columns: list[tuple[str, str]] = []
+    for projection in select.expressions:
+        star_table = _star_table(projection)
+        if star_table is None:
+            if not projection.alias_or_name:
+                return None
+            columns.append((projection.alias_or_name, ""))
+            continue
+        if star_table == "" and len(sources) != 1:
+            return None
+        relation = next(iter(sources.values())) if star_table == "" else sources.get(star_table)
+        if relation is None or relation not in known:
+            return None
+        columns.extend(known[relation])
+    return columns
 
 
 def _star_table(projection: exp.Expr) -> str | None:

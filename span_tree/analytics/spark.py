@@ -13,10 +13,9 @@
 
 The view definitions are not a second copy: each ``span_tree/queries/<view>.sql`` is
 translated from DuckDB SQL to Spark SQL when registered (``_spark_sql``). The root views
-are built here, like ``_source.create_root_views`` does for DuckDB: ``span_versions``
-reads exactly the valid span files of the store listing (compaction's superseded files
-and broken files left out) with the span schema, so files of older schema versions read
-with NULLs for the columns they lack.
+are built here, as ``_source.create_span_views`` does for DuckDB, over exactly the files
+of the store listing (compaction's superseded files left out), read with the span schema
+(files of an older schema version read NULL for the columns they lack).
 
 Needs the ``spark`` extra (``pip install 'span-tree[spark]'``: pyspark and sqlglot) and,
 for a local session, Java 17 or newer. Object stores: the listing goes through fsspec
@@ -35,7 +34,8 @@ from typing import TYPE_CHECKING, Any
 from span_tree.analytics._errors import QueryError, StoreError
 from span_tree.analytics._source import (
     ANNOTATION_SCHEMA,
-    list_files,
+    list_annotations,
+    list_spans,
     open_location,
 )
 from span_tree.analytics._views import VIEW_NAMES, view_sql
@@ -102,14 +102,29 @@ def register_views(
     listing_url, spark_scheme = _listing_url(url)
     location = open_location(listing_url, dict(storage_options or {}))
     try:
-        source = list_files(location, namespace=namespace)
+        listing, problems = list_spans(location, namespace=namespace, first_date=None, known={})
+        annotation_files = list_annotations(location)
     except OSError as error:
         raise StoreError(f"cannot list store {location.url}: {error}") from None
-    files = [_spark_path(path, spark_scheme) for path in source.files]
-    annotation_files = [_spark_path(path, spark_scheme) for path in source.annotation_files]
+    # As Store's root views (_source.create_span_views): every file of a partition that
+    # holds a legacy file gets the full newest-version rule; the others are idempotent.
+    legacy_partitions = {listing.partitions[path] for path in listing.legacy}
+    legacy = [path for path in listing.files if listing.partitions[path] in legacy_partitions]
+    chosen = set(legacy)
+    current = [path for path in listing.files if path not in chosen]
     relations: dict[str, list[tuple[str, str]]] = {}
-    _register_root(spark, "span_versions", files, _span_schema(), relations)
-    _register_root(spark, "annotation_versions", annotation_files, ANNOTATION_SCHEMA, relations)
+    spans_schema = _span_schema()
+    for name, paths in (("idempotent_span_versions", current), ("legacy_span_versions", legacy)):
+        _register_root(spark, name, [_spark_path(p, spark_scheme) for p in paths], spans_schema)
+        relations[name] = _columns(spark.table(name))
+    spark.sql(
+        "CREATE OR REPLACE TEMPORARY VIEW span_versions AS SELECT * FROM"
+        " idempotent_span_versions UNION ALL SELECT * FROM legacy_span_versions"
+    )
+    relations["span_versions"] = relations["idempotent_span_versions"]
+    annotations = [_spark_path(path, spark_scheme) for path in annotation_files]
+    _register_root(spark, "annotation_versions", annotations, ANNOTATION_SCHEMA)
+    relations["annotation_versions"] = _columns(spark.table("annotation_versions"))
     for name in VIEW_NAMES:
         try:
             statement = to_spark_sql(view_sql(name), relations=relations)
@@ -117,13 +132,15 @@ def register_views(
             raise StoreError(f"view {name} does not translate to Spark SQL: {error}") from None
         spark.sql(statement)
         relations[name] = _columns(spark.table(name))
-    # Like Store: the duplicated span ids are few and fixed for one file list, so Spark
-    # keeps them once (lazily, on first use) instead of regrouping every span per query.
-    spark.catalog.cacheTable("span_duplicates")
+    if "running_spans" in VIEW_NAMES:
+        # Like Store: the spans still running are few and fixed for one file list, and
+        # finding them looks across rows; Spark keeps them once (lazily, on first use).
+        spark.catalog.cacheTable("running_spans")
+    files = [_spark_path(path, spark_scheme) for path in listing.files]
     return SparkViews(
         url=url or location.url,
         files=files,
-        problems=list(source.problems),
+        problems=problems,
         views=VIEW_NAMES,
     )
 
@@ -237,23 +254,17 @@ def _span_schema() -> Any:
     return SPAN_SCHEMA
 
 
-def _register_root(
-    spark: SparkSession,
-    name: str,
-    files: list[str],
-    arrow_schema: pa.Schema,
-    relations: dict[str, list[tuple[str, str]]],
-) -> None:
-    """A root view over ``files`` read with ``arrow_schema`` (empty when no files)."""
+def _register_root(spark: SparkSession, name: str, files: list[str], schema: pa.Schema) -> None:
+    """A root view over ``files`` read with ``schema`` (empty when there are no files):
+    columns a file of an older schema lacks read as NULL."""
     from pyspark.sql.pandas.types import from_arrow_schema
 
-    schema = from_arrow_schema(arrow_schema)
+    spark_schema = from_arrow_schema(schema)
     if files:
-        frame = spark.read.schema(schema).parquet(*files)
+        frame = spark.read.schema(spark_schema).parquet(*files)
     else:
-        frame = spark.createDataFrame([], schema)
+        frame = spark.createDataFrame([], spark_schema)
     frame.createOrReplaceTempView(name)
-    relations[name] = _columns(frame)
 
 
 def _columns(frame: DataFrame) -> list[tuple[str, str]]:

@@ -158,6 +158,7 @@ SELECT
 FROM fingerprinted
 -- Spark (span_tree.analytics.spark translates this file with sqlglot; _spark_sql.py
 -- rewrites what does not transpile as is):
--- unnest(..., max_depth := 1) -> explode; list_concat treats NULL as
--- empty; [-1] -> try_element_at(..., -1); regexp_replace group references \1 -> $1 (Java);
--- len(list) -> size.
+-- UNION in the recursive CTE -> UNION ALL (Spark takes no other; the same rows, but on a
+-- parent cycle Spark stops at its recursion limit with an error instead of ending the
+-- walk); unnest(..., max_depth := 2) -> inline; [-1] -> try_element_at(..., -1);
+-- regexp_replace group references \1 -> $1 (Java); len(list) -> size.

@@ -22,3 +22,7 @@ ANTI JOIN (
     FROM idempotent_span_versions
     WHERE status <> 'started' AND span_id IN (SELECT span_id FROM snapshots)
 ) AS finished USING (namespace, date, trace_id, span_id)
+-- Spark (span_tree.analytics.spark translates this file with sqlglot; _spark_sql.py
+-- rewrites what does not transpile as is):
+-- QUALIFY over * -> the star expanded to idempotent_span_versions' columns;
+-- ANTI JOIN ... USING -> ON (Spark would move the USING columns first in snapshots.*).

@@ -26,5 +26,5 @@ UNION ALL (
 )
 -- Spark (span_tree.analytics.spark translates this file with sqlglot; _spark_sql.py
 -- rewrites what does not transpile as is):
--- QUALIFY over versions.* -> the star expanded to the root view's columns;
--- SEMI/ANTI JOIN USING -> ON (Spark would move span_id first in versions.*).
+-- QUALIFY over * -> the star expanded to legacy_span_versions' columns (Spark before 4.2
+-- has no QUALIFY, and sqlglot's subquery would leak its row-number column through *).

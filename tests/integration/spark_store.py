@@ -4,9 +4,9 @@ Written through span_tree's own writer (``write_spans``) and annotation writer, 
 what the views must agree on: several namespaces, apps and days; failed runs and handled
 errors whose messages carry ids, numbers, paths and quotes (fingerprints); spans written
 twice (started, then finished, and a stale started version written after the finished
-one); traces continued from another service (no parentless span); tag combinations;
-annotations superseded by newer ones. Every time is distinct, so "the newest" and "the
-first" never tie and both engines must pick the same row.
+one); spans that never finished; traces continued from another service (no parentless
+span); tag combinations; annotations superseded by newer ones. Every time is distinct,
+so "the newest" and "the first" never tie and both engines must pick the same row.
 """
 
 from __future__ import annotations
@@ -113,6 +113,14 @@ def build_records(seed: int = 7, traces: int = 240) -> list[list[FinishedSpan]]:
             early.append(running)
             if rng.random() < 0.5:
                 late.append(running)  # a stale started copy written after the finished one
+        if rng.random() < 0.08:  # a span whose process died: only its started snapshot
+            stuck = spans[0]._replace(
+                span_id=f"{rng.getrandbits(64):016x}", parent_id=spans[0].span_id,
+                name="stuck", status="started", end_time=None, duration_us=None, seq=99,
+            )  # fmt: skip
+            early.append(stuck)
+            if rng.random() < 0.5:
+                late.append(stuck._replace(attributes={"n": 100}))  # a newer snapshot
         current.extend(spans)
         if len(current) > 60 or index == traces - 1:  # started versions land first
             batches.extend(batch for batch in (early, current) if batch)

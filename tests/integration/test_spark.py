@@ -64,8 +64,8 @@ def registered(store_session: Any, store_root: Path) -> SparkViews:
 
 
 def normalise(value: Any) -> Any:
-    """One Arrow value in a form both engines agree on (UTC times, sorted maps, floats to
-    10 significant digits: interpolated percentiles may differ in the last bits)."""
+    """One Arrow value in a form both engines agree on (UTC times, sorted maps and lists,
+    floats to 10 significant digits: interpolated percentiles may differ in the last bits)."""
     if isinstance(value, float):
         return "nan" if math.isnan(value) else float(f"{value:.10g}")
     if isinstance(value, Decimal):
@@ -77,7 +77,8 @@ def normalise(value: Any) -> Any:
     if isinstance(value, list):
         if value and all(isinstance(item, tuple) and len(item) == 2 for item in value):
             return tuple(sorted((key, normalise(item)) for key, item in value))  # a map
-        return tuple(normalise(item) for item in value)
+        # as a multiset: a list built by an aggregate (list(), collect_list) has no order
+        return tuple(sorted((normalise(item) for item in value), key=repr))
     return value
 
 

@@ -20,7 +20,8 @@ from span_tree.analytics.spark import _listing_url, _spark_path
 def _spark_types(duckdb_type: str) -> str:
     """Enough of a Spark type string for the translation: lists and maps are marked."""
     if duckdb_type.endswith("[]"):
-        return "array<" + duckdb_type[:-2].lower() + ">"
+        element = duckdb_type[:-2]
+        return "array<" + ("struct<>" if element.startswith("STRUCT") else element.lower()) + ">"
     if duckdb_type.startswith("MAP("):
         return "map<string,string>"
     return duckdb_type.lower()
@@ -34,7 +35,8 @@ def test_every_view_translates(tmp_path: Path) -> None:
             info.name: [(name, _spark_types(kind)) for name, kind in info.columns]
             for info in store.views()
         }
-        for root in ("span_versions", "annotation_versions"):
+        roots = ("idempotent_span_versions", "legacy_span_versions", "annotation_versions")
+        for root in roots:
             described = store.sql(f"DESCRIBE {root}").fetchall()
             relations[root] = [(row[0], _spark_types(row[1])) for row in described]
     for name in VIEW_NAMES:
@@ -77,6 +79,18 @@ def test_semi_join_using_becomes_on() -> None:
     """USING on a semi join becomes an ON condition (Spark reorders USING columns)."""
     translated = _select("SELECT v.* FROM t AS v SEMI JOIN d USING (k)")
     assert "SELECT v.* FROM t AS v SEMI JOIN d ON v.k = d.k" == translated
+
+
+def test_recursive_union_becomes_union_all() -> None:
+    """Spark's recursive CTEs take UNION ALL only; a non-recursive UNION stays."""
+    translated = _select(
+        "WITH RECURSIVE c(a) AS (SELECT 1 UNION SELECT a + 1 FROM c WHERE a < 3)"
+        " SELECT a FROM c UNION SELECT 0"
+    )
+    assert (
+        "WITH RECURSIVE c(a) AS ( SELECT 1 UNION ALL SELECT a + 1 FROM c WHERE a < 3 )"
+        " SELECT a FROM c UNION SELECT 0"
+    ) == translated
 
 
 def test_regexp_replace_without_g_is_refused() -> None:
