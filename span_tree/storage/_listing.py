@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date as Date
@@ -313,6 +313,15 @@ def _invalidate(fs: Any, path: str) -> None:
     invalidate = getattr(fs, "invalidate_cache", None)
     if invalidate is not None:
         invalidate(path)
+    # invalidate_cache drops a path and its parents only. A recursive find() fills the
+    # cache of every partition directory, and s3fs answers info()/open() of a file from
+    # its parent's cached listing: a file written since (a compacted output, another
+    # writer's batch) would be "not found" when the reader opens it.
+    cache = getattr(fs, "dircache", None)
+    if isinstance(cache, MutableMapping):
+        prefix = path.rstrip("/") + "/"
+        for key in [key for key in list(cache) if str(key).startswith(prefix)]:
+            cache.pop(key, None)
 
 
 # On an object store each listing or footer read is a network round trip that releases
