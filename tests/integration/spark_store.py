@@ -117,6 +117,7 @@ def build_records(seed: int = 7, traces: int = 240) -> list[list[FinishedSpan]]:
             stuck = spans[0]._replace(
                 span_id=f"{rng.getrandbits(64):016x}", parent_id=spans[0].span_id,
                 name="stuck", status="started", end_time=None, duration_us=None, seq=99,
+                start_time=next(clock) + day_offset,
             )  # fmt: skip
             early.append(stuck)
             if rng.random() < 0.5:
