@@ -14,9 +14,9 @@ The mapping between the two models is one table (README, "OpenTelemetry"). Needs
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
 
+from span_tree._lazy import lazy_attributes
 from span_tree.otel._proto import INSTALL_HINT, OtelNotInstalled
 
 if TYPE_CHECKING:
@@ -25,25 +25,24 @@ if TYPE_CHECKING:
     from span_tree.otel._sink import OtlpSink
 
 # Loaded on first use (PEP 562), so that a missing extra is one clear error naming it.
-_LAZY = {
-    "OtlpSink": "span_tree.otel._sink",
-    "SpanTreeExporter": "span_tree.otel._exporter",
-    "install_context_bridge": "span_tree.otel._bridge",
-    "uninstall_context_bridge": "span_tree.otel._bridge",
-}
+_load = lazy_attributes(
+    __name__,
+    {
+        "OtlpSink": "span_tree.otel._sink",
+        "SpanTreeExporter": "span_tree.otel._exporter",
+        "install_context_bridge": "span_tree.otel._bridge",
+        "uninstall_context_bridge": "span_tree.otel._bridge",
+    },
+)
 
 
 def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     try:
-        loaded = importlib.import_module(module)
+        return _load(name)
     except ImportError as error:
         if isinstance(error, OtelNotInstalled):
             raise
         raise OtelNotInstalled(f"{INSTALL_HINT} ({error})") from error
-    return getattr(loaded, name)
 
 
 __all__ = [

@@ -8,9 +8,9 @@ Starlette, uvicorn and pyarrow are imported here, never by ``import span_tree``.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from span_tree._lazy import lazy_attributes
 from span_tree.receiver._limits import DEFAULT_MAX_BODY, DEFAULT_MAX_SPANS
 
 if TYPE_CHECKING:
@@ -20,21 +20,17 @@ if TYPE_CHECKING:
 
 # Loaded on first use (PEP 562): every `spantree` command imports this package for its
 # defaults, and only `serve` and `keys` need Starlette, uvicorn and pyarrow.
-_LAZY = {
-    "ReceiverConfig": "span_tree.receiver._app",
-    "create_app": "span_tree.receiver._app",
-    "KeyInfo": "span_tree.receiver._keys",
-    "KeyStore": "span_tree.receiver._keys",
-    "key_store": "span_tree.receiver._server",
-    "serve": "span_tree.receiver._server",
-}
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_attributes(
+    __name__,
+    {
+        "ReceiverConfig": "span_tree.receiver._app",
+        "create_app": "span_tree.receiver._app",
+        "KeyInfo": "span_tree.receiver._keys",
+        "KeyStore": "span_tree.receiver._keys",
+        "key_store": "span_tree.receiver._server",
+        "serve": "span_tree.receiver._server",
+    },
+)
 
 
 __all__ = [

@@ -26,8 +26,9 @@ compacted files only in a later pass, after a grace period (see ``_compact``).
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from span_tree._lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from span_tree.storage._compact import CompactResult, compact, conform
@@ -42,39 +43,33 @@ if TYPE_CHECKING:
 
 # Each public name and its module, imported on first use: a command that only lists a
 # store (every query) must not pay for pyarrow.compute and the compaction machinery.
-_MODULE_OF = {
-    "CompactResult": "_compact",
-    "compact": "_compact",
-    "conform": "_compact",
-    "CORE_COLUMNS": "_files",
-    "FileProblem": "_files",
-    "SpanFiles": "_files",
-    "span_files": "_files",
-    "IngestResult": "_ingest",
-    "ingest_lines": "_ingest",
-    "parse_span_line": "_ingest",
-    "Partition": "_layout",
-    "list_partitions": "_layout",
-    "partition_dir": "_layout",
-    "list_span_files": "_listing",
-    "resolve_compacted": "_listing",
-    "StoreLocation": "_location",
-    "open_store": "_location",
-    "PruneResult": "_prune",
-    "parse_age": "_prune",
-    "prune": "_prune",
-    "Spool": "_spool",
-    "write_spans": "_writer",
-}
-
-
-def __getattr__(name: str) -> Any:
-    module = _MODULE_OF.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value  # later lookups are plain attribute reads
-    return value
+__getattr__ = lazy_attributes(
+    __name__,
+    {
+        "CompactResult": "span_tree.storage._compact",
+        "compact": "span_tree.storage._compact",
+        "conform": "span_tree.storage._compact",
+        "CORE_COLUMNS": "span_tree.storage._files",
+        "FileProblem": "span_tree.storage._files",
+        "SpanFiles": "span_tree.storage._files",
+        "span_files": "span_tree.storage._files",
+        "IngestResult": "span_tree.storage._ingest",
+        "ingest_lines": "span_tree.storage._ingest",
+        "parse_span_line": "span_tree.storage._ingest",
+        "Partition": "span_tree.storage._layout",
+        "list_partitions": "span_tree.storage._layout",
+        "partition_dir": "span_tree.storage._layout",
+        "list_span_files": "span_tree.storage._listing",
+        "resolve_compacted": "span_tree.storage._listing",
+        "StoreLocation": "span_tree.storage._location",
+        "open_store": "span_tree.storage._location",
+        "PruneResult": "span_tree.storage._prune",
+        "parse_age": "span_tree.storage._prune",
+        "prune": "span_tree.storage._prune",
+        "Spool": "span_tree.storage._spool",
+        "write_spans": "span_tree.storage._writer",
+    },
+)
 
 
 __all__ = [

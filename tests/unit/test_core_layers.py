@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).parents[2] / "span_tree"
 # `if TYPE_CHECKING:` do not count). The processor is generic: it is handed the span
 # layer's converter instead of importing it; the runtime is handed `configure`.
 LAYERS: list[set[str]] = [
-    {"_atomic", "_ids", "_record", "_sanitize"},
+    {"_atomic", "_ids", "_lazy", "_record", "_sanitize"},
     {"_spool_dir", "typing", "scrubbing"},
     {"_context", "_processor"},
     {"_runtime"},
