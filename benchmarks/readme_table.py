@@ -144,6 +144,21 @@ def rows() -> list[tuple[str, str, str, str]]:
                 "≥ 100k spans/s, ≥ 0.8x native",
             )
         )
+    busy = load("busy_loop")
+    if busy:
+        one, many, dropping = busy["cases"]
+        table.append(
+            (
+                f"a batch job in a tight loop, {one['spans']:,} spans into a Parquet sink, "
+                "default settings (`busy_loop.py`)",
+                f"{one['stored']:,} stored, {one['dropped']:,} dropped",
+                f"{many['threads']} threads: {many['stored']:,} stored, "
+                f"{many['dropped']:,} dropped; with on_full='drop' "
+                f"{dropping['dropped']:,} dropped; a queued span holds "
+                f"{busy['queued_span_bytes']:,.0f} bytes",
+                "every span stored",
+            )
+        )
     tui = load("tui")
     if tui:
         for index, first in enumerate(tui["dashboard"]):
