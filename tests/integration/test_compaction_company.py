@@ -72,7 +72,7 @@ while time.monotonic() < deadline:
     try:
         total, distinct = duckdb.execute(
             "select count(*), count(distinct span_id) from read_parquet(?)", [urls]
-        ).fetchone()
+        ).fetchall()[0]
     except Exception as error:
         failures += 1
         errors.append(str(error)[:400])
@@ -106,7 +106,7 @@ def counts(store: str) -> tuple[int, int]:
     urls = list_span_files(open_store(store)).urls
     row = duckdb.execute(
         "select count(*), count(distinct span_id) from read_parquet(?)", [urls]
-    ).fetchone()
+    ).fetchall()[0]
     assert row is not None
     return int(row[0]), int(row[1])
 
