@@ -12,6 +12,12 @@ deduplication at all.
   ``span_stats``, ``error_groups``, ``dashboard``.
 - B: ~1M spans in 20,000 files of 50 rows (7 days, one namespace). ``count(*)`` before
   compaction, one compaction pass (rows/s), ``count(*)`` after.
+- C: 100M spans in 900 files (30 days x 3 namespaces x 10 files; ~2.5 GB, generated
+  once, ~10 min). Every view once (no run out of memory), ``span_stats`` against its
+  time on A, ``Store.trace(id)`` once the store is open, and a cold ``spantree trace
+  ID`` against plain DuckDB's lookup of the same id.
+
+Each ratio is printed next to its target from issue 9.
 
 0.5 % of the spans also have a ``started`` snapshot (a span still running when its
 trace's root ended), written in another file of the same partition, as a real service
@@ -20,6 +26,7 @@ writes them.
     python benchmarks/store_scale.py                          # A and B under /work/data/read
     python benchmarks/store_scale.py --only A --repeats 5
     python benchmarks/store_scale.py --store DIR              # reuse (or create) stores in DIR
+    python benchmarks/store_scale.py --only A,C               # C needs A's span_stats time
 
 Prints a table and writes ``benchmarks/results/store_scale.json``.
 """
@@ -73,6 +80,7 @@ class Shape:
 SHAPES = {
     "A": Shape("A", 10_000_000, 30, ("shop", "billing", "search"), 5),
     "B": Shape("B", 1_000_000, 7, ("quiet",), 20_000 // 7),
+    "C": Shape("C", 100_000_000, 30, ("shop", "billing", "search"), 10),
 }
 
 
@@ -311,6 +319,27 @@ VIEW_QUERIES = {
 }
 
 
+# Issue 9's targets: the time ratio (ours / plain) and the peak-RSS ratio of each query.
+TARGETS: dict[str, tuple[float | None, float | None]] = {
+    "startup": (None, None),
+    "count": (1.5, 1.5),
+    "span_stats": (1.3, 1.5),
+    "error_groups": (1.3, 1.5),
+    "dashboard": (1.3, 1.5),
+}
+B_BEFORE_TARGET = 2.0  # x plain DuckDB, before compaction
+B_AFTER_TARGET_S = 1.0  # cold count after one compaction pass, seconds
+C_SPAN_STATS_TARGET = 12.0  # x its time on A
+C_TRACE_OPEN_TARGET_MS = 150.0  # Store.trace(id) once the store is open
+C_TRACE_COLD_TARGET = 2.0  # cold `spantree trace ID` x plain DuckDB's lookup
+
+
+def _verdict(value: float, target: float | None) -> str:
+    if target is None:
+        return ""
+    return f"<= {target:g} {'ok' if value <= target else 'MISS'}"
+
+
 def _spantree() -> list[str]:
     exe = Path(sys.executable).parent / "spantree"
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "span_tree.cli"]
@@ -406,22 +435,97 @@ def compact_once(root: Path) -> dict[str, Any]:
     return result
 
 
-def _table(title: str, rows: list[dict[str, Any]]) -> None:
+def _table(
+    title: str, rows: list[dict[str, Any]], targets: dict[str, tuple[float | None, float | None]]
+) -> None:
     print(title)
-    head = f"{'query':<14}{'spantree':>10}{'plain':>9}{'ratio':>7}"
-    print(f"{head}{'RSS':>10}{'plain RSS':>11}{'ratio':>7}")
+    head = f"{'query':<14}{'spantree':>10}{'plain':>9}{'ratio':>7} {'target':<12}"
+    print(f"{head}{'RSS':>8}{'plain RSS':>11}{'ratio':>7} target")
     for row in rows:
+        time_target, rss_target = targets.get(row["query"], (None, None))
         print(
             f"{row['query']:<14}{row['spantree_s']:>9.2f}s{row['plain_s']:>8.2f}s"
-            f"{row['ratio']:>7.2f}{row['spantree_rss_mib']:>7.0f} MiB"
-            f"{row['plain_rss_mib']:>7.0f} MiB{row['rss_ratio']:>7.2f}"
+            f"{row['ratio']:>7.2f} {_verdict(row['ratio'], time_target):<12}"
+            f"{row['spantree_rss_mib']:>4.0f} MiB{row['plain_rss_mib']:>7.0f} MiB"
+            f"{row['rss_ratio']:>7.2f} {_verdict(row['rss_ratio'], rss_target)}"
         )
+
+
+# -- C: 100M spans -------------------------------------------------------------------------
+
+
+def _some_trace_id(root: Path) -> str:
+    """A trace id from the middle of the store (a file of its 15th day)."""
+    import pyarrow.parquet as pq
+
+    files = sorted((root / "spans").rglob("*.parquet"))
+    middle = files[len(files) // 2]
+    column = pq.read_table(middle, columns=["trace_id"]).column("trace_id")
+    return str(column[column.length() // 2])
+
+
+def store_trace_ms(root: Path, trace_id: str, repeats: int) -> dict[str, Any]:
+    """``Store.trace(id)`` in a fresh process once the store is open (listed), ms."""
+    code = (
+        "import json, sys, time; from span_tree.analytics import Store;"
+        " s = Store(sys.argv[1]); s.is_empty; times = []\n"
+        "for _ in range(int(sys.argv[3])):\n"
+        "    t = time.perf_counter(); spans = s.trace(sys.argv[2]);"
+        " times.append((time.perf_counter() - t) * 1000)\n"
+        "print(json.dumps({'first_ms': times[0], 'median_ms': sorted(times)[len(times) // 2],"
+        " 'spans': len(spans)}))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(root), trace_id, str(max(repeats, 1))],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def run_c(root: Path, repeats: int, a_span_stats_s: float | None) -> dict[str, Any]:
+    """Every view once, span_stats against A, and the trace lookups."""
+    env = {**os.environ, "SPANTREE_STORE": str(root)}
+    views = compare(root, list(VIEW_QUERIES), 1)
+    trace_id = _some_trace_id(root)
+    ours_argv = [*_spantree(), "trace", "--store", str(root), "--format", "json", trace_id]
+    src = PLAIN_SOURCE.format(glob=f"{root}/spans/**/*.parquet")
+    plain_argv = _plain_argv(f"SELECT * FROM {src} WHERE trace_id = '{trace_id}'")
+    cold_trace = _measure("trace", ours_argv, plain_argv, env, repeats)
+    span_stats_s = next(row["spantree_s"] for row in views if row["query"] == "span_stats")
+    return {
+        "views": views,
+        "trace_id": trace_id,
+        "cold_trace": cold_trace,
+        "store_trace": store_trace_ms(root, trace_id, repeats),
+        "span_stats_vs_a": span_stats_s / a_span_stats_s if a_span_stats_s else None,
+    }
+
+
+def _print_c(c: dict[str, Any]) -> None:
+    _table(f"C: {c['spans']:,} spans in {c['files']} files (one cold run each)", c["views"], {})
+    if c["span_stats_vs_a"] is not None:
+        ratio = c["span_stats_vs_a"]
+        print(f"span_stats on C / on A: {ratio:.1f}x  {_verdict(ratio, C_SPAN_STATS_TARGET)}")
+    st = c["store_trace"]
+    print(
+        f"Store.trace(id) once open: first {st['first_ms']:.0f} ms, median"
+        f" {st['median_ms']:.0f} ms ({st['spans']} spans)"
+        f"  {_verdict(st['median_ms'], C_TRACE_OPEN_TARGET_MS)}"
+    )
+    _table(
+        "cold `spantree trace ID` vs plain lookup",
+        [c["cold_trace"]],
+        {"trace": (C_TRACE_COLD_TARGET, None)},
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--store", default=DEFAULT_ROOT, help="directory holding the stores")
-    parser.add_argument("--only", default="A,B", help="stores to run (comma list of A, B)")
+    parser.add_argument("--only", default="A,B", help="stores to run (comma list of A, B, C)")
     parser.add_argument("--repeats", type=int, default=3, help="cold runs per query and side")
     parser.add_argument("--generate-only", action="store_true", help="build the stores and stop")
     args = parser.parse_args()
@@ -440,6 +544,14 @@ def main() -> None:
         if name == "A":
             rows = compare(root, ["startup", *VIEW_QUERIES], args.repeats)
             results["A"] = {"spans": shape.spans, "files": files, "rows": rows}
+        elif name == "C":
+            a_rows = results.get("A", {}).get("rows", [])
+            a_stats = next((r["spantree_s"] for r in a_rows if r["query"] == "span_stats"), None)
+            results["C"] = {
+                "spans": shape.spans,
+                "files": files,
+                **run_c(root, args.repeats, a_stats),
+            }
         else:
             # B is compacted in place: work on a copy so the next run starts uncompacted.
             work = base / f"{name}-work"
@@ -464,17 +576,27 @@ def main() -> None:
     if "A" in results:
         a = results["A"]
         _table(
-            f"A: {a['spans']:,} spans in {a['files']} files (cold processes, medians)", a["rows"]
+            f"A: {a['spans']:,} spans in {a['files']} files (cold processes, medians)",
+            a["rows"],
+            TARGETS,
         )
     if "B" in results:
         b = results["B"]
-        _table(f"B: {b['spans']:,} spans in {b['files']:,} files, before compaction", b["before"])
+        _table(
+            f"B: {b['spans']:,} spans in {b['files']:,} files, before compaction",
+            b["before"],
+            {"count": (B_BEFORE_TARGET, None)},
+        )
         c = b["compaction"]
         print(
             f"compaction: {c['rows']:,} rows, {c['files_in']:,} -> {c['files_out']} files in"
             f" {c['seconds']:.1f}s ({c['rows_per_s']:,.0f} rows/s)"
         )
-        _table(f"B after compaction ({b['files_after']} files)", b["after"])
+        _table(f"B after compaction ({b['files_after']} files)", b["after"], {})
+        after_s = b["after"][0]["spantree_s"]
+        print(f"cold count after compaction: {after_s:.2f}s  {_verdict(after_s, B_AFTER_TARGET_S)}")
+    if "C" in results:
+        _print_c(results["C"])
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,9 @@ def row_count(paths: list[str]) -> int:
     return sum(pq.read_metadata(path).num_rows for path in paths)
 
 
-def test_date_range_lists_only_the_partitions_asked_for(tmp_path: Path) -> None:
+def test_date_range_lists_only_the_partitions_asked_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A one-day range lists the namespace directories and that day's partitions only."""
     location = open_store(str(tmp_path))
     for day in ("2026-01-01", "2026-01-02", "2026-01-03"):
@@ -46,23 +49,43 @@ def test_date_range_lists_only_the_partitions_asked_for(tmp_path: Path) -> None:
             spans = [s._replace(date=day, namespace=namespace) for s in make_spans(1)]
             write_spans(location, spans)
     listed: list[str] = []
-    original = location.fs.ls
+    original = os.scandir
 
-    def spy(path: str, *args: Any, **kwargs: Any) -> Any:
-        listed.append(path.removeprefix(str(tmp_path)))
-        return original(path, *args, **kwargs)
+    def spy(path: Any) -> Any:
+        listed.append(str(path).removeprefix(str(tmp_path)))
+        return original(path)
 
-    location.fs.ls = spy
-    try:
-        found = list_span_files(location, first_date="2026-01-02", last_date="2026-01-02")
-    finally:
-        del location.fs.ls
+    monkeypatch.setattr(os, "scandir", spy)
+    found = list_span_files(location, first_date="2026-01-02", last_date="2026-01-02")
+    monkeypatch.undo()
     partitions = sorted(
         {path.rpartition("/")[0].removeprefix(str(tmp_path)) for path in found.files}
     )
     expected = ["/spans/namespace=a/date=2026-01-02", "/spans/namespace=b/date=2026-01-02"]
     assert expected == partitions
     assert ["/spans", "/spans/namespace=a", "/spans/namespace=b", *expected] == listed
+
+
+def test_local_listing_matches_fsspec(tmp_path: Path) -> None:
+    """The os.scandir listing of a local store finds what fsspec's recursive find finds."""
+    location = open_store(str(tmp_path))
+    for day in ("2026-01-01", "2026-01-02"):
+        for namespace in ("a", "b"):
+            spans = [s._replace(date=day, namespace=namespace) for s in make_spans(3)]
+            write_spans(location, spans)
+    (tmp_path / "spans" / "stray.parquet").write_bytes(b"x")
+    found = list_span_files(location)
+    everything = location.fs.find(location.spans_root, detail=True)
+    expected = sorted(
+        path
+        for path in everything
+        if path.rpartition("/")[0].rpartition("/")[2].startswith("date=")
+    )
+    assert expected == found.files
+    assert [everything[path]["size"] for path in expected] == found.sizes
+    assert [location.url_of(f"{location.spans_root}/stray.parquet")] == [
+        problem.path for problem in found.problems
+    ]
 
 
 def test_namespace_and_open_ended_ranges(tmp_path: Path) -> None:
