@@ -70,8 +70,8 @@ def stage_profile(spans: list[dict[str, Any]], repeats: int) -> dict[str, float]
     from span_tree._record import span_from_json_dict
     from span_tree.receiver._bulk import bulk_records
     from span_tree.receiver._ingest import gunzip_bounded, parse_spans
-    from span_tree.schema import records_to_table
     from span_tree.storage._writer import sort_table
+    from span_tree.storage.schema import records_to_table
 
     body = gzip_body(spans)
     raw = orjson.dumps({"tags": {}, "spans": spans})

@@ -122,7 +122,7 @@ def _tags(count: int, field_type: pa.DataType) -> pa.Array:
 def partition_table(namespace: str, day: int, count: int, stamp: int) -> pa.Table:
     """``count`` finished spans of one namespace and day, in traces of 10 spans."""
     from span_tree._ids import trace_id_from_w3c
-    from span_tree.schema import SPAN_SCHEMA
+    from span_tree.storage.schema import SPAN_SCHEMA
 
     traces = max(1, count // SPANS_PER_TRACE)
     count = traces * SPANS_PER_TRACE

@@ -26,8 +26,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from span_tree._record import SCHEMA_VERSION, Event, FinishedSpan, HandledError
-from span_tree.schema import SPAN_SCHEMA, records_to_table
 from span_tree.storage import compact, list_span_files, open_store, span_files, write_spans
+from span_tree.storage.schema import SPAN_SCHEMA, records_to_table
 
 OURS = "span_tree write_spans"
 CONVERT = "records_to_table only"

@@ -129,7 +129,7 @@ def _warn_skipped(problems: list[str]) -> None:
 
 
 def _duration(value: Any) -> str:
-    from span_tree.render import format_duration
+    from span_tree._display import format_duration
 
     return "" if value is None else format_duration(int(value))
 
@@ -322,7 +322,7 @@ def trace(
     """Print one trace as a tree of spans with their log lines."""
     from span_tree._record import span_to_json_dict
     from span_tree.analytics._formats import stdout_console
-    from span_tree.render import render_trace
+    from span_tree.sinks._render import render_trace
 
     opened = _open(store, namespace, storage_options)
     with _clear_errors():
@@ -467,7 +467,7 @@ def errors(
     storage_options: str | None = StorageOptionsOption,
 ) -> None:
     """List error groups (same bug, different ids = one group), most frequent first."""
-    from span_tree.render import short_error_type
+    from span_tree._display import short_error_type
 
     _check_choice("--status", status, GROUP_STATUSES)
     opened = _open(store, namespace, storage_options)
@@ -608,7 +608,7 @@ def demo(
     namespace: str = typer.Option("demo", "--namespace", "-n", help="Namespace to write to."),
 ) -> None:
     """Run an instrumented order service into a store, then show what it recorded."""
-    from span_tree.demo import run_and_report
+    from span_tree._commands.demo import run_and_report
 
     if traces_count < 1:
         raise fail("--traces must be at least 1")

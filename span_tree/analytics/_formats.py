@@ -343,7 +343,7 @@ def _cell(
     if name in formatters:
         shown = formatters[name](value)
     elif name.endswith("_us") and isinstance(value, int) and not isinstance(value, bool):
-        from span_tree.render import format_duration
+        from span_tree._display import format_duration
 
         shown = format_duration(value)
     else:

@@ -30,7 +30,7 @@ import duckdb
 import pyarrow as pa
 
 from span_tree.analytics._errors import StoreNotFound
-from span_tree.schema import SPAN_SCHEMA
+from span_tree.storage.schema import SPAN_SCHEMA
 
 ANNOTATIONS_DIR = "annotations"
 

@@ -451,7 +451,7 @@ class Store:
         import polars as pl
         import pyarrow.dataset as ds
 
-        from span_tree.schema import SPAN_SCHEMA
+        from span_tree.storage.schema import SPAN_SCHEMA
 
         files = self.files
         if not files:
@@ -523,7 +523,7 @@ class Store:
             AmbiguousTraceId: the prefix matches more than one trace.
             StoreError: the store's files cannot be read.
         """
-        from span_tree.schema import table_to_records
+        from span_tree.storage.schema import table_to_records
 
         try:
             full_id = (
@@ -542,7 +542,7 @@ class Store:
             raise StoreError(f"cannot read store {self.url}: {_one_message(error)}") from None
         if table.num_rows == 0:
             raise TraceNotFound(trace_id.strip())
-        from span_tree.render import causal_order
+        from span_tree._display import causal_order
 
         # Start order, but never a span before the one that started it (clocks differ
         # between the processes of a distributed trace).

@@ -249,7 +249,7 @@ def _spark_path(path: str, scheme: str | None) -> str:
 
 
 def _span_schema() -> Any:
-    from span_tree.schema import SPAN_SCHEMA
+    from span_tree.storage.schema import SPAN_SCHEMA
 
     return SPAN_SCHEMA
 

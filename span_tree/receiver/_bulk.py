@@ -29,7 +29,7 @@ from span_tree._record import (
     HandledError,
     SpanRecordError,
 )
-from span_tree.schema import TIMESTAMP
+from span_tree.storage.schema import TIMESTAMP
 
 _STATUSES = frozenset(("started", "succeeded", "failed"))
 # The form ``span_to_json_dict`` prints (``iso_from_us``): UTC, "Z", 0 or 6 fraction

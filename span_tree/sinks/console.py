@@ -14,7 +14,7 @@ from typing import TextIO
 from rich.console import Console
 
 from span_tree._record import FinishedSpan
-from span_tree.render import render_trace
+from span_tree.sinks._render import render_trace
 
 MAX_PENDING_SPANS = 10_000
 MAX_PRINTED_TRACES = 1_000

@@ -18,12 +18,12 @@ from typing import Any
 from span_tree._record import FinishedSpan
 from span_tree._sanitize import encodable
 from span_tree._spool_dir import default_spool_dir
-from span_tree.schema import records_to_table
 from span_tree.storage._auto import AutoCompactor
 from span_tree.storage._layout import new_batch_id
 from span_tree.storage._location import open_store
 from span_tree.storage._spool import DEFAULT_SPOOL_BYTES, Spool
 from span_tree.storage._writer import PreparedFile, prepare_files, put_prepared
+from span_tree.storage.schema import records_to_table
 
 # A rough per-span size estimate, so the byte limit costs nothing per span.
 _SPAN_BYTES = 320

@@ -38,7 +38,6 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from span_tree._atomic import TEMP_PREFIX
-from span_tree.schema import SPAN_SCHEMA
 from span_tree.storage._files import compatible
 from span_tree.storage._layout import (
     LEGACY,
@@ -57,6 +56,7 @@ from span_tree.storage._listing import (
 )
 from span_tree.storage._location import StoreLocation
 from span_tree.storage._writer import sort_table, write_table_atomic
+from span_tree.storage.schema import SPAN_SCHEMA
 
 DEFAULT_MIN_AGE = 300.0
 DEFAULT_TARGET_ROWS = 1_000_000

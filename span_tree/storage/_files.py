@@ -15,7 +15,6 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from span_tree.schema import SPAN_SCHEMA
 from span_tree.storage._listing import (
     REPLACES_KEY,
     FileProblem,
@@ -23,6 +22,7 @@ from span_tree.storage._listing import (
     list_span_files,
 )
 from span_tree.storage._location import StoreLocation
+from span_tree.storage.schema import SPAN_SCHEMA
 
 __all__ = [
     "CORE_COLUMNS",

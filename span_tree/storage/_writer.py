@@ -15,7 +15,6 @@ import pyarrow.parquet as pq
 
 from span_tree._atomic import write_file_atomic
 from span_tree._record import FinishedSpan, utc_day
-from span_tree.schema import SPAN_SCHEMA, TIMESTAMP, records_to_table
 from span_tree.storage._layout import (
     batch_file_name,
     check_namespace,
@@ -24,6 +23,7 @@ from span_tree.storage._layout import (
     safe_namespace,
 )
 from span_tree.storage._location import StoreLocation
+from span_tree.storage.schema import SPAN_SCHEMA, TIMESTAMP, records_to_table
 
 # Low-cardinality columns, where dictionary encoding pays; on the others (ids, messages,
 # JSON) it costs time and, falling back to plain encoding, saves nothing.

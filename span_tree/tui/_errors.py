@@ -13,7 +13,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, DataTable, Footer, Input, Label, RadioButton, RadioSet, Static
 
-from span_tree.render import short_error_type
+from span_tree._display import short_error_type
 from span_tree.tui._dashboard import RowTable
 from span_tree.tui._format import ago, truncate
 from span_tree.tui._source import ErrorGroupRow, SourceError

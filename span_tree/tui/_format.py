@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from span_tree.render import format_duration
+from span_tree._display import format_duration
 
 __all__ = ["ago", "clock", "format_duration", "truncate"]
 

@@ -14,8 +14,9 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Static
 
+from span_tree._display import short_error_type
 from span_tree._record import Event, FinishedSpan
-from span_tree.render import LEVEL_STYLES, short_error_type
+from span_tree.sinks._render import LEVEL_STYLES
 from span_tree.tui._format import clock, format_duration
 from span_tree.tui._trace import status_mark
 

@@ -14,9 +14,9 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static, Tree
 from textual.widgets.tree import TreeNode
 
+from span_tree._display import causal_items, short_error_type
 from span_tree._ids import is_trace_id, w3c_trace_id
 from span_tree._record import STATUS_FAILED, STATUS_STARTED, FinishedSpan, newest_versions
-from span_tree.render import causal_items, short_error_type
 from span_tree.tui._format import clock, format_duration, truncate
 
 if TYPE_CHECKING:

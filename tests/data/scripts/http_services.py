@@ -1,4 +1,4 @@
-"""Two real services for tests/integration/test_http_services.py, each run under uvicorn.
+"""Two real services for tests/integrations/test_http_services.py, each run under uvicorn.
 
 ``python http_services.py orders PORT INVENTORY_URL``: a FastAPI app (TraceMiddleware
 added with ``add_middleware``) whose order route loads from a "database" span and calls

@@ -1,0 +1,447 @@
+"""The Arrow schema of span rows, and conversion between ``FinishedSpan`` and Arrow.
+
+One constant, ``SPAN_SCHEMA``, pinned by a test: the SQL views depend on these column
+names. Imports pyarrow, so ``import span_tree`` never imports this module.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from itertools import chain, repeat
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from span_tree._record import (
+    SCHEMA_VERSION,
+    SPAN_COLUMNS,
+    Event,
+    FinishedSpan,
+    HandledError,
+    us_from_datetime,
+)
+
+TIMESTAMP = pa.timestamp("us", tz="UTC")
+
+HANDLED_ERROR_TYPE = pa.struct(
+    [
+        ("time", TIMESTAMP),
+        ("type", pa.string()),
+        ("message", pa.string()),
+        ("traceback", pa.string()),
+    ]
+)
+
+EVENT_TYPE = pa.struct(
+    [
+        ("time", TIMESTAMP),
+        ("seq", pa.int64()),
+        ("level", pa.string()),
+        ("logger", pa.string()),
+        ("message", pa.string()),
+        ("file", pa.string()),
+        ("line", pa.int32()),
+        ("attributes", pa.string()),  # JSON text
+    ]
+)
+
+SPAN_SCHEMA = pa.schema(
+    [
+        ("namespace", pa.string()),
+        ("date", pa.string()),
+        ("trace_id", pa.string()),
+        ("span_id", pa.string()),
+        ("parent_id", pa.string()),
+        ("seq", pa.int64()),
+        ("name", pa.string()),
+        ("kind", pa.string()),
+        ("status", pa.string()),
+        ("level", pa.string()),
+        ("start_time", TIMESTAMP),
+        ("end_time", TIMESTAMP),
+        ("duration_us", pa.int64()),
+        ("file", pa.string()),
+        ("line", pa.int32()),
+        ("function", pa.string()),
+        ("app", pa.string()),
+        ("app_version", pa.string()),
+        ("host", pa.string()),
+        ("pid", pa.int64()),
+        ("thread", pa.string()),
+        ("task", pa.string()),
+        ("tags", pa.map_(pa.string(), pa.string())),
+        ("attributes", pa.string()),  # JSON text
+        ("error_type", pa.string()),
+        ("error_message", pa.string()),
+        ("error_traceback", pa.string()),
+        ("handled_errors", pa.list_(HANDLED_ERROR_TYPE)),
+        ("events", pa.list_(EVENT_TYPE)),
+        ("links", pa.list_(pa.string())),
+        ("ref_src", pa.list_(pa.string())),
+        ("ref_dest", pa.list_(pa.string())),
+        ("written_at", TIMESTAMP),
+        ("schema_version", pa.int32()),
+    ],
+    metadata={"span_tree.storage.schema_version": str(SCHEMA_VERSION)},
+)
+
+assert tuple(SPAN_SCHEMA.names) == SPAN_COLUMNS, "SPAN_SCHEMA and FinishedSpan disagree"
+
+_orjson: Any
+try:  # 5-10x faster than json.dumps for the per-span attributes
+    import orjson as _orjson
+except ImportError:  # pragma: no cover - orjson is a declared dependency
+    _orjson = None
+
+_ORJSON_OPTIONS = 0 if _orjson is None else _orjson.OPT_NON_STR_KEYS
+_json_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=repr).encode
+
+
+def _json_default(value: Any) -> Any:
+    """What orjson cannot encode natively: other mappings as objects, the rest as repr."""
+    if isinstance(value, Mapping):
+        return dict(value)
+    if isinstance(value, (tuple, set, frozenset)):
+        return list(value)
+    return repr(value)
+
+
+def _json_text(value: Any) -> str:
+    """JSON text of an attributes mapping (``"{}"`` for an empty one)."""
+    if not value:
+        return "{}"
+    if _orjson is not None:
+        try:
+            text: str = _orjson.dumps(value, default=_json_default, option=_ORJSON_OPTIONS).decode()
+            return text
+        except (TypeError, _orjson.JSONEncodeError):
+            pass  # e.g. integers beyond 64 bits, or a mapping that is not a dict
+    return _json_encode(dict(value))
+
+
+def _json_array(values: Sequence[Any]) -> pa.Array:
+    """A string column of JSON texts, one per attributes mapping."""
+    if _orjson is not None:
+        dumps = _orjson.dumps
+        try:
+            # Decoding to str and converting is faster than handing Arrow the bytes
+            # (measured: Arrow validates bytes as UTF-8 one by one).
+            encoded = [
+                dumps(value, default=_json_default, option=_ORJSON_OPTIONS).decode()
+                if value
+                else "{}"
+                for value in values
+            ]
+            return pa.array(encoded, pa.string())
+        except (TypeError, _orjson.JSONEncodeError):
+            pass  # one odd value: encode row by row with the fallbacks
+    return pa.array([_json_text(value) for value in values], pa.string())
+
+
+def _offsets(lengths: Iterable[int]) -> pa.Array:
+    """List offsets (0, l0, l0+l1, ...) computed in Arrow rather than in Python."""
+    return pc.cumulative_sum(pa.array(chain((0,), lengths), pa.int32()))
+
+
+def _string_lists(values: Sequence[Sequence[str]], field_type: pa.DataType) -> pa.Array:
+    """A list<string> column from tuples of strings, without per-row lists."""
+    if not any(values):
+        return pa.ListArray.from_arrays(
+            pa.array(repeat(0, len(values) + 1), pa.int32()), pa.array([], pa.string())
+        ).cast(field_type)
+    flat = pa.array([item for items in values for item in items], pa.string())
+    return pa.ListArray.from_arrays(_offsets(map(len, values)), flat)
+
+
+def _tags_array(values: Sequence[Any], field_type: pa.DataType) -> pa.Array:
+    """A map<string,string> column from dicts, built from flat keys and values.
+
+    Neighbouring spans usually carry equal tags (one trace, one process), so each run
+    of equal dicts is converted once and repeated by index.
+    """
+    runs: list[Any] = []
+    indices: list[int] = []
+    previous: Any = None
+    for tags in values:
+        if tags is not previous and tags != previous:
+            runs.append(tags)
+            previous = tags
+        indices.append(len(runs) - 1)
+    keys = pa.array([key for tags in runs for key in tags], pa.string())
+    items = pa.array([item for tags in runs for item in tags.values()], pa.string())
+    mapped = pa.MapArray.from_arrays(_offsets(map(len, runs)), keys, items)
+    if len(runs) == len(values):
+        return mapped
+    return mapped.take(pa.array(indices, pa.int32()))
+
+
+def _struct_lists(
+    values: Sequence[Sequence[tuple[Any, ...]]], struct_type: pa.StructType
+) -> pa.Array:
+    """A list<struct> column from tuples of NamedTuples whose fields match the struct."""
+    flat = [item for items in values for item in items]
+    columns: list[Sequence[Any]] = [()] * struct_type.num_fields
+    if flat:
+        columns = list(zip(*flat, strict=True))
+    children = []
+    for index in range(struct_type.num_fields):
+        child = struct_type.field(index)
+        column: Sequence[Any] = columns[index]
+        if child.name == "attributes":
+            children.append(_json_array(column))
+            continue
+        children.append(pa.array(column, child.type))
+    structs = pa.StructArray.from_arrays(children, fields=list(struct_type))
+    return pa.ListArray.from_arrays(_offsets(map(len, values)), structs)
+
+
+def _constant(values: Sequence[Any]) -> bool:
+    """True when every value equals the first (probed cheaply before the full count)."""
+    if len(values) < 64:
+        return False
+    first = values[0]
+    if not (first == values[-1] == values[len(values) // 2]):
+        return False
+    return tuple.count(values, first) == len(values) if isinstance(values, tuple) else False
+
+
+def _column_array(name: str, values: Sequence[Any], field_type: pa.DataType) -> pa.Array:
+    try:
+        if name == "attributes":
+            return _json_array(values)
+        if name == "tags":
+            return _tags_array(values, field_type)
+        if name in ("events", "handled_errors"):
+            return _struct_lists(values, field_type.value_type)
+        if name in ("links", "ref_src", "ref_dest"):
+            return _string_lists(values, field_type)
+        if _constant(values):  # namespace, date, app, host...: one value for the batch
+            return pa.repeat(pa.scalar(values[0], field_type), len(values))
+        return pa.array(values, field_type)
+    except (TypeError, ValueError, pa.ArrowException):
+        # Values of an unexpected shape (lists instead of tuples, dict events...): the
+        # row-by-row path accepts anything pyarrow can convert.
+        return _column_array_rowwise(name, values, field_type)
+
+
+def _column_array_rowwise(name: str, values: Sequence[Any], field_type: pa.DataType) -> pa.Array:
+    if name == "attributes":
+        return pa.array([_json_text(dict(v)) for v in values], pa.string())
+    if name == "tags":
+        return pa.array([[(str(k), str(v)) for k, v in v.items()] for v in values], field_type)
+    if name == "events":
+        return pa.array([[_event_dict(e) for e in v] for v in values], field_type)
+    if name == "handled_errors":
+        return pa.array([[_as_dict(e) for e in v] for v in values], field_type)
+    if name in ("links", "ref_src", "ref_dest"):
+        return pa.array([list(v) for v in values], field_type)
+    return pa.array(values, field_type)
+
+
+def _as_dict(item: Any) -> dict[str, Any]:
+    return dict(item._asdict()) if hasattr(item, "_asdict") else dict(item)
+
+
+def _event_dict(event: Any) -> dict[str, Any]:
+    values = _as_dict(event)
+    values["attributes"] = _json_text(dict(values.get("attributes") or {}))
+    return values
+
+
+def records_to_table(records: Sequence[FinishedSpan], *, written_at: int | None = None) -> pa.Table:
+    """Convert span records to an Arrow table of ``SPAN_SCHEMA``.
+
+    Columnar: the records are transposed once and each column is built in one call;
+    nested columns (events, tags, lists) are built from flat child arrays and offsets
+    rather than per-row dicts.
+
+    Args:
+        records: the spans, in any order.
+        written_at: microseconds since the epoch to stamp on every row (the Parquet sink
+            sets it at write time); ``None`` keeps each record's own value.
+
+    Returns:
+        A table with exactly ``SPAN_SCHEMA``.
+    """
+    if not records:
+        return SPAN_SCHEMA.empty_table()
+    # The transposition allocates one tuple per column and nothing the cyclic GC could
+    # free, yet triggers many collections on big batches; pausing it halves the cost.
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        columns = list(zip(*records, strict=True))
+        arrays = []
+        for index, field in enumerate(SPAN_SCHEMA):
+            values: Sequence[Any] = columns[index]
+            if field.name == "written_at" and written_at is not None:
+                arrays.append(
+                    pa.array(repeat(written_at, len(records)), pa.int64()).cast(field.type)
+                )
+                continue
+            arrays.append(_column_array(field.name, values, field.type))
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    return pa.Table.from_arrays(arrays, schema=SPAN_SCHEMA)
+
+
+def _us(value: Any) -> int | None:
+    """Arrow timestamps come back as datetimes from to_pylist; turn them into µs."""
+    return None if value is None else us_from_datetime(value)
+
+
+def _version(value: Any) -> int:
+    """A file without the column predates versioning: count it as the first version."""
+    return 1 if value is None else int(value)
+
+
+def table_to_records(table: pa.Table) -> list[FinishedSpan]:
+    """Convert an Arrow table (``SPAN_SCHEMA`` or an older, narrower version) to records.
+
+    Columns missing from ``table`` take their defaults, so files written by an older
+    schema version still read.
+    """
+    try:
+        return _records_columnar(table)
+    except (KeyError, TypeError, ValueError, pa.ArrowException):
+        # Column types of another writer that the columnar path does not cast: go
+        # row by row, which accepts whatever to_pylist produces.
+        return _records_rowwise(table)
+
+
+def _int_times(data_type: pa.DataType) -> pa.DataType:
+    """``data_type`` with every timestamp (nested too) replaced by int64 microseconds."""
+    if pa.types.is_timestamp(data_type):
+        return pa.int64()
+    if pa.types.is_list(data_type) or pa.types.is_large_list(data_type):
+        return pa.list_(_int_times(data_type.value_type))
+    if pa.types.is_struct(data_type):
+        return pa.struct([field.with_type(_int_times(field.type)) for field in data_type])
+    return data_type
+
+
+# orjson parses integers beyond 64 bits as floats; such texts go through json instead.
+_LONG_NUMBER = re.compile(r"\d{19}")
+
+
+def _json_object(text: str | None) -> Any:
+    if not text:
+        return {}
+    if _orjson is None or _LONG_NUMBER.search(text):
+        return json.loads(text)
+    return _orjson.loads(text)
+
+
+def _records_columnar(table: pa.Table) -> list[FinishedSpan]:
+    """One ``to_pylist`` per column (timestamps as integers), then one pass over rows."""
+    count = table.num_rows
+    present = set(table.column_names)
+
+    def column(name: str) -> list[Any]:
+        if name not in present:
+            return [None] * count
+        values = table.column(name)
+        if values.type != _int_times(values.type):
+            values = values.cast(_int_times(values.type))
+        return values.to_pylist()  # type: ignore[no-any-return]
+
+    for name in ("trace_id", "span_id", "name", "status", "start_time"):
+        if name not in present:
+            raise KeyError(name)
+    columns = [column(name) for name in SPAN_COLUMNS]
+    records = []
+    for row in zip(*columns, strict=True):
+        (namespace, date, trace_id, span_id, parent_id, seq, name, kind, status, level,
+         start_time, end_time, duration_us, file, line, function, app, app_version, host,
+         pid, thread, task, tags, attributes, error_type, error_message, error_traceback,
+         handled_errors, events, links, ref_src, ref_dest, written_at, schema_version,
+         ) = row  # fmt: skip
+        records.append(
+            FinishedSpan(
+                namespace or "default", date or "", trace_id, span_id, parent_id, seq or 0,
+                name, kind or "internal", status, level or "INFO", start_time or 0, end_time,
+                duration_us, file, line, function, app or "", app_version or "", host or "",
+                pid or 0, thread or "", task, dict(tags) if tags else {},
+                _json_object(attributes), error_type, error_message, error_traceback,
+                tuple(
+                    HandledError(e["time"] or 0, e["type"], e["message"], e["traceback"])
+                    for e in handled_errors
+                ) if handled_errors else (),
+                tuple(
+                    Event(
+                        e["time"] or 0, e.get("seq") or 0, e["level"], e["logger"],
+                        e["message"], e.get("file"), e.get("line"),
+                        _json_object(e.get("attributes")),
+                    )
+                    for e in events
+                ) if events else (),
+                tuple(links) if links else (), tuple(ref_src) if ref_src else (),
+                tuple(ref_dest) if ref_dest else (), written_at, _version(schema_version),
+            )
+        )  # fmt: skip
+    return records
+
+
+def _records_rowwise(table: pa.Table) -> list[FinishedSpan]:
+    rows = table.to_pylist()
+    records = []
+    for row in rows:
+        tags = row.get("tags") or []
+        record = FinishedSpan(
+            namespace=row.get("namespace") or "default",
+            date=row.get("date") or "",
+            trace_id=row["trace_id"],
+            span_id=row["span_id"],
+            parent_id=row.get("parent_id"),
+            seq=row.get("seq") or 0,
+            name=row["name"],
+            kind=row.get("kind") or "internal",
+            status=row["status"],
+            level=row.get("level") or "INFO",
+            start_time=_us(row["start_time"]) or 0,
+            end_time=_us(row.get("end_time")),
+            duration_us=row.get("duration_us"),
+            file=row.get("file"),
+            line=row.get("line"),
+            function=row.get("function"),
+            app=row.get("app") or "",
+            app_version=row.get("app_version") or "",
+            host=row.get("host") or "",
+            pid=row.get("pid") or 0,
+            thread=row.get("thread") or "",
+            task=row.get("task"),
+            tags=dict(tags),
+            attributes=json.loads(row.get("attributes") or "{}"),
+            error_type=row.get("error_type"),
+            error_message=row.get("error_message"),
+            error_traceback=row.get("error_traceback"),
+            handled_errors=tuple(
+                HandledError(_us(e["time"]) or 0, e["type"], e["message"], e["traceback"])
+                for e in row.get("handled_errors") or []
+            ),
+            events=tuple(
+                Event(
+                    time=_us(e["time"]) or 0,
+                    seq=e.get("seq") or 0,
+                    level=e["level"],
+                    logger=e["logger"],
+                    message=e["message"],
+                    file=e.get("file"),
+                    line=e.get("line"),
+                    attributes=json.loads(e.get("attributes") or "{}"),
+                )
+                for e in row.get("events") or []
+            ),
+            links=tuple(row.get("links") or ()),
+            ref_src=tuple(row.get("ref_src") or ()),
+            ref_dest=tuple(row.get("ref_dest") or ()),
+            written_at=_us(row.get("written_at")),
+            schema_version=_version(row.get("schema_version")),
+        )
+        records.append(record)
+    return records

@@ -1,0 +1,211 @@
+"""ParquetSink: buffering, flush by size/age/force, stats."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+from support.spans import make_spans, read_back
+
+import span_tree
+from span_tree.sinks.parquet import ParquetSink
+from span_tree.storage import open_store, span_files
+from span_tree.typing import Sink
+
+
+def test_sink_implements_protocol(tmp_path: Path) -> None:
+    """ParquetSink satisfies the Sink protocol."""
+    sink = ParquetSink(str(tmp_path), spool_dir=str(tmp_path / "spool"))
+    try:
+        assert isinstance(sink, Sink)
+    finally:
+        sink.shutdown()
+
+
+def test_force_flush_writes_buffer(tmp_path: Path) -> None:
+    """Exported spans stay buffered until force_flush writes them as one file."""
+    sink = ParquetSink(str(tmp_path / "s"), spool_dir=str(tmp_path / "spool"), max_age=60)
+    spans = make_spans(3)
+    sink.export(spans)
+    location = open_store(str(tmp_path / "s"))
+    assert [] == span_files(location).files
+    assert sink.force_flush(5.0)
+    files = span_files(location).files
+    assert 1 == len(files)
+    assert len(spans) == len(read_back(files))
+    assert len(spans) == sink.stats()["written_spans"]
+    sink.shutdown()
+
+
+def test_flush_by_rows(tmp_path: Path) -> None:
+    """Reaching max_rows writes a file without an explicit flush."""
+    sink = ParquetSink(str(tmp_path), spool_dir=str(tmp_path / "spool"), max_rows=4, max_age=60)
+    sink.export(make_spans(2))
+    assert 1 == len(span_files(open_store(str(tmp_path))).files)
+    sink.shutdown()
+
+
+def test_flush_by_age(tmp_path: Path) -> None:
+    """A buffered span is written once it is older than max_age, with no further export."""
+    sink = ParquetSink(str(tmp_path), spool_dir=str(tmp_path / "spool"), max_age=0.1)
+    sink.export(make_spans(1))
+    location = open_store(str(tmp_path))
+    deadline = time.monotonic() + 10
+    while not span_files(location).files and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert 1 == len(span_files(location).files)
+    sink.shutdown()
+
+
+def test_configure_store_routes_spans(tmp_path: Path) -> None:
+    """configure(store=...) writes spans there; span_tree.stats() shows the sink's counters."""
+    span_tree.configure(store=str(tmp_path), console=False, jsonl=False)
+    with span_tree.span("configured"):
+        pass
+    assert span_tree.flush(10)
+    files = span_files(open_store(str(tmp_path))).files
+    assert ["configured"] == [r.name for r in read_back(files)]
+    sinks = span_tree.stats()["sinks"]
+    assert 1 == next(s for s in sinks if s["name"] == "ParquetSink")["written_spans"]
+
+
+def blocked_store(tmp_path: Path) -> Path:
+    """A store path that cannot be created (a regular file sits where a directory must be).
+
+    Works as root too, unlike a read-only directory.
+    """
+    (tmp_path / "blocker").write_text("not a directory")
+    return tmp_path / "blocker" / "store"
+
+
+def test_unwritable_store_spools_then_replays(tmp_path: Path) -> None:
+    """A failing store: spans go to the spool (counted); once it is back they are replayed."""
+    store = blocked_store(tmp_path)
+    sink = ParquetSink(
+        str(store), spool_dir=str(tmp_path / "spool"), retries=2, backoff=0.01, down_delay=0.05
+    )
+    spans = make_spans(2)
+    sink.export(spans)
+    assert sink.force_flush(5.0)
+    stats = sink.stats()
+    assert (len(spans), 0, 0, 1) == (
+        stats["spooled_spans"],
+        stats["written_spans"],
+        stats["lost_spans"],
+        stats["spool_pending_files"],
+    )
+    assert 2 == stats["store_errors"] and 1 == stats["retries"]
+    (tmp_path / "blocker").unlink()  # the store comes back
+    deadline = time.monotonic() + 10
+    while sink.stats()["spool_pending_files"] and time.monotonic() < deadline:
+        time.sleep(0.02)
+    sink.shutdown()
+    stats = sink.stats()
+    assert (len(spans), 0) == (stats["replayed_spans"], stats["spool_pending_files"])
+    files = span_files(open_store(str(store))).files
+    key = lambda r: r.span_id  # noqa: E731
+    assert sorted(s.span_id for s in spans) == sorted(r.span_id for r in read_back(files))
+    assert all(r.written_at for r in sorted(read_back(files), key=key))
+
+
+def test_full_spool_counts_lost_spans(tmp_path: Path) -> None:
+    """When neither the store nor the spool can keep spans, they are counted as lost."""
+    sink = ParquetSink(
+        str(blocked_store(tmp_path)),
+        spool_dir=str(tmp_path / "spool"),
+        spool_max_bytes=100,
+        retries=1,
+    )
+    spans = make_spans(1)
+    sink.export(spans)
+    sink.force_flush(5.0)
+    sink.shutdown()
+    assert (len(spans), 0) == (sink.stats()["lost_spans"], sink.stats()["spooled_spans"])
+
+
+def test_spool_from_earlier_run_is_replayed_by_new_sink(tmp_path: Path) -> None:
+    """Spooled files left by a previous process are moved into the store by the next sink."""
+    store = blocked_store(tmp_path)
+    first = ParquetSink(str(store), spool_dir=str(tmp_path / "spool"), retries=1)
+    first.export(make_spans(1))
+    first.shutdown()
+    (tmp_path / "blocker").unlink()
+    second = ParquetSink(str(store), spool_dir=str(tmp_path / "spool"), max_age=0.1)
+    deadline = time.monotonic() + 10
+    while second.stats()["spool_pending_files"] and time.monotonic() < deadline:
+        time.sleep(0.02)
+    second.shutdown()
+    assert 1 == len(span_files(open_store(str(store))).files)
+
+
+def test_unencodable_span_is_counted_not_raised(tmp_path: Path) -> None:
+    """A record pyarrow cannot encode is counted as lost; the rest of its batch is kept."""
+    sink = ParquetSink(str(tmp_path), spool_dir=str(tmp_path / "spool"), max_age=60)
+    good = make_spans(3)
+    bad = good[0]._replace(span_id="badbadbadbadbad0", start_time="not a time")
+    sink.export([*good[:3], bad, *good[3:]])
+    sink.force_flush(5.0)
+    sink.shutdown()
+    stats = sink.stats()
+    assert (1, len(good)) == (stats["lost_spans"], stats["written_spans"])
+    assert "encoding failed" in stats["last_store_error"]
+    files = span_files(open_store(str(tmp_path))).files
+    assert sorted(s.span_id for s in good) == sorted(r.span_id for r in read_back(files))
+
+
+@pytest.mark.filterwarnings("ignore:This process.*fork:DeprecationWarning")
+def test_forked_child_does_not_write_parents_buffer(tmp_path: Path) -> None:
+    """After fork the child starts with an empty buffer: no span is written twice."""
+    sink = ParquetSink(str(tmp_path), spool_dir=str(tmp_path / "spool"), max_age=60)
+    parent_spans, child_spans = make_spans(2), make_spans(1)
+    sink.export(parent_spans)
+    pid = os.fork()
+    if pid == 0:  # the child: write its own spans only, then leave without cleanup
+        code = 1
+        try:
+            sink.export(child_spans)
+            code = 0 if sink.force_flush(10) else 1
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert 0 == os.waitstatus_to_exitcode(status)
+    sink.shutdown()
+    files = span_files(open_store(str(tmp_path))).files
+    expected = sorted(s.span_id for s in parent_spans + child_spans)
+    assert expected == sorted(r.span_id for r in read_back(files))
+
+
+@pytest.mark.parametrize("sink_kind", ["parquet", "http"])
+def test_both_sinks_spool_under_spantree_spool_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sink_kind: str
+) -> None:
+    """SPANTREE_SPOOL_DIR chooses the spool of the Parquet sink as of the HTTP sink."""
+    from span_tree.sinks.http import HttpSink
+
+    monkeypatch.setenv("SPANTREE_SPOOL_DIR", str(tmp_path / "spools"))
+    if sink_kind == "parquet":
+        parquet = ParquetSink(str(tmp_path / "store"))
+        directory = parquet.spool.directory
+        parquet.shutdown()
+    else:
+        http = HttpSink("http://127.0.0.1:1", api_key="k")
+        directory = http.stats()["spool_dir"]
+        http.shutdown()
+    assert str(tmp_path / "spools") == os.path.dirname(directory)
+
+
+def test_spool_falls_back_to_the_temp_dir_when_the_cache_is_read_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where the user cache cannot be created (Lambda), the spool is in the temp dir."""
+    import tempfile
+
+    from span_tree._spool_dir import default_spool_dir
+
+    (tmp_path / "not-a-dir").write_text("")
+    monkeypatch.delenv("SPANTREE_SPOOL_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "not-a-dir"))
+    directory = default_spool_dir("s3://bucket/store")
+    assert os.path.join(tempfile.gettempdir(), "spantree-spool") == os.path.dirname(directory)

@@ -1,0 +1,201 @@
+"""The store layout, atomic writer and file validation (local disk and memory://)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from support.spans import make_spans, read_back
+
+from span_tree.storage import FileProblem, open_store, span_files, write_spans
+
+
+def test_open_store_local_path(tmp_path: Path) -> None:
+    """A plain path opens as a local store with an absolute root and the file protocol."""
+    location = open_store(str(tmp_path / "store"))
+    assert (str(tmp_path / "store"), "file", True) == (
+        location.root,
+        location.protocol,
+        location.is_local,
+    )
+
+
+def test_open_store_default_is_spantree_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No URL means the local store named by SPANTREE_STORE."""
+    monkeypatch.setenv("SPANTREE_STORE", str(tmp_path))
+    assert str(tmp_path) == open_store().root
+
+
+def test_open_store_memory_url() -> None:
+    """Any fsspec URL opens; the URL keeps its protocol."""
+    location = open_store("memory://teststore/a")
+    assert ("memory", "memory://teststore/a") == (location.protocol, location.url)
+
+
+def test_write_spans_layout_and_round_trip(tmp_path: Path) -> None:
+    """Spans land in namespace=/date= partitions and read back as the same records."""
+    spans = make_spans(3, namespace="shop")
+    location = open_store(str(tmp_path))
+    paths = write_spans(location, spans)
+    assert 1 == len(paths)
+    date = spans[0].date
+    assert paths[0].startswith(f"{tmp_path}/spans/namespace=shop/date={date}/")
+    back = read_back(paths)
+    assert all(record.written_at is not None for record in back)
+    key = lambda r: r.span_id  # noqa: E731
+    assert sorted((s._replace(written_at=None) for s in spans), key=key) == sorted(
+        (r._replace(written_at=None) for r in back), key=key
+    )
+
+
+def test_rows_sorted_by_trace_and_start(tmp_path: Path) -> None:
+    """Rows in a file are sorted by (trace_id, start_time)."""
+    paths = write_spans(open_store(str(tmp_path)), list(reversed(make_spans(5))))
+    table = pq.read_table(paths[0])
+    keys = list(zip(table["trace_id"].to_pylist(), table["start_time"].to_pylist(), strict=True))
+    assert sorted(keys) == keys
+    assert "ZSTD" == pq.ParquetFile(paths[0]).metadata.row_group(0).column(0).compression
+
+
+def test_versions_of_one_span_in_one_write_get_increasing_stamps(tmp_path: Path) -> None:
+    """A span written twice in one batch: the later version has the later written_at."""
+    span = make_spans(1)[0]
+    started = span._replace(status="started", end_time=None, duration_us=None)
+    paths = write_spans(open_store(str(tmp_path)), [started, span])
+    back = {r.status: r.written_at for r in read_back(paths) if r.span_id == span.span_id}
+    assert back["succeeded"] is not None and back["started"] is not None
+    assert back["succeeded"] > back["started"]
+
+
+def test_span_files_reports_corrupt_and_foreign_files(tmp_path: Path) -> None:
+    """Truncated Parquet, wrong schema and stray text are reported with path and skipped."""
+    location = open_store(str(tmp_path))
+    good = write_spans(location, make_spans(2))[0]
+    partition = Path(good).parent
+    truncated = partition / "truncated.parquet"
+    truncated.write_bytes(Path(good).read_bytes()[:-40])
+    foreign = partition / "foreign.parquet"
+    pq.write_table(pa.table({"x": [1, 2]}), foreign)
+    stray = partition / "notes.txt"
+    stray.write_text("hello")
+    (partition / ".inflight.parquet.123.tmp").write_bytes(b"PAR1")
+    found = span_files(location)
+    assert [good] == found.files
+    reasons = {Path(p.path).name: p.reason for p in found.problems}
+    assert {"truncated.parquet", "foreign.parquet", "notes.txt"} == set(reasons)
+    assert reasons["foreign.parquet"].startswith("not a span file: missing column(s)")
+    assert reasons["truncated.parquet"].startswith("unreadable Parquet footer")
+    assert FileProblem(str(stray), "not a .parquet file") in found.problems
+
+
+def test_span_files_namespace_filter(tmp_path: Path) -> None:
+    """span_files(namespace=...) lists only that namespace's files."""
+    location = open_store(str(tmp_path))
+    write_spans(location, make_spans(1, namespace="a"))
+    only_b = write_spans(location, make_spans(1, namespace="b"))
+    assert only_b == span_files(location, namespace="b").files
+
+
+def test_unsafe_namespace_is_made_safe(tmp_path: Path) -> None:
+    """A namespace with path characters is stored under a safe name, in path and rows."""
+    paths = write_spans(open_store(str(tmp_path)), make_spans(1, namespace="../evil/x"))
+    assert "/namespace=_evil_x/" in paths[0]
+    assert {"_evil_x"} == {r.namespace for r in read_back(paths)}
+
+
+def test_namespace_with_a_final_newline_is_made_safe(tmp_path: Path) -> None:
+    """A final newline in a namespace is no directory name character either."""
+    paths = write_spans(open_store(str(tmp_path)), make_spans(1, namespace="shop\n"))
+    assert "/namespace=shop_/" in paths[0]
+    assert {"shop_"} == {r.namespace for r in read_back(paths)}
+
+
+def test_memory_store_round_trip() -> None:
+    """write_spans works on a non-local fsspec filesystem (one put per file)."""
+    location = open_store("memory://roundtrip")
+    spans = make_spans(2)
+    paths = write_spans(location, spans)
+    found = span_files(location)
+    assert paths == found.files
+    assert ["memory://" + paths[0].lstrip("/")] == found.urls
+    with location.fs.open(paths[0], "rb") as handle:
+        assert len(spans) == pq.read_table(handle).num_rows
+    location.fs.rm(location.root, recursive=True)
+
+
+def test_large_uniform_batch_round_trips(tmp_path: Path) -> None:
+    """A batch big enough for the constant-column fast path reads back identical."""
+    span = make_spans(1)[1]
+    started = span._replace(status="started", end_time=None, duration_us=None, parent_id=None)
+    spans = [
+        (span if index % 2 else started)._replace(span_id=f"{index:016x}") for index in range(300)
+    ]
+    uniform = [started._replace(span_id=f"{index:016x}") for index in range(300, 400)]
+    paths = write_spans(open_store(str(tmp_path)), spans)
+    paths += write_spans(open_store(str(tmp_path)), uniform)
+    key = lambda r: r.span_id  # noqa: E731
+    expected = sorted(spans + uniform, key=key)
+    back = sorted((r._replace(written_at=None) for r in read_back(paths)), key=key)
+    assert expected == back
+
+
+def test_record_with_a_malformed_date_lands_in_its_start_day(tmp_path: Path) -> None:
+    """A hand-made record with an empty date is written under its start_time's day."""
+    location = open_store(str(tmp_path))
+    good = make_spans(2)
+    broken = good[0]._replace(date="", span_id="feedfacefeedface")
+    paths = write_spans(location, [broken, good[1]])
+    expected_dir = f"date={good[0].date}"
+    assert [expected_dir] == sorted({Path(path).parent.name for path in paths})
+    found = span_files(location)
+    assert [] == found.problems
+    assert {good[0].date} == {record.date for record in read_back(found.files)}
+
+
+def test_many_new_files_on_an_object_store_are_checked_together() -> None:
+    """On a non-local store, 20 new files and a corrupt one get the same verdicts in order."""
+    location = open_store("memory://many-files-check")
+    spans = make_spans(1)
+    written = [path for _ in range(20) for path in write_spans(location, spans)]
+    corrupt = f"{written[0].rpartition('/')[0]}/0-corrupt.parquet"
+    location.fs.pipe(corrupt, b"PAR1 not really parquet PAR1")
+    found = span_files(location)
+    assert sorted(written) == found.files
+    assert [location.url_of(corrupt)] == [problem.path for problem in found.problems]
+    location.fs.rm(location.root, recursive=True)
+
+
+def test_spool_put_that_fails_leaves_no_temporary(tmp_path: Path) -> None:
+    """A spooled file that cannot be put in place leaves no temporary file behind."""
+    from span_tree.storage import Spool
+    from span_tree.storage._writer import PreparedFile
+
+    spool = Spool(str(tmp_path / "spool"))
+    relative = "namespace=shop/date=2026-01-10/3Ma4nuHcDpqn5w4K3ycc5EpAv5v.parquet"
+    (tmp_path / "spool" / relative / "occupied").mkdir(parents=True)  # rename must fail
+    assert not spool.put(PreparedFile(relative, b"data", 1))
+    leftovers = [p.name for p in (tmp_path / "spool" / relative).parent.iterdir()]
+    assert [Path(relative).name] == leftovers
+    assert 0 == spool.size()
+
+
+def test_a_failed_footer_read_is_not_remembered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file whose footer read failed (network) is listed again once reads work."""
+    location = open_store(str(tmp_path))
+    paths = write_spans(location, make_spans(1))
+
+    def connection_reset(*args: object, **kwargs: object) -> None:
+        raise ConnectionResetError("connection reset by peer")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(location.fs, "open", connection_reset)
+        during = span_files(location)
+    after = span_files(location)
+    assert ([], 1) == (during.files, len(during.problems))
+    assert (paths, []) == (after.files, after.problems)
