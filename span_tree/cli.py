@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import typer
@@ -19,10 +20,72 @@ except ImportError:  # pragma: no cover - older typer uses click itself
     from click import exceptions as click_errors  # type: ignore[no-redef]
 
 
+def _plain_values_without_pydantic(params: Sequence[Any]) -> None:
+    """Let the ``str`` and ``bool`` parameters skip typer's pydantic conversion.
+
+    typer >= 0.2x converts each parameter's value through a pydantic ``TypeAdapter``,
+    and importing pydantic for it was a fifth of a ``spantree sql`` process. click
+    already hands such a parameter a ``str`` (or a flag a ``bool``): a value of the
+    annotated type passes as is, anything else still goes through typer's conversion.
+    With a typer without the private ``_coercion`` module nothing changes
+    (``tests/cli/test_cli_imports.py`` notices pydantic coming back).
+    """
+    try:
+        from typer._coercion import RuntimeParam, build_runtime_param
+    except ImportError:  # pragma: no cover - a typer without pydantic conversion
+        return
+    for param in params:
+        descriptor = getattr(param, "type_descriptor", None)
+        if (
+            descriptor is None
+            or getattr(param, "_runtime_param", False) is not None
+            or descriptor.annotation not in (str, bool)
+            or descriptor.file_annotation is not None
+            or descriptor.parameter_info.parser is not None
+        ):
+            continue
+        param._runtime_param = _as_given(RuntimeParam, build_runtime_param)(
+            parameter_info=descriptor.parameter_info,
+            annotation=descriptor.annotation,
+            descriptor=descriptor,
+        )
+
+
+_AS_GIVEN: Any = None
+
+
+def _as_given(base: Any, build: Any) -> Any:
+    """typer's ``RuntimeParam`` keeping a value of the annotated type as click gave it."""
+    global _AS_GIVEN
+    if _AS_GIVEN is None:
+
+        @dataclass(frozen=True)
+        class AsGiven(base):  # type: ignore[misc]
+            descriptor: Any = None
+
+            def _coerce_value(self, value: Any, param: Any, ctx: Any) -> Any:
+                if isinstance(value, self.annotation):
+                    return value
+                return build(self.descriptor)._coerce_value(value, param=param, ctx=ctx)
+
+        _AS_GIVEN = AsGiven
+    return _AS_GIVEN
+
+
 class _OneLineErrors(TyperGroup):
     """A usage error (missing option, bad value, unknown command) is one line,
     ``error: ... (see spantree CMD --help)`` and exit code 1, like every other error,
     instead of typer's boxed message and exit code 2."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        _plain_values_without_pydantic(self.get_params(ctx))
+        return super().parse_args(ctx, args)
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        name, command, rest = super().resolve_command(ctx, args)
+        if command is not None:  # its context inherits the help option names from ctx
+            _plain_values_without_pydantic(command.get_params(ctx))
+        return name, command, rest
 
     def main(
         self,

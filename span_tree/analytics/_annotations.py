@@ -14,7 +14,6 @@ import time
 from typing import Any, Literal
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from span_tree.analytics._source import ANNOTATION_SCHEMA, ANNOTATIONS_DIR
 
@@ -56,6 +55,8 @@ def write_annotation(
     Returns:
         The engine-readable path of the new file and its ``created_at`` (µs).
     """
+    import pyarrow.parquet as pq
+
     from span_tree.storage._layout import new_file_name
     from span_tree.storage._writer import write_bytes_atomic
 

@@ -14,13 +14,13 @@ import sys
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
-from rich import box
-from rich.console import Console, Group, RenderableType
-from rich.table import Table
-from rich.text import Text
+
+if TYPE_CHECKING:  # rich is imported where a table is drawn: csv/json output never needs it
+    from rich.console import Console, RenderableType
+    from rich.text import Text
 
 FORMATS = ("table", "csv", "json", "jsonl", "parquet")
 
@@ -36,6 +36,8 @@ def stdout_console() -> Console:
 
     Its width is the terminal's; in a pipe ``COLUMNS`` when set, else ``PIPE_WIDTH``.
     """
+    from rich.console import Console
+
     width = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else PIPE_WIDTH
     return Console(file=sys.stdout, soft_wrap=False, width=width)
 
@@ -170,6 +172,8 @@ def write_result(
     table = whole_durations(table)
     if fmt == "table":
         if output:
+            from rich.console import Console
+
             with open(output, "w", encoding="utf-8") as handle:
                 console = Console(file=handle, width=PIPE_WIDTH, soft_wrap=False)
                 console.print(
@@ -243,10 +247,10 @@ _STATUS_STYLES = {
 
 def whole_durations(table: pa.Table) -> pa.Table:
     """Float ``*_us`` columns (percentiles, averages) rounded to whole microseconds."""
-    import pyarrow.compute as pc
-
     for index, field in enumerate(table.schema):
         if field.name.endswith("_us") and pa.types.is_floating(field.type):
+            import pyarrow.compute as pc  # only when there is such a column
+
             column = pc.round(table.column(index)).cast(pa.int64())
             table = table.set_column(index, pa.field(field.name, pa.int64()), column)
     return table
@@ -274,6 +278,10 @@ def fit_table(
     down to ``_MIN_TEXT`` characters (``_MIN_WIDE`` for ``wide`` ones), and ends in "…"
     when cut.
     """
+    from rich import box
+    from rich.console import Group
+    from rich.table import Table
+
     formatters = formatters or {}
     headers = headers or {}
     names: list[str] = list(table.column_names)
@@ -391,6 +399,9 @@ def _records(
     title: str | None,
 ) -> RenderableType:
     """Each row as a block of ``column  value`` lines (like psql's ``\\x``)."""
+    from rich.console import Group
+    from rich.text import Text
+
     key_width = max(len(label[name]) for name in names)
     value_width = max(10, width - key_width - 2)
     rows = len(cells[names[0]]) if names else 0
@@ -415,6 +426,8 @@ def _records(
 
 def _hint(hidden: list[str], cut: bool, width: int, *, records: bool = False) -> Text | None:
     """The last line, at most ``width`` wide: what was left out and how to see it all."""
+    from rich.text import Text
+
     tail = "; --format csv|json shows everything)"
     if records:
         said = "(one record per row: the columns do not fit"
@@ -430,5 +443,7 @@ def _hint(hidden: list[str], cut: bool, width: int, *, records: bool = False) ->
 
 
 def _styled(cell: str) -> Text:
+    from rich.text import Text
+
     style = _STATUS_STYLES.get(cell, "")
     return Text(cell, style=style)

@@ -14,7 +14,6 @@ from itertools import chain, repeat
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from span_tree._record import (
     SCHEMA_VERSION,
@@ -144,6 +143,8 @@ def _json_array(values: Sequence[Any]) -> pa.Array:
 
 def _offsets(lengths: Iterable[int]) -> pa.Array:
     """List offsets (0, l0, l0+l1, ...) computed in Arrow rather than in Python."""
+    import pyarrow.compute as pc  # here, not at import: a reader of the store never needs it
+
     return pc.cumulative_sum(pa.array(chain((0,), lengths), pa.int32()))
 
 

@@ -1,0 +1,104 @@
+"""What a `spantree sql --format csv` process imports (checked in a fresh process).
+
+The CLI's start-up is most of a small query's time (issue 9: a cold `spantree sql`
+against a plain `python -c 'import duckdb; ...'`), so the modules it loads are pinned
+here, not its timing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+# Run the CLI as `spantree sql` does, then list what got imported.
+PROBE = """
+import json, sys
+from span_tree.cli import main
+try:
+    main()
+except SystemExit as stop:
+    code = stop.code
+print(json.dumps({"code": code, "modules": sorted(sys.modules)}), file=sys.stderr)
+"""
+
+
+def imported_by_cli(*args: str) -> tuple[str, set[str]]:
+    """Run ``spantree ARGS`` in a fresh interpreter: its stdout and the modules it loaded."""
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
+        "HOME": os.environ.get("HOME", "/tmp"),
+        "SPANTREE_STORE": "none",
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+        env=env,
+    )
+    report = json.loads(result.stderr.strip().splitlines()[-1])
+    assert 0 == report["code"], result.stderr
+    return result.stdout, set(report["modules"])
+
+
+def small_store(root: Path) -> None:
+    """A store of one partition with one file of three spans."""
+    from span_tree.schema import SPAN_SCHEMA
+
+    directory = root / "spans" / "namespace=default" / "date=2026-01-01"
+    directory.mkdir(parents=True)
+    rows = {name: [None] * 3 for name in SPAN_SCHEMA.names}
+    rows.update(
+        namespace=["default"] * 3,
+        date=["2026-01-01"] * 3,
+        trace_id=["2Qe0Vq1cGm0vwyVn7b9y0Bo8aAa"] * 3,
+        span_id=["a" * 16, "b" * 16, "c" * 16],
+        name=["root", "child", "child"],
+        status=["succeeded"] * 3,
+        duration_us=[10, 20, 30],
+        schema_version=[1] * 3,
+    )
+    table = pa.Table.from_pydict(rows, schema=SPAN_SCHEMA)
+    pq.write_table(table, directory / "2Qe0Vq1cGm0vwyVn7b9y0Bo8aAa.parquet")
+
+
+def test_sql_csv_imports_only_what_it_uses(tmp_path: Path) -> None:
+    """`spantree sql --format csv` loads duckdb and pyarrow, not pydantic, rich, polars,
+    textual, pyarrow.compute or the storage writer."""
+    small_store(tmp_path)
+    out, modules = imported_by_cli(
+        "sql", "--store", str(tmp_path), "--format", "csv", "select count(*) from spans"
+    )
+    assert "count_star()\n3\n" == out
+    heavy = (
+        "pydantic",
+        "rich",
+        "polars",
+        "textual",
+        "pyarrow.compute",
+        "pyarrow.parquet",
+        "pyarrow.dataset",
+        "span_tree.storage._writer",
+        "span_tree.storage._compact",
+        "span_tree.sinks",
+    )
+    assert [] == [name for name in heavy if name in modules]
+    assert {"duckdb", "pyarrow"} <= modules  # the probe is sound: the query ran
+
+
+def test_sql_table_still_loads_rich(tmp_path: Path) -> None:
+    """The table format draws with rich (so the probe above can see rich when loaded)."""
+    small_store(tmp_path)
+    out, modules = imported_by_cli(
+        "sql", "--store", str(tmp_path), "--format", "table", "select count(*) from spans"
+    )
+    assert "3" in out
+    assert "rich" in modules
