@@ -6,11 +6,12 @@ lands in the store with the receiver's own API keys (``X-API-Key: st_...``, or
 exporters retry exactly what may succeed later:
 
 - 200 with an ``Export{Trace,Logs}ServiceResponse``; spans the store cannot hold (zero
-  ids, impossible times) are left out and counted in ``partial_success`` with the
-  reasons; the rest is written before the answer.
-- 400 (body cannot be decoded), 401 (key), 413 (body or decompressed body too large,
-  too many spans), 415 (content type or encoding): not retried by exporters; the body is
-  a ``google.rpc.Status`` saying why.
+  ids, impossible times) and spans starting outside the receiver's start-time window
+  (``--max-age-days``, clock skew) are left out and counted in ``partial_success`` with
+  the reasons; the rest is written before the answer.
+- 400 (body cannot be decoded, spans on more days than ``--max-partitions``), 401 (key),
+  413 (body or decompressed body too large, too many spans), 415 (content type or
+  encoding): not retried by exporters; the body is a ``google.rpc.Status`` saying why.
 - 429 (too many requests waiting) and 503 (the store cannot be written) with
   ``Retry-After``: retried.
 
@@ -33,9 +34,11 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from span_tree._record import iso_from_us
 from span_tree._sanitize import DEFAULT_SCRUB_KEYS, scrub_pattern
 from span_tree.receiver._app import _Service, _StoreUnavailable
 from span_tree.receiver._ingest import IngestError, gunzip_bounded
+from span_tree.receiver._window import check_partitions, outside_window, window_bounds
 
 if TYPE_CHECKING:
     from span_tree.otel._mapping import Mapped
@@ -203,8 +206,15 @@ class _Endpoint:
             raise _Refused(413, f"too many {what} in one request: {count} (limit {limit})")
         try:
             mapped = self.signal.map(message, namespace)
-            if not mapped.records:
-                return mapped, []
+        except Exception as error:
+            # A body the mapping did not foresee is still the client's: say so (400)
+            # rather than fail with a 5xx, and log it to fix the mapping.
+            logger.exception("could not map an OTLP %s request", self.signal.kind)
+            raise _Refused(400, f"the request cannot be stored: {error!r}") from None
+        mapped = self._within_window(mapped)
+        if not mapped.records:
+            return mapped, []
+        try:
             # OTLP exporters resend the same bytes after a 429/503 or a lost answer: a
             # batch id made from them puts the same file names again (no duplicate rows).
             digest = hashlib.sha256(f"{self.signal.kind}\0{namespace}\0".encode())
@@ -212,10 +222,40 @@ class _Endpoint:
             batch_id = _content_batch_id(mapped.records, digest)
             return mapped, prepare_files(mapped.records, batch_id=batch_id)
         except Exception as error:
-            # A body the mapping did not foresee is still the client's: say so (400)
-            # rather than fail with a 5xx, and log it to fix the mapping.
-            logger.exception("could not map an OTLP %s request", self.signal.kind)
+            # Mapping let through something Arrow cannot hold: a mapping gap, and still
+            # the body's fault; nothing was written.
+            logger.exception("could not encode an OTLP %s request", self.signal.kind)
             raise _Refused(400, f"the request cannot be stored: {error!r}") from None
+
+    def _within_window(self, mapped: Mapped) -> Mapped:
+        """Spans starting outside the receiver's window are rejected one by one (partial
+        success, as a collector's filter does), not the whole request: an exporter
+        drops a refused batch. A request over the partition limit is refused (400).
+        Log rows carry their request's time, so only traces are filtered."""
+        config = self.service.config
+        if self.signal.kind == "traces":
+            bad = set(
+                outside_window(
+                    mapped.records,
+                    max_age_days=config.max_age_days,
+                    max_future_days=config.max_future_days,
+                )
+            )
+            if bad:
+                earliest, latest = window_bounds(config.max_age_days, config.max_future_days)
+                reason = (
+                    f"{len(bad)} spans start outside the accepted window "
+                    f"{iso_from_us(earliest)} .. {iso_from_us(latest)}"
+                )
+                kept = [record for index, record in enumerate(mapped.records) if index not in bad]
+                mapped = mapped._replace(
+                    records=kept,
+                    accepted=mapped.accepted - len(bad),
+                    rejected=mapped.rejected + len(bad),
+                    reasons=[*mapped.reasons, reason],
+                )
+        check_partitions(mapped.records, config.max_partitions)
+        return mapped
 
     def _decode(self, body: bytes, as_json: bool) -> Any:
         from span_tree.otel import _proto

@@ -43,24 +43,13 @@ def check_window(
     """
     if not records:
         return
-    now = time.time_ns() // 1000 if now_us is None else now_us
-    earliest = 0 if max_age_days is None else max(0, now - int(max_age_days * DAY_US))
-    latest = now + int(max_future_days * DAY_US)
-    starts = [record.start_time for record in records]
-    if earliest <= min(starts) and max(starts) <= latest:
-        days = {start // DAY_US for start in starts}
-        if len(days) > max_partitions:
-            raise IngestError(
-                422,
-                {
-                    "error": f"spans start on {len(days)} different days; one request may "
-                    f"hold at most {max_partitions} (send older spans in their own requests)",
-                    "field": "start_time",
-                    "limit": max_partitions,
-                },
-            )
+    bad = outside_window(
+        records, max_age_days=max_age_days, max_future_days=max_future_days, now_us=now_us
+    )
+    if not bad:
+        check_partitions(records, max_partitions)
         return
-    bad = [index for index, start in enumerate(starts) if not earliest <= start <= latest]
+    earliest, latest = window_bounds(max_age_days, max_future_days, now_us)
     shown = ", ".join(str(index) for index in bad[:_NAMED])
     more = f" and {len(bad) - _NAMED} more" if len(bad) > _NAMED else ""
     raise IngestError(
@@ -74,3 +63,41 @@ def check_window(
             "count": len(bad),
         },
     )
+
+
+def window_bounds(
+    max_age_days: float | None, max_future_days: float, now_us: int | None = None
+) -> tuple[int, int]:
+    """The earliest and latest accepted start, in µs since the epoch."""
+    now = time.time_ns() // 1000 if now_us is None else now_us
+    earliest = 0 if max_age_days is None else max(0, now - int(max_age_days * DAY_US))
+    return earliest, now + int(max_future_days * DAY_US)
+
+
+def outside_window(
+    records: Sequence[FinishedSpan],
+    *,
+    max_age_days: float | None = None,
+    max_future_days: float = DEFAULT_MAX_FUTURE_DAYS,
+    now_us: int | None = None,
+) -> list[int]:
+    """Indices of the records that start outside the accepted window (see `check_window`)."""
+    earliest, latest = window_bounds(max_age_days, max_future_days, now_us)
+    return [
+        index for index, record in enumerate(records) if not earliest <= record.start_time <= latest
+    ]
+
+
+def check_partitions(records: Sequence[FinishedSpan], max_partitions: int) -> None:
+    """Refuse (422) a request whose spans start on more than ``max_partitions`` days."""
+    days = {record.start_time // DAY_US for record in records}
+    if len(days) > max_partitions:
+        raise IngestError(
+            422,
+            {
+                "error": f"spans start on {len(days)} different days; one request may "
+                f"hold at most {max_partitions} (send older spans in their own requests)",
+                "field": "start_time",
+                "limit": max_partitions,
+            },
+        )

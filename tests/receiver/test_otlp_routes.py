@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import duckdb
 import httpx
+from google.rpc import status_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+from starlette.applications import Starlette
 
 from span_tree.otel._outbound import add_attributes
 from span_tree.receiver import create_app, key_store
@@ -15,16 +19,58 @@ from span_tree.receiver import create_app, key_store
 
 def one_span_body() -> bytes:
     """A valid ExportTraceServiceRequest with one span."""
+    return spans_body([1_700_000_000])
+
+
+def spans_body(starts: list[int]) -> bytes:
+    """A valid ExportTraceServiceRequest with one 1-second span per start (Unix seconds)."""
     request = trace_service_pb2.ExportTraceServiceRequest()
     resource_spans = request.resource_spans.add()
     add_attributes(resource_spans.resource.attributes, [("service.name", "svc")])
-    span = resource_spans.scope_spans.add().spans.add()
-    span.trace_id, span.span_id, span.name = b"\x01" * 16, b"\x02" * 8, "s"
-    span.start_time_unix_nano, span.end_time_unix_nano = (
-        1_700_000_000 * 10**9,
-        1_700_000_001 * 10**9,
-    )
+    scope = resource_spans.scope_spans.add()
+    for index, start in enumerate(starts, start=1):
+        span = scope.spans.add()
+        span.trace_id, span.name = b"\x01" * 16, f"s{index}"
+        span.span_id = index.to_bytes(8, "big")
+        span.start_time_unix_nano, span.end_time_unix_nano = start * 10**9, (start + 1) * 10**9
     return request.SerializeToString()
+
+
+async def post_traces(app: Starlette, key: str, body: bytes) -> httpx.Response:
+    """POST one protobuf body to ``/v1/traces`` in-process."""
+    headers = {"X-API-Key": key, "Content-Type": "application/x-protobuf"}
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://receiver") as client:
+        return await client.post("/v1/traces", content=body, headers=headers)
+
+
+async def test_spans_outside_the_window_are_rejected_one_by_one(tmp_path: Path) -> None:
+    """Spans older than --max-age-days or far in the future are partial-success rejections;
+    the others are stored (an exporter would drop a wholly refused batch)."""
+    key = key_store(str(tmp_path)).create("team")
+    app = create_app(str(tmp_path), max_age_days=7, compact_interval=None)
+    now = int(time.time())
+    body = spans_body([now - 3600, now - 30 * 86_400, now + 400 * 86_400, now - 60])
+    response = await post_traces(app, key, body)
+    answer = trace_service_pb2.ExportTraceServiceResponse.FromString(response.content)
+    stored = duckdb.sql(
+        f"select name from read_parquet('{tmp_path}/spans/**/*.parquet') order by name"
+    ).fetchall()
+    assert (200, 2) == (response.status_code, answer.partial_success.rejected_spans)
+    assert "2 spans start outside the accepted window" in answer.partial_success.error_message
+    assert [("s1",), ("s4",)] == stored
+
+
+async def test_spans_on_too_many_days_are_refused(tmp_path: Path) -> None:
+    """One request whose spans start on more days than --max-partitions is a 400 that says
+    so, and writes nothing."""
+    key = key_store(str(tmp_path)).create("team")
+    app = create_app(str(tmp_path), max_partitions=2, compact_interval=None)
+    now = int(time.time())
+    response = await post_traces(app, key, spans_body([now - day * 86_400 for day in range(3)]))
+    status = status_pb2.Status.FromString(response.content)
+    assert (400, []) == (response.status_code, list(tmp_path.glob("spans/**/*.parquet")))
+    assert "spans start on 3 different days" in status.message
 
 
 async def test_overload_answers_429_with_retry_after(tmp_path: Path) -> None:
