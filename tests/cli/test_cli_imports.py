@@ -51,7 +51,7 @@ def imported_by_cli(*args: str) -> tuple[str, set[str]]:
 
 def small_store(root: Path) -> None:
     """A store of one partition with one file of three spans."""
-    from span_tree.schema import SPAN_SCHEMA
+    from span_tree.storage.schema import SPAN_SCHEMA
 
     directory = root / "spans" / "namespace=default" / "date=2026-01-01"
     directory.mkdir(parents=True)
