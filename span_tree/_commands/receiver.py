@@ -63,6 +63,18 @@ def serve(
         "--max-partitions",
         help="Most distinct start days (partitions) in one request.",
     ),
+    compact_interval: float = typer.Option(
+        600.0,
+        "--compact-interval",
+        min=0.0,
+        help="Seconds between background compactions of the store (0: never).",
+    ),
+    compact_min_age: float = typer.Option(
+        300.0,
+        "--compact-min-age",
+        min=0.0,
+        help="Files younger than this many seconds wait for a later compaction.",
+    ),
     workers: int = typer.Option(1, "--workers", help="Worker processes."),
     key_refresh: float = typer.Option(
         5.0, "--key-refresh", help="Seconds before created or revoked keys take effect."
@@ -89,6 +101,8 @@ def serve(
         key_refresh_seconds=key_refresh,
         max_age_days=max_age_days,
         max_partitions=max_partitions,
+        compact_interval=compact_interval or None,
+        compact_min_age=compact_min_age,
         access_log=access_log,
     )
 

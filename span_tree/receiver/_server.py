@@ -48,6 +48,8 @@ def serve(
     key_refresh_seconds: float = 5.0,
     max_age_days: float | None = None,
     max_partitions: int = DEFAULT_MAX_PARTITIONS,
+    compact_interval: float | None = 600.0,
+    compact_min_age: float = 300.0,
     access_log: bool = False,
     log_level: str = "info",
 ) -> None:
@@ -63,6 +65,9 @@ def serve(
         key_refresh_seconds: how soon created or revoked keys take effect.
         max_age_days: refuse spans that started longer ago (None: only before 1970).
         max_partitions: most distinct start days in one request.
+        compact_interval: seconds between background compactions of the store (None:
+            never; several receivers on one store may all compact, safely).
+        compact_min_age: files younger than this (seconds) wait for a later pass.
         access_log: log one line per request (never includes the API key).
         log_level: uvicorn's log level.
     """
@@ -78,6 +83,8 @@ def serve(
         key_refresh_seconds=key_refresh_seconds,
         max_age_days=max_age_days,
         max_partitions=max_partitions,
+        compact_interval=compact_interval,
+        compact_min_age=compact_min_age,
     )
     options: dict[str, Any] = {
         "host": host,

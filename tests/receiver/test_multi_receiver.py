@@ -74,24 +74,18 @@ def _batch(first_us: int, client: int, request: int) -> list[dict[str, Any]]:
     return spans
 
 
-# The receiver app `spantree serve` runs, with its background compaction due every second
-# (serve's defaults, a pass every 10 minutes on files over 5 minutes old, never come due
-# within a test, and serve has no option for them).
-RECEIVER = """
-import json, sys, uvicorn
-from span_tree.receiver._app import create_app
-store, port, options = sys.argv[1], int(sys.argv[2]), json.loads(sys.argv[3])
-app = create_app(store, storage_options=options, compact_interval=1.0, compact_min_age=0.5)
-uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
-"""
-
-
 class Receiver:
     """One receiver process on a loopback port."""
 
     def __init__(self, store: str, port: int, options: dict[str, Any]) -> None:
         self.url = f"http://127.0.0.1:{port}"
-        command = [sys.executable, "-c", RECEIVER, store, str(port), json.dumps(options)]
+        # Background compaction due every second: serve's defaults (a pass every 10 minutes
+        # on files over 5 minutes old) never come due within a test.
+        command = [
+            *(sys.executable, "-m", "span_tree.cli", "serve", "--store", store),
+            *("--port", str(port), "--storage-options", json.dumps(options)),
+            *("--compact-interval", "1", "--compact-min-age", "0.5"),
+        ]
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
 
     def wait_ready(self, timeout: float) -> None:
