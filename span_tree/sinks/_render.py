@@ -28,13 +28,14 @@ LEVEL_STYLES = {
     "CRITICAL": "bold white on red",
 }
 _LEVEL_ORDER = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40, "CRITICAL": 50}
-_STATUS_STYLES = {STATUS_FAILED: "bold red", STATUS_STARTED: "yellow"}
+# The colour of each status mark (the TUI draws the same marks in the same colours).
+STATUS_STYLES = {STATUS_FAILED: "bold red", STATUS_STARTED: "yellow"}
 
 
 def span_label(span: FinishedSpan) -> Text:
     """One line for a span: status mark, name, duration, error."""
     label = Text()
-    label.append(f"{status_mark(span.status)} ", style=_STATUS_STYLES.get(span.status, "green"))
+    label.append(f"{status_mark(span.status)} ", style=STATUS_STYLES.get(span.status, "green"))
     label.append(span.name, style="bold")
     label.append(f"  {format_duration(span.duration_us)}", style="cyan")
     if span.attributes:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from textual import work
 from textual.app import App
@@ -14,8 +15,23 @@ from textual.binding import Binding, BindingType
 from textual.timer import Timer
 
 from span_tree._record import FinishedSpan
-from span_tree.tui._source import TIME_RANGES, SourceError, StoreSource
+from span_tree.tui._dashboard import DashboardScreen
+from span_tree.tui._dialogs import (
+    AnnotateScreen,
+    Annotation,
+    FilterScreen,
+    FindTraceScreen,
+    HelpScreen,
+    NamespaceScreen,
+)
+from span_tree.tui._errors import ErrorGroupsScreen
+from span_tree.tui._messages import Loaded, OpenSpan, OpenSpans, OpenTrace
+from span_tree.tui._screen import BaseScreen
+from span_tree.tui._source import TIME_RANGES, ErrorGroupRow, SourceError, StoreSource
+from span_tree.tui._span import SpanScreen
 from span_tree.tui._state import default_state_path, last_namespace, remember_namespace
+from span_tree.tui._trace import TraceScreen
+from span_tree.tui._traces import SpanListScreen
 
 
 def _wall_clock_us() -> int:
@@ -75,6 +91,8 @@ class SpanTreeApp(App[None]):
         self._follow_error: str | None = None
         self.namespaces: list[str] = []
         self.startup_error: str | None = None
+        self.loads = 0
+        self._load_signal = asyncio.Event()
 
     # -- start-up -------------------------------------------------------------------
 
@@ -101,9 +119,6 @@ class SpanTreeApp(App[None]):
         self.call_from_thread(self._start, found, error)
 
     def _start(self, found: list[str], error: str | None) -> None:
-        from span_tree.tui._dashboard import DashboardScreen
-        from span_tree.tui._dialogs import NamespaceScreen
-
         self.namespaces = found
         self.startup_error = error
         remembered = last_namespace(self.state_path, self.source.label)
@@ -124,6 +139,60 @@ class SpanTreeApp(App[None]):
         if self.namespace in self.namespaces:
             remember_namespace(self.state_path, self.source.label, self.namespace)
 
+    # -- loads ----------------------------------------------------------------------
+
+    def on_loaded(self, message: Loaded) -> None:
+        """Count the screens' loads and wake whoever waits for one."""
+        self.loads += 1
+        signal, self._load_signal = self._load_signal, asyncio.Event()
+        signal.set()
+
+    async def wait_for_load(self) -> None:
+        """Return when the next ``Loaded`` message has reached the app."""
+        await self._load_signal.wait()
+
+    # -- navigation: screens post messages or call these, never import each other ----
+
+    def on_open_spans(self, message: OpenSpans) -> None:
+        self.push_screen(SpanListScreen(message.name, message.filters))
+
+    def on_open_trace(self, message: OpenTrace) -> None:
+        self._open_trace(message.trace_id, message.span_id)
+
+    @work(thread=True, exclusive=True, group="open-trace")
+    def _open_trace(self, trace_id: str, span_id: str | None) -> None:
+        try:
+            records = self.source.trace(self.namespace, trace_id)
+        except SourceError as error:
+            self.call_from_thread(self.notify, str(error), severity="error")
+            return
+        self.call_from_thread(self.show_trace, records, span_id)
+
+    def show_trace(self, records: list[FinishedSpan], span_id: str | None = None) -> None:
+        """Show one trace's span tree (with the cursor on ``span_id`` when given)."""
+        self.push_screen(TraceScreen(records, focus_span=span_id))
+
+    def on_open_span(self, message: OpenSpan) -> None:
+        self.push_screen(SpanScreen(message.span, message.trace))
+
+    def edit_filter(self, current: str, then: Callable[[str], object]) -> None:
+        """Ask for a new query filter; ``then`` gets it (not called on Esc)."""
+
+        def chosen(query: str | None) -> None:
+            if query is not None:
+                then(query)
+
+        self.push_screen(FilterScreen(current), chosen)
+
+    def annotate(self, group: ErrorGroupRow, then: Callable[[Annotation], object]) -> None:
+        """Ask how to annotate ``group``; ``then`` gets the answer (not called on Esc)."""
+
+        def chosen(annotation: Annotation | None) -> None:
+            if annotation is not None:
+                then(annotation)
+
+        self.push_screen(AnnotateScreen(group), chosen)
+
     # -- actions available on every screen -----------------------------------------
 
     def action_go_back(self) -> None:
@@ -133,15 +202,11 @@ class SpanTreeApp(App[None]):
 
     def action_help(self) -> None:
         """Show the keys."""
-        from span_tree.tui._dialogs import HelpScreen
-
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen())
 
     def action_pick_namespace(self) -> None:
         """Choose another namespace."""
-        from span_tree.tui._dialogs import NamespaceScreen
-
         if not isinstance(self.screen, NamespaceScreen):
             self.push_screen(
                 NamespaceScreen(self.namespaces, current=self.namespace), self._namespace_chosen
@@ -150,8 +215,6 @@ class SpanTreeApp(App[None]):
     def _namespace_chosen(self, namespace: str | None) -> None:
         if not namespace:
             return
-        from span_tree.tui._dashboard import DashboardScreen
-
         self.namespace = namespace
         self._remember()
         while len(self.screen_stack) > 2:
@@ -161,25 +224,15 @@ class SpanTreeApp(App[None]):
 
     def action_find_trace(self) -> None:
         """Open a trace by id."""
-        from span_tree.tui._dialogs import FindTraceScreen
-
         if not isinstance(self.screen, FindTraceScreen):
             self.push_screen(FindTraceScreen(), self._trace_found)
 
     def _trace_found(self, records: list[FinishedSpan] | None) -> None:
         if records:
-            self.open_trace(records)
-
-    def open_trace(self, records: list[FinishedSpan], span_id: str | None = None) -> None:
-        """Show one trace's span tree (with the cursor on ``span_id`` when given)."""
-        from span_tree.tui._trace import TraceScreen
-
-        self.push_screen(TraceScreen(records, focus_span=span_id))
+            self.show_trace(records)
 
     def action_error_groups(self) -> None:
         """List the error groups of the namespace."""
-        from span_tree.tui._errors import ErrorGroupsScreen
-
         if not isinstance(self.screen, ErrorGroupsScreen):
             self.push_screen(ErrorGroupsScreen())
 
@@ -195,9 +248,8 @@ class SpanTreeApp(App[None]):
             self._follow_timer = None
             self.notify("Follow mode off.", timeout=3)
         for screen in self.screen_stack:
-            updater: Any = getattr(screen, "show_status", None)
-            if updater is not None:
-                updater()
+            if isinstance(screen, BaseScreen):
+                screen.follow_changed()
 
     def refresh_screen(self) -> None:
         """See newly written files, then have the screen on top load its data again."""
@@ -219,6 +271,6 @@ class SpanTreeApp(App[None]):
             self.notify(f"Store unreachable: {message}", severity="error", timeout=6)
 
     def _reload_screen(self) -> None:
-        reload: Any = getattr(self.screen, "reload", None)
-        if reload is not None:
-            reload()
+        # Follow mode may have been turned off while the store was being re-listed.
+        if self.follow and isinstance(self.screen, BaseScreen):
+            self.screen.reload()

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Label, Sparkline, Static
 
 from span_tree.tui._format import clock, format_duration, truncate
+from span_tree.tui._messages import OpenSpans
+from span_tree.tui._screen import BaseScreen
 from span_tree.tui._source import (
     SPEED_FILTERS,
     STATUS_FILTERS,
@@ -23,9 +24,7 @@ from span_tree.tui._source import (
     SourceError,
     Timeline,
 )
-
-if TYPE_CHECKING:
-    from span_tree.tui._app import SpanTreeApp
+from span_tree.tui._widgets import RowTable, status_text
 
 COLUMNS = ("Name", "Status", "Ok", "Failed", "LastTime", "p50", "p99")
 # Sort key per column; numbers sort descending (the interesting rows first).
@@ -42,22 +41,7 @@ SPARK_BUCKETS = 60
 NAME_WIDTH = 60
 
 
-class RowTable(DataTable[Any]):
-    """A row-cursor ``DataTable`` whose Enter is shown in the footer."""
-
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("enter", "select_cursor", "Open")]
-
-    def __init__(self, *, id: str) -> None:
-        super().__init__(id=id, cursor_type="row", zebra_stripes=True)
-
-
-def status_text(status: str) -> Text:
-    """A span or name status, coloured."""
-    styles = {"failed": "bold red", "error": "bold red", "succeeded": "green", "ok": "green"}
-    return Text(status, style=styles.get(status, "yellow"))
-
-
-class DashboardScreen(Screen[None]):
+class DashboardScreen(BaseScreen[None]):
     """The namespace at a glance; Enter lists the traces of the name under the cursor."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -77,10 +61,6 @@ class DashboardScreen(Screen[None]):
         self.message = ""
         self.loading = False
 
-    @property
-    def tui(self) -> SpanTreeApp:
-        return self.app  # type: ignore[return-value]
-
     def compose(self) -> ComposeResult:
         yield Static("", id="status-line")
         with Horizontal(id="sparks"):
@@ -95,9 +75,9 @@ class DashboardScreen(Screen[None]):
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
-        self.filters = replace(self.filters, time_range=self.tui.time_range)
-        if self.tui.startup_error:
-            self.message = f"Cannot read the store: {self.tui.startup_error}"
+        self.filters = replace(self.filters, time_range=self.app.time_range)
+        if self.app.startup_error:
+            self.message = f"Cannot read the store: {self.app.startup_error}"
         self.show_status()
         self.reload()
 
@@ -107,7 +87,7 @@ class DashboardScreen(Screen[None]):
         """Load the rows and the timeline again (in a worker)."""
         self.loading = True
         self.show_status()
-        self._load(self.tui.namespace, self.filters)
+        self._load(self.app.namespace, self.filters, self.begin_load())
 
     def namespace_changed(self) -> None:
         """The app switched namespace: start from the top."""
@@ -115,23 +95,34 @@ class DashboardScreen(Screen[None]):
         self.reload()
 
     @work(thread=True, exclusive=True, group="dashboard")
-    def _load(self, namespace: str, filters: Filters) -> None:
-        app = self.tui
+    def _load(self, namespace: str, filters: Filters, generation: int) -> None:
+        app = self.app
         now = app.now()
         try:
             rows = app.source.dashboard(namespace, filters, now_us=now)
         except SourceError as error:
-            app.call_from_thread(self._failed, str(error))
+            app.call_from_thread(self._failed, str(error), generation)
             return
         # Rows first: the table is what people read; the sparklines follow.
-        app.call_from_thread(self._loaded, rows)
+        app.call_from_thread(self._loaded, rows, generation)
         try:
             timeline = app.source.timeline(namespace, filters, now_us=now, buckets=SPARK_BUCKETS)
         except SourceError:
-            return  # the rows already came, or the message explaining why not
-        app.call_from_thread(self._timeline_loaded, timeline)
+            # The rows already came, or the message explaining why not.
+            app.call_from_thread(self._done, generation)
+            return
+        app.call_from_thread(self._timeline_loaded, timeline, generation)
 
-    def _timeline_loaded(self, timeline: Timeline) -> None:
+    def _done(self, generation: int) -> None:
+        self.show_loaded(generation, widget=self.query_one(DataTable))
+
+    def _timeline_loaded(self, timeline: Timeline, generation: int) -> None:
+        if self.is_stale(generation):
+            return
+        self._show_timeline(timeline)
+        self._done(generation)
+
+    def _show_timeline(self, timeline: Timeline) -> None:
         self.timeline = timeline
         # Nothing to draw (no spans, or the store is missing) is an empty line: a row of
         # zeros would be drawn as full-height bars.
@@ -140,26 +131,31 @@ class DashboardScreen(Screen[None]):
         self.query_one("#volume-label", Label).update(f"volume  {sum(timeline.volume):,} spans")
         self.query_one("#errors-label", Label).update(f"errors  {sum(timeline.errors):,}")
 
-    def _failed(self, message: str) -> None:
+    def _failed(self, message: str, generation: int) -> None:
+        if self.is_stale(generation):
+            return
         self.loading = False
         self.message = f"[b red]{message}[/]"
         self.rows = []
         self._fill()
-        self._timeline_loaded(Timeline())
+        self._show_timeline(Timeline())
+        self._done(generation)
 
-    def _loaded(self, rows: list[NameRow]) -> None:
+    def _loaded(self, rows: list[NameRow], generation: int) -> None:
+        if self.is_stale(generation):
+            return
         self.loading = False
         self.rows = rows
         if rows:
             self.message = ""
-        elif not self.tui.namespaces:
+        elif not self.app.namespaces:
             self.message = (
                 "No spans in this store yet. Run [b]spantree demo[/] or instrument an app"
                 " with span_tree, then press [b]f[/] to follow."
             )
         elif replace(self.filters, time_range="all") == Filters(time_range="all"):
             self.message = (
-                f"No spans in {self.tui.namespace!r} in the last {self.filters.time_range}:"
+                f"No spans in {self.app.namespace!r} in the last {self.filters.time_range}:"
                 " press [b]r[/] for a longer time range."
             )
         else:
@@ -174,7 +170,7 @@ class DashboardScreen(Screen[None]):
         for column in COLUMNS:
             mark = " ▼" if column == self.sort_column else ""
             table.add_column(column + mark, key=column)
-        now = self.tui.now()
+        now = self.app.now()
         primary = _SORT_KEYS[self.sort_column]
         for row in sorted(self.rows, key=lambda row: (primary(row), row.name)):
             table.add_row(
@@ -192,12 +188,15 @@ class DashboardScreen(Screen[None]):
         self.query_one("#message", Static).update(self.message)
         self.show_status()
 
+    def follow_changed(self) -> None:
+        self.show_status()
+
     def show_status(self) -> None:
         """Redraw the line naming the namespace, filters and follow state."""
         line = Text()
-        line.append(f" {self.tui.namespace or '-'} ", style="bold reverse")
+        line.append(f" {self.app.namespace or '-'} ", style="bold reverse")
         line.append(f"  {self.filters.describe()}  sort:{self.sort_column}")
-        if self.tui.follow:
+        if self.app.follow:
             line.append("  ● follow", style="bold green")
         if self.loading:
             line.append("  loading…", style="dim")
@@ -233,16 +232,10 @@ class DashboardScreen(Screen[None]):
 
     def action_filter(self) -> None:
         """Edit the query filter."""
-        from span_tree.tui._dialogs import FilterScreen
-
-        def apply(query: str | None) -> None:
-            if query is not None:
-                self._set_filters(replace(self.filters, query=query))
-
-        self.app.push_screen(FilterScreen(self.filters.query), apply)
+        self.app.edit_filter(
+            self.filters.query, lambda query: self._set_filters(replace(self.filters, query=query))
+        )
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
-        from span_tree.tui._traces import SpanListScreen
-
         if event.row_key.value is not None:
-            self.app.push_screen(SpanListScreen(str(event.row_key.value), self.filters))
+            self.post_message(OpenSpans(str(event.row_key.value), self.filters))

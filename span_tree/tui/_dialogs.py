@@ -1,23 +1,27 @@
-"""Small screens: namespace picker, find trace, query filter, help."""
+"""Dialogs: namespace picker, find trace, query filter, annotate an error group, help."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from dataclasses import dataclass
+from typing import ClassVar
 
 from rich.table import Table
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Vertical
+from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Input, Label, OptionList, Static
+from textual.widgets import Button, Input, Label, OptionList, RadioButton, RadioSet, Static
 from textual.widgets.option_list import Option
 
+from span_tree._display import short_error_type
 from span_tree._record import FinishedSpan
-from span_tree.tui._source import SourceError
+from span_tree.tui._format import truncate
+from span_tree.tui._screen import BaseModalScreen
+from span_tree.tui._source import ErrorGroupRow, SourceError
 
-if TYPE_CHECKING:
-    from span_tree.tui._app import SpanTreeApp
+ANNOTATION_STATUSES = ("crash", "silenced", "open")
+ANNOTATION_LEVELS = ("OK", "WARN", "ALERT")
 
 
 class NamespaceScreen(ModalScreen[str | None]):
@@ -53,7 +57,7 @@ class NamespaceScreen(ModalScreen[str | None]):
         self.dismiss(None)
 
 
-class FindTraceScreen(ModalScreen[list[FinishedSpan] | None]):
+class FindTraceScreen(BaseModalScreen[list[FinishedSpan] | None]):
     """Ask for a trace id (KSUID, 32-hex W3C id or unique prefix) and look it up."""
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Back")]
@@ -70,23 +74,27 @@ class FindTraceScreen(ModalScreen[list[FinishedSpan] | None]):
             self.query_one("#find-message", Label).update("Type a trace id.")
             return
         self.query_one("#find-message", Label).update(f"Looking up {text}…")
-        self._look_up(text)
+        self._look_up(text, self.begin_load())
 
     @work(thread=True, exclusive=True, group="find")
-    def _look_up(self, text: str) -> None:
-        app: SpanTreeApp = self.app  # type: ignore[assignment]
+    def _look_up(self, text: str, generation: int) -> None:
+        app = self.app
         try:
             records = app.source.trace(app.namespace, text)
         except SourceError as error:
-            self.app.call_from_thread(self._failed, str(error))
+            app.call_from_thread(self._failed, str(error), generation)
             return
         if not records:
-            self.app.call_from_thread(self._failed, f"no trace with id {text!r} in this store")
+            message = f"no trace with id {text!r} in this store"
+            app.call_from_thread(self._failed, message, generation)
             return
-        self.app.call_from_thread(self.dismiss, records)
+        # The trace screen that follows says when it is shown.
+        app.call_from_thread(self.dismiss, records)
 
-    def _failed(self, message: str) -> None:
-        self.query_one("#find-message", Label).update(f"[b red]{message}[/]")
+    def _failed(self, message: str, generation: int) -> None:
+        label = self.query_one("#find-message", Label)
+        label.update(f"[b red]{message}[/]")
+        self.show_loaded(generation, widget=label)
 
     def action_cancel(self) -> None:
         self.dismiss(None)
@@ -115,6 +123,76 @@ class FilterScreen(ModalScreen[str | None]):
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         self.dismiss(event.value.strip())
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+@dataclass(frozen=True)
+class Annotation:
+    """What the annotate dialog returns."""
+
+    status: str
+    level: str
+    note: str
+
+
+class AnnotateScreen(ModalScreen[Annotation | None]):
+    """Mark an error group crash/silenced and OK/WARN/ALERT, with a note."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Back")]
+
+    def __init__(self, group: ErrorGroupRow) -> None:
+        super().__init__()
+        self.group = group
+
+    def compose(self) -> ComposeResult:
+        # An unannotated ("open") group is most often being marked as a crash.
+        status = (
+            self.group.annotation if self.group.annotation in ("crash", "silenced") else "crash"
+        )
+        level = self.group.level if self.group.level in ANNOTATION_LEVELS else "WARN"
+        with Vertical(classes="dialog wide"):
+            yield Label("Annotate error group", classes="dialog-title")
+            yield Label(
+                truncate(f"{short_error_type(self.group.error_type)}: {self.group.message}", 90)
+            )
+            with Horizontal(classes="choices"):
+                with RadioSet(id="status"):
+                    for choice in ANNOTATION_STATUSES:
+                        yield RadioButton(choice, value=choice == status, id=f"status-{choice}")
+                with RadioSet(id="level"):
+                    for choice in ANNOTATION_LEVELS:
+                        yield RadioButton(choice, value=choice == level, id=f"level-{choice}")
+            yield Input(value=self.group.note or "", placeholder="note (Enter saves)", id="note")
+            with Horizontal(classes="buttons"):
+                yield Button("Save", variant="primary", id="save")
+                yield Button("Cancel", id="cancel")
+
+    def on_mount(self) -> None:
+        self.query_one("#note", Input).focus()
+
+    def _chosen(self, radio_set: str, choices: tuple[str, ...]) -> str:
+        index = self.query_one(f"#{radio_set}", RadioSet).pressed_index
+        return choices[index] if index >= 0 else choices[0]
+
+    def _save(self) -> None:
+        self.dismiss(
+            Annotation(
+                status=self._chosen("status", ANNOTATION_STATUSES),
+                level=self._chosen("level", ANNOTATION_LEVELS),
+                note=self.query_one("#note", Input).value.strip(),
+            )
+        )
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self._save()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "save":
+            self._save()
+        else:
+            self.dismiss(None)
 
     def action_cancel(self) -> None:
         self.dismiss(None)

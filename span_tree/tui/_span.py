@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 from rich.console import Group, RenderableType
 from rich.table import Table
@@ -11,17 +11,14 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
-from textual.screen import Screen
 from textual.widgets import Button, Footer, Static
 
 from span_tree._display import short_error_type
 from span_tree._record import Event, FinishedSpan
 from span_tree.sinks._render import LEVEL_STYLES
 from span_tree.tui._format import clock, format_duration
-from span_tree.tui._trace import status_mark
-
-if TYPE_CHECKING:
-    from span_tree.tui._app import SpanTreeApp
+from span_tree.tui._screen import BaseScreen
+from span_tree.tui._widgets import status_mark
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _LEVEL_ORDER = {level: index for index, level in enumerate(LEVELS)}
@@ -44,7 +41,7 @@ def _fields(rows: list[tuple[str, str | Text]]) -> Table:
     return table
 
 
-class SpanScreen(Screen[None]):
+class SpanScreen(BaseScreen[None]):
     """Everything about one span; 1-5 (or the buttons) set the lowest event level shown."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -62,10 +59,6 @@ class SpanScreen(Screen[None]):
         self.trace = trace or [span]
         self.min_level = "DEBUG"
 
-    @property
-    def tui(self) -> SpanTreeApp:
-        return self.app  # type: ignore[return-value]
-
     def compose(self) -> ComposeResult:
         yield Static(self._title(), id="span-title")
         with VerticalScroll(id="span-body"):
@@ -80,6 +73,11 @@ class SpanScreen(Screen[None]):
     def on_mount(self) -> None:
         self.query_one("#span-body").focus()
         self._show_events()
+        self.reload()
+
+    def reload(self) -> None:
+        """The span is fixed data: say it is shown once its events have been drawn."""
+        self.show_loaded(self.begin_load(), widget=self.query_one("#span-events"))
 
     def _title(self) -> Text:
         mark, style = status_mark(self.span)
@@ -91,7 +89,7 @@ class SpanScreen(Screen[None]):
         return title
 
     def _details(self) -> RenderableType:
-        span, now = self.span, self.tui.now()
+        span, now = self.span, self.app.now()
         location = f"{span.file or '?'}:{span.line or '?'}"
         if span.function:
             location += f" in {span.function}()"

@@ -4,23 +4,22 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 from rich.style import Style
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.screen import Screen
 from textual.widgets import Footer, Static, Tree
 from textual.widgets.tree import TreeNode
 
 from span_tree._display import causal_items, short_error_type
 from span_tree._ids import is_trace_id, w3c_trace_id
-from span_tree._record import STATUS_FAILED, STATUS_STARTED, FinishedSpan, newest_versions
+from span_tree._record import STATUS_FAILED, FinishedSpan, newest_versions
 from span_tree.tui._format import clock, format_duration, truncate
-
-if TYPE_CHECKING:
-    from span_tree.tui._app import SpanTreeApp
+from span_tree.tui._messages import OpenSpan
+from span_tree.tui._screen import BaseScreen
+from span_tree.tui._widgets import status_mark
 
 # Traces this big start with only the first two levels open, so the first frame is quick.
 EXPAND_ALL_LIMIT = 2_000
@@ -33,17 +32,6 @@ class SpanNode:
 
     span: FinishedSpan
     depth: int
-
-
-def status_mark(span: FinishedSpan) -> tuple[str, str]:
-    """The mark and style of a span's status."""
-    if span.status == STATUS_FAILED:
-        return "✗", "bold red"
-    if span.status == STATUS_STARTED:
-        return "…", "yellow"
-    if span.handled_errors:
-        return "!", "yellow"
-    return "✓", "green"
 
 
 class SpanTree(Tree[SpanNode]):
@@ -162,7 +150,7 @@ def build_tree(tree: SpanTree, spans: list[FinishedSpan]) -> int:
     return len(spans)
 
 
-class TraceScreen(Screen[None]):
+class TraceScreen(BaseScreen[None]):
     """One trace: arrows move, Enter opens the span under the cursor."""
 
     BINDINGS: ClassVar[list[BindingType]] = []
@@ -172,10 +160,6 @@ class TraceScreen(Screen[None]):
         self.focus_span = focus_span
         self.spans = newest_versions(records)
         self.trace_id = self.spans[0].trace_id if self.spans else ""
-
-    @property
-    def tui(self) -> SpanTreeApp:
-        return self.app  # type: ignore[return-value]
 
     def compose(self) -> ComposeResult:
         start = min((s.start_time for s in self.spans), default=0)
@@ -197,6 +181,11 @@ class TraceScreen(Screen[None]):
         tree.move_cursor_to_line(0)
         if self.focus_span:
             self._move_to(tree, self.focus_span)
+        self.reload()
+
+    def reload(self) -> None:
+        """The trace is fixed data: say it is shown once the tree has been drawn."""
+        self.show_loaded(self.begin_load(), widget=self.query_one(SpanTree))
 
     def _move_to(self, tree: SpanTree, span_id: str) -> None:
         stack = list(tree.root.children)
@@ -223,7 +212,7 @@ class TraceScreen(Screen[None]):
         root = roots[0] if roots else None
         if root is not None:
             header.append(f" {truncate(root.name, 60)}", style="bold")
-            header.append(f"  {clock(start, self.tui.now())}  ")
+            header.append(f"  {clock(start, self.app.now())}  ")
         header.append(format_duration(end - start), style="cyan")
         header.append(f"  {len(self.spans)} spans  ")
         header.append(f"{failed} failed", style="red" if failed else "green")
@@ -249,6 +238,4 @@ class TraceScreen(Screen[None]):
             self._open(event.node.data.span)
 
     def _open(self, span: FinishedSpan) -> None:
-        from span_tree.tui._span import SpanScreen
-
-        self.app.push_screen(SpanScreen(span, self.spans))
+        self.post_message(OpenSpan(span, self.spans))

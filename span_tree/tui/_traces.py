@@ -2,27 +2,24 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import BindingType
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from span_tree._record import FinishedSpan
-from span_tree.tui._dashboard import RowTable, status_text
 from span_tree.tui._format import clock, format_duration, truncate
+from span_tree.tui._messages import OpenTrace
+from span_tree.tui._screen import BaseScreen
 from span_tree.tui._source import Filters, SourceError, SpanRow
-
-if TYPE_CHECKING:
-    from span_tree.tui._app import SpanTreeApp
+from span_tree.tui._widgets import RowTable, status_text
 
 SPAN_LIMIT = 200
 
 
-class SpanListScreen(Screen[None]):
+class SpanListScreen(BaseScreen[None]):
     """Spans called ``name`` under the dashboard's filters, newest first."""
 
     BINDINGS: ClassVar[list[BindingType]] = []
@@ -32,10 +29,6 @@ class SpanListScreen(Screen[None]):
         self.span_name = name
         self.filters = filters
         self.rows: list[SpanRow] = []
-
-    @property
-    def tui(self) -> SpanTreeApp:
-        return self.app  # type: ignore[return-value]
 
     def compose(self) -> ComposeResult:
         title = Text()
@@ -55,11 +48,11 @@ class SpanListScreen(Screen[None]):
 
     def reload(self) -> None:
         """Load the list again (in a worker)."""
-        self._load()
+        self._load(self.begin_load())
 
     @work(thread=True, exclusive=True, group="traces")
-    def _load(self) -> None:
-        app = self.tui
+    def _load(self, generation: int) -> None:
+        app = self.app
         try:
             rows = app.source.spans_named(
                 app.namespace,
@@ -69,15 +62,17 @@ class SpanListScreen(Screen[None]):
                 limit=SPAN_LIMIT,
             )
         except SourceError as error:
-            app.call_from_thread(self._show, [], f"[b red]{error}[/]")
+            app.call_from_thread(self._show, [], f"[b red]{error}[/]", generation)
             return
-        app.call_from_thread(self._show, rows, "" if rows else "No span matches.")
+        app.call_from_thread(self._show, rows, "" if rows else "No span matches.", generation)
 
-    def _show(self, rows: list[SpanRow], message: str) -> None:
+    def _show(self, rows: list[SpanRow], message: str, generation: int) -> None:
+        if self.is_stale(generation):
+            return
         self.rows = rows
         table = self.query_one(DataTable)
         table.clear()
-        now = self.tui.now()
+        now = self.app.now()
         for row in rows:
             table.add_row(
                 clock(row.start_us, now),
@@ -89,18 +84,9 @@ class SpanListScreen(Screen[None]):
                 key=f"{row.trace_id}/{row.span_id}",
             )
         self.query_one("#message", Static).update(message)
+        self.show_loaded(generation, widget=table)
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         if event.row_key.value is not None:
             trace_id, _, span_id = str(event.row_key.value).partition("/")
-            self._open(trace_id, span_id)
-
-    @work(thread=True, exclusive=True, group="open-trace")
-    def _open(self, trace_id: str, span_id: str) -> None:
-        app = self.tui
-        try:
-            records: list[FinishedSpan] = app.source.trace(app.namespace, trace_id)
-        except SourceError as error:
-            app.call_from_thread(self.query_one("#message", Static).update, f"[b red]{error}[/]")
-            return
-        app.call_from_thread(app.open_trace, records, span_id)
+            self.post_message(OpenTrace(trace_id, span_id))

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
 import fixture_store
 from textual.widgets import Input
 from textual.widgets.data_table import ColumnKey
-from tui_helpers import SIZE, AppFactory, press, settle
+from tui_helpers import LOAD_TIMEOUT, SIZE, AppFactory, load, loaded_after, press, settle
 
 from span_tree.tui._dashboard import DashboardScreen
 from span_tree.tui._dialogs import FilterScreen, HelpScreen, NamespaceScreen
@@ -45,16 +46,16 @@ async def test_e_cycles_error_crash_ok_all(store: Path, make_app: AppFactory) ->
     app = make_app(store)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        await press(pilot, "e")
+        await load(pilot, "e")
         assert "error" == app.screen.filters.status  # type: ignore[attr-defined]
         assert ["checkout", "payment.charge"] == names(app)
-        await press(pilot, "e")
+        await load(pilot, "e")
         assert "crash" == app.screen.filters.status  # type: ignore[attr-defined]
         assert [] == names(app)  # nothing is annotated as a crash yet
-        await press(pilot, "e")
+        await load(pilot, "e")
         assert ["auth.verify", "checkout", "db.query", "payment.charge"] == names(app)
         assert "ok" == app.screen.filters.status  # type: ignore[attr-defined]
-        await press(pilot, "e")
+        await load(pilot, "e")
         assert "all" == app.screen.filters.status  # type: ignore[attr-defined]
 
 
@@ -63,16 +64,16 @@ async def test_s_cycles_slow_fast_all(store: Path, make_app: AppFactory) -> None
     app = make_app(store)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        await press(pilot, "s")
+        await load(pilot, "s")
         screen = app.screen
         assert "slow" == screen.filters.speed  # type: ignore[attr-defined]
         slow = {row.name: row.ok + row.failed for row in screen.rows}  # type: ignore[attr-defined]
         assert {"checkout": 1, "db.query": 2} == slow
-        await press(pilot, "s")
+        await load(pilot, "s")
         assert "fast" == screen.filters.speed  # type: ignore[attr-defined]
         fast = {row.name: row.ok + row.failed for row in screen.rows}  # type: ignore[attr-defined]
         assert 11 == fast["checkout"]
-        await press(pilot, "s")
+        await load(pilot, "s")
         assert "all" == screen.filters.speed  # type: ignore[attr-defined]
 
 
@@ -82,7 +83,7 @@ async def test_r_cycles_the_time_range(store: Path, make_app: AppFactory) -> Non
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         assert "24h" == app.screen.filters.time_range  # type: ignore[attr-defined]
-        await press(pilot, "r", "r", "r")  # 7d, all, 15m
+        await load(pilot, "r", "r", "r")  # 7d, all, 15m
         screen = app.screen
         assert "15m" == screen.filters.time_range  # type: ignore[attr-defined]
         rows = {row.name: (row.ok, row.failed) for row in screen.rows}  # type: ignore[attr-defined]
@@ -94,11 +95,10 @@ async def test_slash_applies_tag_filters(store: Path, make_app: AppFactory) -> N
     app = make_app(store)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        await pilot.press("slash")
-        await pilot.pause()
+        await press(pilot, "slash")
         assert isinstance(app.screen, FilterScreen)
-        await pilot.press(*"env=staging", "enter")
-        await settle(pilot)
+        await pilot.press(*"env=staging")
+        await load(pilot, "enter")
         screen = app.screen
         assert isinstance(screen, DashboardScreen)
         assert {"env": "staging"} == screen.filters.tags
@@ -112,8 +112,7 @@ async def test_slash_applies_a_sql_where_filter(store: Path, make_app: AppFactor
         await settle(pilot)
         await press(pilot, "slash")
         app.screen.query_one(Input).value = "duration_us > 100000"
-        await pilot.press("enter")
-        await settle(pilot)
+        await load(pilot, "enter")
         assert ["checkout"] == names(app)
 
 
@@ -124,16 +123,14 @@ async def test_bad_sql_filter_shows_a_message(store: Path, make_app: AppFactory)
         await settle(pilot)
         await press(pilot, "slash")
         app.screen.query_one(Input).value = "1=1) union select 1 --"
-        await pilot.press("enter")
-        await settle(pilot)
+        await load(pilot, "enter")
         screen = app.screen
         assert isinstance(screen, DashboardScreen)
         assert [] == screen.rows
         assert "bad filter" in screen.message
         await press(pilot, "slash")
         app.screen.query_one(Input).value = "nosuchcolumn > 1"
-        await pilot.press("enter")
-        await settle(pilot)
+        await load(pilot, "enter")
         assert "nosuchcolumn" in screen.message
 
 
@@ -144,8 +141,7 @@ async def test_escape_keeps_the_old_filter(store: Path, make_app: AppFactory) ->
         await settle(pilot)
         await press(pilot, "slash")
         app.screen.query_one(Input).value = "env=prod"
-        await pilot.press("escape")
-        await settle(pilot)
+        await press(pilot, "escape")
         assert "" == app.screen.filters.query  # type: ignore[attr-defined]
 
 
@@ -169,7 +165,7 @@ async def test_o_and_header_clicks_sort(store: Path, make_app: AppFactory) -> No
             for key in ("Name", "Status", "Ok")
         )
         await pilot.click("#names", offset=(x, 0))  # the Failed header
-        await settle(pilot)
+        await pilot.pause()
         assert "Failed" == screen.sort_column
         assert "checkout" == str(table.get_row_at(0)[0])  # type: ignore[attr-defined]
 
@@ -185,13 +181,13 @@ async def test_enter_lists_spans_of_a_name_then_opens_the_trace(
         assert isinstance(screen, DashboardScreen)
         await press(pilot, "o", "o", "o")  # LastTime -> p50 -> p99 -> Name
         await press(pilot, "down")
-        await press(pilot, "enter")
+        await load(pilot, "enter")
         listed = app.screen
         assert isinstance(listed, SpanListScreen)
         assert "checkout" == listed.span_name
         assert 12 == len(listed.rows)
         newest = listed.rows[0]
-        await press(pilot, "enter")
+        await load(pilot, "enter")
         trace = app.screen
         assert isinstance(trace, TraceScreen)
         assert newest.trace_id == trace.trace_id
@@ -213,7 +209,8 @@ async def test_picker_appears_when_several_namespaces(
         picker = app.screen
         assert isinstance(picker, NamespaceScreen)
         assert ["batch", "shop"] == picker.choices
-        await press(pilot, "home", "enter")
+        await press(pilot, "home")
+        await load(pilot, "enter")
         assert "batch" == app.namespace
         assert ["nightly.report", fixture_store.LONG_NAME] == sorted(names(app))
     state = json.loads((tmp_path / "state" / "tui.json").read_text())
@@ -235,7 +232,8 @@ async def test_n_switches_namespace(store: Path, make_app: AppFactory) -> None:
         await settle(pilot)
         await press(pilot, "n")
         assert isinstance(app.screen, NamespaceScreen)
-        await press(pilot, "up", "enter")
+        await press(pilot, "up")
+        await load(pilot, "enter")
         assert "batch" == app.namespace
         assert isinstance(app.screen, DashboardScreen)
         assert "nightly.report" in names(app)
@@ -251,9 +249,8 @@ async def test_follow_mode_shows_new_spans(store: Path, make_app: AppFactory) ->
         records = fixture_store.checkout_trace(20)
         fresh = [r._replace(name="refund" if r.parent_id is None else r.name) for r in records]
         fixture_store.write_store(store, fresh)
-        for _ in range(50):  # bounded: about 5 s
-            await pilot.pause(0.1)
-            await settle(pilot)
+        for _ in range(50):  # bounded: 50 refreshes, about 10 s
+            await asyncio.wait_for(app.wait_for_load(), LOAD_TIMEOUT)
             if "refund" in names(app):
                 break
         assert "refund" in names(app)
@@ -290,9 +287,8 @@ async def test_mouse_click_opens_a_row(store: Path, make_app: AppFactory) -> Non
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         await pilot.click("#names", offset=(3, 2))
-        await settle(pilot)
-        await pilot.click("#names", offset=(3, 2))
-        await settle(pilot)
+        await pilot.pause()
+        await loaded_after(pilot, pilot.click("#names", offset=(3, 2)))
         assert isinstance(app.screen, SpanListScreen)
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from textual.widgets import Input
-from tui_helpers import SIZE, AppFactory, press, settle
+from tui_helpers import SIZE, AppFactory, load, loaded_after, press, settle
 
 from span_tree.analytics import Store
-from span_tree.tui._errors import AnnotateScreen, ErrorGroupsScreen
+from span_tree.tui._dialogs import AnnotateScreen
+from span_tree.tui._errors import ErrorGroupsScreen
 from span_tree.tui._trace import TraceScreen
 
 
@@ -17,7 +18,7 @@ async def test_g_lists_error_groups(store: Path, make_app: AppFactory) -> None:
     app = make_app(store)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        await press(pilot, "g")
+        await load(pilot, "g")
         screen = app.screen
         assert isinstance(screen, ErrorGroupsScreen)
         listed = [(g.error_type, g.count, g.handled) for g in screen.groups]
@@ -31,9 +32,10 @@ async def test_enter_opens_the_sample_trace(store: Path, make_app: AppFactory) -
     app = make_app(store)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        await press(pilot, "g", "down")
+        await load(pilot, "g")
+        await press(pilot, "down")
         group = app.screen.groups[1]  # type: ignore[attr-defined]
-        await press(pilot, "enter")
+        await load(pilot, "enter")
         screen = app.screen
         assert isinstance(screen, TraceScreen)
         assert group.sample_trace == screen.trace_id
@@ -44,7 +46,7 @@ async def test_annotate_silenced_hides_the_group(store: Path, make_app: AppFacto
     app = make_app(store)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        await press(pilot, "g")
+        await load(pilot, "g")
         screen = app.screen
         assert isinstance(screen, ErrorGroupsScreen)
         fingerprint = screen.groups[0].fingerprint
@@ -54,11 +56,10 @@ async def test_annotate_silenced_hides_the_group(store: Path, make_app: AppFacto
         await pilot.click("#status-silenced")
         await pilot.click("#level-OK")
         dialog.query_one("#note", Input).value = "replica flaps, retried"
-        await pilot.click("#save")
-        await settle(pilot)
+        await loaded_after(pilot, pilot.click("#save"))
         assert isinstance(app.screen, ErrorGroupsScreen)
         assert ["PaymentDeclined"] == [g.error_type for g in screen.groups]
-        await press(pilot, "i")
+        await load(pilot, "i")
         assert screen.include_silenced
         shown = {g.fingerprint: (g.annotation, g.level, g.note) for g in screen.groups}
         assert ("silenced", "OK", "replica flaps, retried") == shown[fingerprint]
@@ -76,16 +77,17 @@ async def test_annotate_crash_by_keyboard(store: Path, make_app: AppFactory) -> 
     app = make_app(store)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        await press(pilot, "g", "down", "a")
+        await load(pilot, "g")
+        await press(pilot, "down", "a")
         assert isinstance(app.screen, AnnotateScreen)
-        await pilot.press(*"bad", "enter")
-        await settle(pilot)
+        await pilot.press(*"bad")
+        await load(pilot, "enter")
         screen = app.screen
         assert isinstance(screen, ErrorGroupsScreen)
         group = next(g for g in screen.groups if g.error_type == "PaymentDeclined")
         assert ("crash", "WARN", "bad") == (group.annotation, group.level, group.note)
         await press(pilot, "escape")
-        await press(pilot, "e", "e")  # dashboard status filter: crash
+        await load(pilot, "e", "e")  # dashboard status filter: crash
         names = sorted(row.name for row in app.screen.rows)  # type: ignore[attr-defined]
         assert ["checkout", "payment.charge"] == names
 
@@ -95,7 +97,8 @@ async def test_escape_cancels_annotation(store: Path, make_app: AppFactory) -> N
     app = make_app(store)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        await press(pilot, "g", "a", "escape")
+        await load(pilot, "g")
+        await press(pilot, "a", "escape")
         screen = app.screen
         assert isinstance(screen, ErrorGroupsScreen)
         assert [None, None] == [g.note for g in screen.groups]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import fixture_store
 from textual.widgets import Input, Sparkline, Static
-from tui_helpers import SIZE, AppFactory, press, settle
+from tui_helpers import SIZE, AppFactory, finish_loads, load, press, settle
 from typer.testing import CliRunner
 
 from span_tree.tui._dashboard import DashboardScreen
@@ -31,7 +31,7 @@ async def test_empty_store_says_how_to_fill_it(tmp_path: Path, make_app: AppFact
         await settle(pilot)
         assert isinstance(app.screen, DashboardScreen)
         assert "No spans in this store yet" in message(app)
-        await press(pilot, "g")
+        await load(pilot, "g")
         assert "No errors" in message(app)
         await press(pilot, "escape", "n")
         await press(pilot, "escape")
@@ -59,20 +59,22 @@ async def test_store_vanishing_while_open(store: Path, make_app: AppFactory) -> 
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         shutil.rmtree(store)
-        await press(pilot, "e")
+        await load(pilot, "e")
         screen = app.screen
         assert isinstance(screen, DashboardScreen)
         assert [] == screen.rows
         assert screen.message
         await pilot.press("f")
         await pilot.pause(0.3)
-        await press(pilot, "f", "g")
+        await press(pilot, "f")
+        await finish_loads(pilot)  # a refresh follow mode started before `f` turned it off
+        await load(pilot, "g")
         assert isinstance(app.screen, ErrorGroupsScreen)
         assert message(app)
         await press(pilot, "escape", "t")
         assert isinstance(app.screen, FindTraceScreen)
         app.screen.query_one(Input).value = fixture_store.checkout_trace_id(1)
-        await press(pilot, "enter")
+        await load(pilot, "enter")
         assert isinstance(app.screen, FindTraceScreen)
         assert app.is_running
         assert app.return_code is None
@@ -88,13 +90,15 @@ async def test_long_names_and_messages(store: Path, make_app: AppFactory) -> Non
         assert fixture_store.LONG_NAME in [row.name for row in screen.rows]
         await press(pilot, "t")
         app.screen.query_one(Input).value = fixture_store.report_trace()[0].trace_id
-        await press(pilot, "enter")
+        await load(pilot, "enter")
         assert isinstance(app.screen, TraceScreen)
-        await press(pilot, "down", "enter")
+        await press(pilot, "down")
+        await load(pilot, "enter")
         span_screen = app.screen
         assert isinstance(span_screen, SpanScreen)
         assert fixture_store.LONG_NAME == span_screen.span.name
-        await press(pilot, "escape", "up", "enter")
+        await press(pilot, "escape", "up")
+        await load(pilot, "enter")
         assert isinstance(app.screen, SpanScreen)
         assert fixture_store.LONG_MESSAGE == app.screen.shown_events()[0].message
 

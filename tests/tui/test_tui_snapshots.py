@@ -9,27 +9,39 @@ from __future__ import annotations
 import shutil
 import tempfile
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import fixture_store
 from textual.pilot import Pilot
 from textual.widgets import Input
-from tui_helpers import SIZE, AppFactory, press, settle
+from tui_helpers import SIZE, AppFactory, load, press, settle
 
 Steps = Callable[[Pilot[None]], Awaitable[None]]
 
 
-def after(*keys: str, trace: str | None = None) -> Steps:
-    """Let the app load, optionally open ``trace``, then press ``keys`` (each settling)."""
+@dataclass(frozen=True)
+class Load:
+    """A key after which a screen loads data: the snapshot waits for it to be shown."""
+
+    key: str
+
+
+def after(*keys: str | Load, trace: str | None = None) -> Steps:
+    """Let the app load, optionally open ``trace``, then press ``keys`` in order."""
 
     async def run(pilot: Pilot[None]) -> None:
         await settle(pilot)
         if trace is not None:
             await press(pilot, "t")
             pilot.app.screen.query_one(Input).value = trace
-            await press(pilot, "enter")
-        await press(pilot, *keys)
+            await load(pilot, "enter")
+        for key in keys:
+            if isinstance(key, Load):
+                await load(pilot, key.key)
+            else:
+                await press(pilot, key)
         for field in pilot.app.screen.query(Input):
             field.cursor_blink = False  # a blinking cursor would make the snapshot flaky
         await pilot.pause()
@@ -45,12 +57,12 @@ def test_dashboard(snap_compare: Any, store: Path, make_app: AppFactory) -> None
 def test_dashboard_errors_only(snap_compare: Any, store: Path, make_app: AppFactory) -> None:
     """The dashboard with the error toggle on, sorted by p99."""
     app = make_app(store)
-    assert snap_compare(app, run_before=after("e", "o", "o"), terminal_size=SIZE)
+    assert snap_compare(app, run_before=after(Load("e"), "o", "o"), terminal_size=SIZE)
 
 
 def test_span_list(snap_compare: Any, store: Path, make_app: AppFactory) -> None:
     """The spans of payment.charge."""
-    assert snap_compare(make_app(store), run_before=after("enter"), terminal_size=SIZE)
+    assert snap_compare(make_app(store), run_before=after(Load("enter")), terminal_size=SIZE)
 
 
 def test_trace_view(snap_compare: Any, store: Path, make_app: AppFactory) -> None:
@@ -64,25 +76,26 @@ def test_span_view(snap_compare: Any, store: Path, make_app: AppFactory) -> None
     """The failed payment span: error, traceback and events."""
     trace = fixture_store.checkout_trace_id(2)
     app = make_app(store)
-    assert snap_compare(app, run_before=after("end", "enter", trace=trace), terminal_size=SIZE)
+    steps = after("end", Load("enter"), trace=trace)
+    assert snap_compare(app, run_before=steps, terminal_size=SIZE)
 
 
 def test_span_view_warning_level(snap_compare: Any, store: Path, make_app: AppFactory) -> None:
     """The root span with events at Warning and above only."""
     trace = fixture_store.checkout_trace_id(2)
     app = make_app(store)
-    assert snap_compare(app, run_before=after("enter", "3", trace=trace), terminal_size=SIZE)
+    assert snap_compare(app, run_before=after(Load("enter"), "3", trace=trace), terminal_size=SIZE)
 
 
 def test_error_groups(snap_compare: Any, store: Path, make_app: AppFactory) -> None:
     """The error groups of the shop namespace."""
-    assert snap_compare(make_app(store), run_before=after("g"), terminal_size=SIZE)
+    assert snap_compare(make_app(store), run_before=after(Load("g")), terminal_size=SIZE)
 
 
 def test_annotate_dialog(snap_compare: Any, store: Path, make_app: AppFactory) -> None:
     """The annotate dialog over the fatal error group."""
     app = make_app(store)
-    assert snap_compare(app, run_before=after("g", "down", "a"), terminal_size=SIZE)
+    assert snap_compare(app, run_before=after(Load("g"), "down", "a"), terminal_size=SIZE)
 
 
 def test_find_trace_unknown(snap_compare: Any, store: Path, make_app: AppFactory) -> None:
@@ -125,7 +138,7 @@ def test_store_gone(snap_compare: Any, make_app: AppFactory) -> None:
     async def run(pilot: Pilot[None]) -> None:
         await settle(pilot)
         shutil.rmtree(store)
-        await press(pilot, "e")
+        await load(pilot, "e")
 
     assert snap_compare(app, run_before=run, terminal_size=SIZE)
 

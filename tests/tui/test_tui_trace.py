@@ -8,7 +8,7 @@ from pathlib import Path
 import fixture_store
 from rich.console import Console
 from textual.widgets import Input, Label, Static
-from tui_helpers import SIZE, AppFactory, press, settle
+from tui_helpers import SIZE, AppFactory, load, press, settle
 
 from span_tree._ids import w3c_trace_id
 from span_tree.tui._dashboard import DashboardScreen
@@ -24,7 +24,7 @@ async def find(pilot: object, text: str) -> None:
     app = pilot.app  # type: ignore[attr-defined]
     assert isinstance(app.screen, FindTraceScreen)
     app.screen.query_one(Input).value = text
-    await press(pilot, "enter")  # type: ignore[arg-type]
+    await load(pilot, "enter")  # type: ignore[arg-type]
 
 
 def cursor_name(app: object) -> str:
@@ -110,7 +110,8 @@ async def test_enter_opens_the_span_view(store: Path, make_app: AppFactory) -> N
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         await find(pilot, fixture_store.checkout_trace_id(2))
-        await press(pilot, "end", "enter")
+        await press(pilot, "end")
+        await load(pilot, "enter")
         screen = app.screen
         assert isinstance(screen, SpanScreen)
         assert "payment.charge" == screen.span.name
@@ -125,7 +126,8 @@ async def test_span_view_start_is_offset_from_the_trace(store: Path, make_app: A
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         await find(pilot, fixture_store.checkout_trace_id(2))
-        await press(pilot, "end", "enter")
+        await press(pilot, "end")
+        await load(pilot, "enter")
         screen = app.screen
         assert isinstance(screen, SpanScreen)
         first = min(span.start_time for span in screen.trace)
@@ -142,7 +144,7 @@ async def test_span_view_level_toggle(store: Path, make_app: AppFactory) -> None
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         await find(pilot, fixture_store.checkout_trace_id(2))
-        await press(pilot, "enter")
+        await load(pilot, "enter")
         screen = app.screen
         assert isinstance(screen, SpanScreen)
         assert 3 == len(screen.shown_events())
@@ -158,7 +160,7 @@ async def test_span_view_level_toggle(store: Path, make_app: AppFactory) -> None
         await press(pilot, "l")
         assert "DEBUG" == screen.min_level
         await pilot.click("#level-ERROR")
-        await settle(pilot)
+        await pilot.pause()
         assert "ERROR" == screen.min_level
 
 
@@ -168,7 +170,7 @@ async def test_span_view_scrolls(store: Path, make_app: AppFactory) -> None:
     async with app.run_test(size=(80, 16)) as pilot:
         await settle(pilot)
         await find(pilot, fixture_store.report_trace()[0].trace_id)
-        await press(pilot, "enter")
+        await load(pilot, "enter")
         screen = app.screen
         assert isinstance(screen, SpanScreen)
         body = screen.query_one("#span-body")
@@ -177,7 +179,8 @@ async def test_span_view_scrolls(store: Path, make_app: AppFactory) -> None:
         await pilot.pause(0.3)
         assert body.scroll_y > 0
         await press(pilot, "down")
-        await press(pilot, "q")
+        await pilot.press("q")
+        await pilot.pause()
         assert not app.is_running
 
 
@@ -194,5 +197,6 @@ async def test_huge_trace_opens_and_moves(huge_store: Path, make_app: AppFactory
         assert 101 == tree.last_line + 1  # root + 100 folded stages
         await press(pilot, "down", "down", "right", "right")
         assert "row.insert" == cursor_name(app)
-        await press(pilot, "pagedown", "end", "home", "enter")
+        await press(pilot, "pagedown", "end", "home")
+        await load(pilot, "enter")
         assert isinstance(app.screen, SpanScreen)
