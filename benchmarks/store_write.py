@@ -2,8 +2,9 @@
 
 Compares, in the same run, span_tree's writer (records -> Arrow conversion, stamping,
 sorting, zstd, atomic rename) with a hand-written pyarrow baseline
-(``pa.Table.from_pylist`` + ``pq.write_table`` of the same rows, already as dicts),
-reports the file size per million spans, and times compaction of many small files.
+(``pa.Table.from_pydict`` of the same rows already as Python columns, then
+``pq.write_table`` with zstd), interleaved repeat by repeat, wall and CPU time; reports
+the file size per million spans, and times compaction of many small files.
 
     python benchmarks/store_write.py                 # default sizes (a few minutes at most)
     python benchmarks/store_write.py --full          # 10M rows in 1,000 files compaction
@@ -31,7 +32,7 @@ from span_tree.storage.schema import SPAN_SCHEMA, records_to_table
 
 OURS = "span_tree write_spans"
 CONVERT = "records_to_table only"
-BASELINE = "pyarrow from_pylist + write_table"
+BASELINE = "pyarrow from_pydict + write_table"
 RESULTS = Path(__file__).parent / "results" / "store_write.json"
 BASE_US = 1_764_000_000_000_000
 
@@ -109,30 +110,35 @@ def make_records(count: int, *, seed: int = 7) -> list[FinishedSpan]:
     return records
 
 
-def as_rows(records: list[FinishedSpan]) -> list[dict[str, Any]]:
-    """The same spans as plain dicts in Arrow form (what a hand-written exporter holds)."""
+def as_columns(records: list[FinishedSpan]) -> dict[str, list[Any]]:
+    """The same spans as Python columns in Arrow form (what a hand-written exporter holds)."""
     table = records_to_table(records)
-    return table.to_pylist()
+    return table.to_pydict()
 
 
-def timed(repeats: int, action: Any) -> tuple[float, float]:
-    """Median wall-clock and median CPU seconds of ``repeats`` runs of ``action``.
+def timed(repeats: int, actions: dict[str, Any]) -> dict[str, tuple[float, float]]:
+    """Median wall-clock and median CPU seconds of ``repeats`` runs of each action.
 
-    CPU time (this process) is reported too: on a shared machine it is the steadier
-    figure; both compare all writers under the same conditions in the same run.
+    The actions take turns (A, B, C, A, B, C...), so a burst of load from other work on
+    a shared machine hits them alike; CPU time (this process, all threads) is the
+    steadier figure there.
     """
-    walls, cpus = [], []
+    walls: dict[str, list[float]] = {name: [] for name in actions}
+    cpus: dict[str, list[float]] = {name: [] for name in actions}
     for _ in range(repeats):
-        wall, cpu = time.perf_counter(), time.process_time()
-        action()
-        walls.append(time.perf_counter() - wall)
-        cpus.append(time.process_time() - cpu)
-    return statistics.median(walls), statistics.median(cpus)
+        for name, action in actions.items():
+            wall, cpu = time.perf_counter(), time.process_time()
+            action()
+            walls[name].append(time.perf_counter() - wall)
+            cpus[name].append(time.process_time() - cpu)
+    return {
+        name: (statistics.median(walls[name]), statistics.median(cpus[name])) for name in actions
+    }
 
 
 def bench_write(count: int, repeats: int, workdir: Path) -> dict[str, Any]:
     records = make_records(count)
-    rows = as_rows(records)
+    columns = as_columns(records)
     store = workdir / "store"
 
     def ours() -> None:
@@ -143,12 +149,12 @@ def bench_write(count: int, repeats: int, workdir: Path) -> dict[str, Any]:
         records_to_table(records)
 
     def baseline() -> None:
-        table = pa.Table.from_pylist(rows, schema=SPAN_SCHEMA)
+        table = pa.Table.from_pydict(columns, schema=SPAN_SCHEMA)
         pq.write_table(table, workdir / "baseline.parquet", compression="zstd")
 
     results: dict[str, Any] = {}
-    for name, action in ((OURS, ours), (CONVERT, convert_only), (BASELINE, baseline)):
-        wall, cpu = timed(repeats, action)
+    timings = timed(repeats, {OURS: ours, CONVERT: convert_only, BASELINE: baseline})
+    for name, (wall, cpu) in timings.items():
         results[name] = {
             "median_s": wall,
             "spans_per_s": count / wall,

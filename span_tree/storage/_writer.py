@@ -14,7 +14,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from span_tree._atomic import write_file_atomic
-from span_tree._record import FinishedSpan, utc_day
+from span_tree._record import SPAN_COLUMNS, FinishedSpan, utc_day
 from span_tree.storage._layout import (
     batch_file_name,
     check_namespace,
@@ -23,7 +23,7 @@ from span_tree.storage._layout import (
     safe_namespace,
 )
 from span_tree.storage._location import StoreLocation
-from span_tree.storage.schema import SPAN_SCHEMA, TIMESTAMP, records_to_table
+from span_tree.storage.schema import columns_to_table, gc_paused, transpose_records
 
 # Low-cardinality columns, where dictionary encoding pays; on the others (ids, messages,
 # JSON) it costs time and, falling back to plain encoding, saves nothing.
@@ -106,6 +106,32 @@ def prepare_files(
     return prepared
 
 
+def prepare_column_files(
+    columns: Sequence[Sequence[Any]], *, batch_id: str | None = None
+) -> list[PreparedFile]:
+    """``prepare_files`` for spans given as columns (one per ``SPAN_COLUMNS`` entry).
+
+    The receiver's path: its validator produces columns, so Arrow arrays are built from
+    them directly, without one record tuple per span and a transposition back.
+
+    Raises:
+        ValueError: ``batch_id`` is not a KSUID.
+    """
+    if not columns or not columns[0]:
+        return []
+    partitions = set(zip(columns[_NAMESPACE], columns[_DATE_COLUMN], strict=True))
+    namespace, date = next(iter(partitions))
+    if len(partitions) > 1 or not _DATE.fullmatch(date) or safe_namespace(namespace) != namespace:
+        # Several days (or a name to clean): the records path groups and cleans.
+        records = list(map(FinishedSpan._make, zip(*columns, strict=True)))
+        return prepare_files(records, batch_id=batch_id)
+    name = batch_file_name(batch_id) if batch_id is not None else new_file_name()
+    with gc_paused():
+        table = stamped_columns_table(columns, write_stamp())
+    relative = f"namespace={check_namespace(namespace)}/date={date}/{name}"
+    return [PreparedFile(relative, table_bytes(table), table.num_rows)]
+
+
 def put_prepared(location: StoreLocation, prepared: PreparedFile) -> str:
     """Put one prepared file into the store atomically; return its fs path."""
     path = f"{location.spans_root}/{prepared.relative_path}"
@@ -173,16 +199,27 @@ def _group(records: Sequence[FinishedSpan]) -> dict[tuple[str, str], Sequence[Fi
 def _stamped_table(records: Sequence[FinishedSpan], stamp: int) -> pa.Table:
     # Converted in arrival order, then sorted by Arrow: reordering the Python records
     # first would make the column transposition walk memory at random (measured slower).
-    table = records_to_table(records, written_at=stamp)
-    span_ids = table.column("span_id")
-    if pc.count_distinct(span_ids).as_py() != len(span_ids):
-        table = table.set_column(
-            SPAN_SCHEMA.get_field_index("written_at"),
-            SPAN_SCHEMA.field("written_at"),
-            pa.array(_version_stamps(span_ids.to_pylist(), stamp), TIMESTAMP),
-        )
+    with gc_paused():
+        return stamped_columns_table(transpose_records(records), stamp)
+
+
+def stamped_columns_table(columns: Sequence[Sequence[Any]], stamp: int) -> pa.Table:
+    """A sorted table of span columns (``SPAN_COLUMNS`` order), every row stamped.
+
+    Rows sharing a span id (started, then finished) get ``stamp``, ``stamp + 1``... in
+    arrival order, so the newest-version rule keeps the last one.
+    """
+    span_ids = columns[_SPAN_ID]
+    written_at: int | list[int] = stamp
+    if len(set(span_ids)) != len(span_ids):
+        written_at = _version_stamps(span_ids, stamp)
     # A stable sort: versions of one span keep their arrival order.
-    return sort_table(table)
+    return columns_to_table(columns, written_at=written_at, sort=True)
+
+
+_SPAN_ID = SPAN_COLUMNS.index("span_id")
+_NAMESPACE = SPAN_COLUMNS.index("namespace")
+_DATE_COLUMN = SPAN_COLUMNS.index("date")
 
 
 def _version_stamps(span_ids: Iterable[str], stamp: int) -> list[int]:

@@ -143,6 +143,27 @@ def test_large_uniform_batch_round_trips(tmp_path: Path) -> None:
     assert expected == back
 
 
+def test_batch_over_one_transposition_chunk_round_trips_sorted(tmp_path: Path) -> None:
+    """A batch of several transposition chunks, with constant nested columns, reads back equal."""
+    base = make_spans(1)
+    spans = [
+        base[index % 2]._replace(
+            trace_id=f"{(index * 7919) % 10_007:027d}",
+            span_id=f"{index:016x}",
+            start_time=base[0].start_time + index,
+            links=("x",) if index == 9_000 else (),
+        )
+        for index in range(10_000)
+    ]
+    paths = write_spans(open_store(str(tmp_path)), spans)
+    table = pq.read_table(paths[0])
+    keys = list(zip(table["trace_id"].to_pylist(), table["start_time"].to_pylist(), strict=True))
+    assert sorted(keys) == keys
+    key = lambda r: r.span_id  # noqa: E731
+    back = sorted((r._replace(written_at=None) for r in read_back(paths)), key=key)
+    assert spans == back
+
+
 def test_record_with_a_malformed_date_lands_in_its_start_day(tmp_path: Path) -> None:
     """A hand-made record with an empty date is written under its start_time's day."""
     location = open_store(str(tmp_path))
