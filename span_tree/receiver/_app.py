@@ -15,7 +15,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from span_tree._record import FinishedSpan
+from span_tree._record import SPAN_COLUMNS
 from span_tree.receiver._ingest import IngestError, ParsedBody, gunzip_bounded, parse_body
 from span_tree.receiver._keys import KeyStore
 from span_tree.receiver._limits import (
@@ -26,11 +26,12 @@ from span_tree.receiver._limits import (
 )
 from span_tree.receiver._openapi import openapi_document
 from span_tree.receiver._window import check_window
-from span_tree.storage._writer import PreparedFile, prepare_files, put_prepared
+from span_tree.storage._writer import PreparedFile, prepare_column_files, put_prepared
 
 logger = logging.getLogger("span_tree.receiver")
 
 API_KEY_HEADER = "x-api-key"
+_START_TIME = SPAN_COLUMNS.index("start_time")
 
 
 @dataclass(frozen=True)
@@ -224,17 +225,19 @@ class _Service:
         self, body: bytes, gzipped: bool, namespace: str
     ) -> tuple[int, list[PreparedFile]]:
         """CPU part: decode, validate, encode the Parquet files (nothing visible yet)."""
-        records, batch_id = self._parse(body, gzipped, namespace)
-        self.check_window(records)
+        parsed = self._parse(body, gzipped, namespace)
+        self.check_window(parsed.columns[_START_TIME])
         try:
             # Files named after the client's batch id: a resent body (a retry after a
             # write whose answer was lost, a spool replay) replaces them, adds no rows.
             # A body without one gets fresh legacy names (readers deduplicate those).
-            return len(records), prepare_files(records, batch_id=batch_id)
+            # Arrow arrays are built from the validated columns: no record per span.
+            files = prepare_column_files(parsed.columns, batch_id=parsed.batch_id)
+            return parsed.span_count, files
         except Exception as error:
             # Validation let through something Arrow cannot hold: a validator gap, and
             # still the body's fault; nothing was written.
-            logger.exception("could not encode %d validated spans", len(records))
+            logger.exception("could not encode %d validated spans", parsed.span_count)
             reason = repr(error)[:300]
             raise IngestError(422, {"error": f"spans cannot be stored: {reason}"}) from None
 
@@ -247,11 +250,11 @@ class _Service:
             logger.exception("could not write %d files to the store", len(files))
             raise _StoreUnavailable(type(error).__name__) from None
 
-    def check_window(self, records: Sequence[FinishedSpan]) -> None:
+    def check_window(self, starts: Sequence[int]) -> None:
         """Refuse (422) spans starting outside the accepted window, or on too many days."""
         config = self.config
         check_window(
-            records,
+            starts,
             max_age_days=config.max_age_days,
             max_future_days=config.max_future_days,
             max_partitions=config.max_partitions,

@@ -81,14 +81,29 @@ def bulk_records(
         body tags merged), or ``None`` when some span needs the row-wise validator
         (which is also the one that explains what is wrong).
     """
+    columns = bulk_columns(items, namespace=namespace, tags=tags)
+    if columns is None:
+        return None
+    return list(map(FinishedSpan._make, zip(*columns, strict=True)))
+
+
+def bulk_columns(
+    items: list[Any], *, namespace: str, tags: dict[str, str]
+) -> list[list[Any]] | None:
+    """``bulk_records`` as columns: one list per ``SPAN_COLUMNS`` entry, in that order.
+
+    What the writer builds Arrow arrays from, without one record tuple per span.
+
+    Returns:
+        The columns, or ``None`` when some span needs the row-wise validator.
+    """
     if not items or set(map(type, items)) != {dict}:
         return None
     try:
         columns = _columns(items, namespace, tags)
     except (_Fallback, SpanRecordError, pa.ArrowException, OverflowError, ValueError, TypeError):
         return None
-    rows = zip(*(columns[name] for name in SPAN_COLUMNS), strict=True)
-    return list(map(FinishedSpan._make, rows))
+    return [columns[name] for name in SPAN_COLUMNS]
 
 
 def _columns(items: list[dict[str, Any]], namespace: str, tags: dict[str, str]) -> dict[str, Any]:

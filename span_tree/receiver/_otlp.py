@@ -236,7 +236,7 @@ class _Endpoint:
         if self.signal.kind == "traces":
             bad = set(
                 outside_window(
-                    mapped.records,
+                    [record.start_time for record in mapped.records],
                     max_age_days=config.max_age_days,
                     max_future_days=config.max_future_days,
                 )
@@ -254,7 +254,7 @@ class _Endpoint:
                     rejected=mapped.rejected + len(bad),
                     reasons=[*mapped.reasons, reason],
                 )
-        check_partitions(mapped.records, config.max_partitions)
+        check_partitions([r.start_time for r in mapped.records], config.max_partitions)
         return mapped
 
     def _decode(self, body: bytes, as_json: bool) -> Any:
