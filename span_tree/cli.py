@@ -27,8 +27,8 @@ def _plain_values_without_pydantic(params: Sequence[Any]) -> None:
     and importing pydantic for it was a fifth of a ``spantree sql`` process. click
     already hands such a parameter a ``str`` (or a flag a ``bool``): a value of the
     annotated type passes as is, anything else still goes through typer's conversion.
-    With a typer without the private ``_coercion`` module nothing changes
-    (``tests/cli/test_cli_imports.py`` notices pydantic coming back).
+    With a typer whose private ``_coercion`` module is missing or shaped differently
+    nothing changes (``tests/cli/test_cli_imports.py`` notices pydantic coming back).
     """
     try:
         from typer._coercion import RuntimeParam, build_runtime_param
@@ -44,11 +44,14 @@ def _plain_values_without_pydantic(params: Sequence[Any]) -> None:
             or descriptor.parameter_info.parser is not None
         ):
             continue
-        param._runtime_param = _as_given(RuntimeParam, build_runtime_param)(
-            parameter_info=descriptor.parameter_info,
-            annotation=descriptor.annotation,
-            descriptor=descriptor,
-        )
+        try:
+            param._runtime_param = _as_given(RuntimeParam, build_runtime_param)(
+                parameter_info=descriptor.parameter_info,
+                annotation=descriptor.annotation,
+                descriptor=descriptor,
+            )
+        except Exception:  # a typer whose private shapes changed: its own conversion
+            return
 
 
 _AS_GIVEN: Any = None
