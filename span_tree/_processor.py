@@ -120,12 +120,16 @@ class BatchProcessor:
     def _reset_worker_state(self) -> None:
         # After fork the child has the queue's items of the parent (they are the
         # parent's to export) and no worker thread: start empty and lazily.
-        self._queue: deque[Any] = deque()
+        # Public to the span layer, which appends below fast_limit without calling on_end.
+        self.queue: deque[Any] = deque()
         self._wake = threading.Event()
         self._room = threading.Event()  # set by the worker each time it took a batch
         self._flush_requests: list[threading.Event] = []
         self._requests_lock = threading.Lock()
         self._worker: threading.Thread | None = None
+        # on_end appends without further checks while the queue is shorter than this:
+        # -1 until the worker runs and again once stopping (set by on_end's slow path).
+        self.fast_limit = -1
         self._start_lock = threading.Lock()
         self._stopping = False
         self._stopped = threading.Event()
@@ -133,7 +137,12 @@ class BatchProcessor:
     # -- caller side ------------------------------------------------------------------
     def on_end(self, item: Any) -> None:
         """Queue a finished live span (or a ready record). Never blocks, never raises."""
-        queue = self._queue
+        queue = self.queue
+        if len(queue) < self.fast_limit:
+            # Worker running, not stopping, and the queue below a batch after this append:
+            # nothing else to check or wake.
+            queue.append(item)
+            return
         if (len(queue) >= self._max_queue_size and not self._wait_for_room()) or self._stopping:
             self.dropped += 1
             return
@@ -144,6 +153,10 @@ class BatchProcessor:
             self._wake.set()
         if self._worker is None:
             self._start_worker()
+        elif not self._stopping:
+            self.fast_limit = min(self._batch_size, self._max_queue_size) - 1
+            if self._stopping:  # shutdown began meanwhile: it set -1 before or after us
+                self.fast_limit = -1
 
     def _wait_for_room(self) -> bool:
         """The queue is full: wait until the worker takes a batch. False: drop instead.
@@ -174,7 +187,7 @@ class BatchProcessor:
     def flush(self, timeout: float) -> bool:
         """Export everything queued and flush every sink; False if ``timeout`` ran out."""
         if self._worker is None:
-            if not self._queue and self._sinks is None:
+            if not self.queue and self._sinks is None:
                 return True
             self._start_worker()
         done = threading.Event()
@@ -182,7 +195,7 @@ class BatchProcessor:
             if self._stopped.is_set():
                 # Shut down already (say by the user, then again at exit): no worker is
                 # left to answer, and waiting would only delay the caller by `timeout`.
-                return not self._queue
+                return not self.queue
             self._flush_requests.append(done)
         self._wake.set()
         return done.wait(timeout)
@@ -192,6 +205,7 @@ class BatchProcessor:
         deadline = time.monotonic() + timeout
         flushed = self.flush(timeout)
         self._stopping = True
+        self.fast_limit = -1
         self._wake.set()
         if self._worker is not None and self._worker.is_alive():
             self._stopped.wait(max(0.0, deadline - time.monotonic()))
@@ -228,7 +242,7 @@ class BatchProcessor:
             if callable(pending):
                 with contextlib.suppress(Exception):
                     held = max(held, int(pending()))
-        return len(self._queue) + held
+        return len(self.queue) + held
 
     def lost_spans(self) -> dict[str, int]:
         """Spans dropped or lost so far, by cause (cheap: counters only, no I/O)."""
@@ -282,7 +296,7 @@ class BatchProcessor:
                     entry["stats_error"] = repr(error)
             sinks.append(entry)
         return {
-            "queued": len(self._queue),
+            "queued": len(self.queue),
             "dropped": self.dropped,
             "blocked": self.blocked,
             "conversion_errors": self.converted_errors,
@@ -341,7 +355,7 @@ class BatchProcessor:
 
     def _export_queued(self) -> None:
         convert = self._convert
-        queue = self._queue
+        queue = self.queue
         popleft = queue.popleft
         while queue:
             items = [popleft() for _ in range(min(len(queue), self._batch_size))]

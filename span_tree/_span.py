@@ -17,6 +17,7 @@ import time
 import traceback
 import warnings
 from collections.abc import Callable
+from contextvars import Token
 from types import CodeType, FrameType, TracebackType
 from typing import Any, TypeVar, cast, overload
 
@@ -48,8 +49,16 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 _LEVEL_NAMES = {10: "DEBUG", 20: "INFO", 30: "WARNING", 40: "ERROR", 50: "CRITICAL"}
 _time_ns = time.time_ns
+_getframe = sys._getframe
+_modules_get = sys.modules.get
+# A 64-bit id as 16 hex characters: %-formatting is 4x faster than an f-string spec here.
+_hex16 = "%016x".__mod__
 _state = _runtime.state  # never replaced, only its fields: one global lookup per read
 _current_thread = threading.current_thread
+_get_ident = threading.get_ident
+# threading's own map of running threads (what current_thread() reads): one C call here
+# instead of a Python one; a thread threading does not know falls back to current_thread.
+_active_thread = threading._active.get  # type: ignore[attr-defined]
 # A private generator: user code calling random.seed() must not make span ids collide.
 _random = random.Random()
 _random_bits = _random.getrandbits
@@ -92,20 +101,31 @@ def _level_name(levelno: int) -> str:
     return _LEVEL_NAMES.get(levelno) or f"LEVEL{levelno}"
 
 
-# asyncio's running-loop and current-task functions, taken once asyncio is fully imported.
-_asyncio_functions: tuple[Callable[[], Any], Callable[[], Any]] | None = None
+def _no_loop_yet() -> Any:
+    """``asyncio.events._get_running_loop`` until asyncio is imported: None meanwhile.
+
+    Once asyncio is fully imported, it replaces itself with asyncio's C function (one C
+    call per span afterwards) and takes ``asyncio.current_task`` along.
+    """
+    global _running_loop, _current_task
+    if _modules_get("asyncio") is None:
+        return None
+    functions = _fully_imported_asyncio()
+    if functions is None:
+        return None
+    _running_loop, _current_task = functions
+    return _running_loop()
+
+
+_running_loop: Callable[[], Any] = _no_loop_yet
+_current_task: Callable[[], Any] = lambda: None  # noqa: E731  # replaced with asyncio's
 
 
 def _task_name() -> str | None:
-    global _asyncio_functions
-    if _asyncio_functions is None:
-        _asyncio_functions = _fully_imported_asyncio()
-        if _asyncio_functions is None:
-            return None
-    get_running_loop, current_task = _asyncio_functions
-    if get_running_loop() is None:
+    """The name of the asyncio task running in this thread, or None."""
+    if _running_loop() is None:
         return None
-    task = current_task()
+    task = _current_task()
     return None if task is None else task.get_name()
 
 
@@ -149,28 +169,30 @@ class Span:
         "events",
         "handled_errors",
         "kind",
+        "lasti",
         "levelno",
         "line",
         "name",
         "options",
-        "parent_id",
+        "parent_ref",
         "ref_dest",
         "ref_src",
         "seq",
-        "span_id",
+        "sid",
         "start_ns",
-        "task",
-        "thread",
+        "task_ref",
+        "thread_ref",
         "token",
         "trace",
     )
 
-    # Set when the span starts (see _start); declared for the type checker.
-    span_id: str
-    parent_id: str | None
+    # Set when the span starts (see _start), in their cheapest form: the worker formats
+    # them (``span_id``, ``parent_id``, ``thread``, ``task`` give the text forms).
+    sid: int  # the 64-bit span id
+    parent_ref: int | str | None  # the parent's sid, or a remote parent's hex id
     seq: int
-    thread: str
-    task: str | None
+    thread_ref: threading.Thread
+    task_ref: Any  # the asyncio task running the span, or None
 
     def __init__(
         self,
@@ -199,22 +221,32 @@ class Span:
         self.token: Any = None
         self.copy_of: Span | None = None
         self.code: CodeType | None = None
+        # The line: given (decorators, integrations), or found on the worker from the
+        # code and the caller's last instruction (``f_lineno`` costs a table walk).
         self.line: int | None = None
+        self.lasti = -1
         self.trace: TraceState | None = None
         self.levelno = 20
 
     # -- context manager and decorator ------------------------------------------------
     def __enter__(self) -> Span:
         try:
-            frame = sys._getframe(1)
-            if self.start_ns:
-                # Entering a span object again (or from a second thread) records a new
-                # span with the same name and attributes rather than corrupting this one.
-                span = Span(self.name, dict(self.attributes or {}), kind=self.kind)
-                span.options = self.options
-                span.copy_of = self
-                return span._enter_from(frame)
-            return self._enter_from(frame)
+            frame = _getframe(1)
+            if not self.start_ns:
+                if self.name is None:
+                    self.name = _default_name(frame)
+                self.code = frame.f_code
+                self.lasti = frame.f_lasti
+                # Not recorded (tracing off, or the processor's own thread): remember that
+                # it was entered so that leaving it is not reported as misuse.
+                self.token = current_span_var.set(self) if _start(self) else _UNRECORDED
+                return self
+            # Entering a span object again (or from a second thread) records a new span
+            # with the same name and attributes rather than corrupting this one.
+            span = Span(self.name, dict(self.attributes or {}), kind=self.kind)
+            span.options = self.options
+            span.copy_of = self
+            return span._enter_from(frame)
         except Exception as error:
             _internal_error(error)
             self.token = _UNRECORDED
@@ -224,7 +256,7 @@ class Span:
         if self.name is None:
             self.name = _default_name(frame)
         self.code = frame.f_code
-        self.line = frame.f_lineno
+        self.lasti = frame.f_lasti
         if _start(self):
             self.token = current_span_var.set(self)
         else:
@@ -239,9 +271,27 @@ class Span:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        current = current_span_var.get()
+        if (
+            current is self
+            and exc_type is None
+            and not self.end_ns
+            and self.token.__class__ is Token
+        ):
+            # The common case: this span is current and leaves without an error.
+            try:
+                _finish_plain(self)
+            except Exception as error:
+                _internal_error(error)
+            finally:
+                try:
+                    current_span_var.reset(self.token)
+                    self.token = _EXITED
+                except ValueError:
+                    _restore_context(self)  # left in another context: see there
+            return
         try:
             span = self
-            current = current_span_var.get()
             if current is not self and current is not None and current.copy_of is self:
                 span = current
             if not span.start_ns or span.token is _EXITED:
@@ -278,6 +328,27 @@ class Span:
         return _decorate(fn, self.name, self.attributes or {}, self.options, self.kind)
 
     # -- public API -------------------------------------------------------------------
+    @property
+    def span_id(self) -> str:
+        """This span's id: 16 hex characters (set when the span starts)."""
+        return _hex16(self.sid)
+
+    @property
+    def parent_id(self) -> str | None:
+        """The parent span's id (16 hex characters), None for a trace's root."""
+        return _hex_id(self.parent_ref)
+
+    @property
+    def thread(self) -> str:
+        """The name of the thread that started the span."""
+        return self.thread_ref.name
+
+    @property
+    def task(self) -> str | None:
+        """The name of the asyncio task that started the span, or None."""
+        task = self.task_ref
+        return None if task is None else task.get_name()
+
     @property
     def trace_id(self) -> str:
         """The KSUID of this span's trace ("" before the span started)."""
@@ -397,6 +468,33 @@ class Span:
         return False
 
 
+def _hex_id(ref: int | str | None) -> str | None:
+    """A span id kept as an int (local) or text (a remote parent's) as 16 hex characters."""
+    return _hex16(ref) if ref.__class__ is int else ref  # type: ignore[return-value]
+
+
+# Keyed by the code object's id (hashing a code object hashes all its constants); the
+# entry keeps the code object, so an id reused by another code object is told apart.
+_line_cache: dict[tuple[int, int], tuple[CodeType, int | None]] = {}
+
+
+def _line_at(code: CodeType, lasti: int) -> int | None:
+    """The source line of the instruction at byte offset ``lasti`` of ``code`` (cached)."""
+    key = (id(code), lasti)
+    known = _line_cache.get(key)
+    if known is not None and known[0] is code:
+        return known[1]
+    line = None
+    for start, end, number in code.co_lines():
+        if start <= lasti < end:
+            line = number
+            break
+    if len(_line_cache) >= 4096:
+        _line_cache.clear()
+    _line_cache[key] = (code, line)
+    return line
+
+
 def _error_text(error: Any) -> str:
     """``str(error)``, bounded; an exception whose ``__str__`` raises must still propagate."""
     try:
@@ -482,23 +580,24 @@ def _start(span: Span) -> bool:
     trace: TraceState
     if options is None and parent is not None:
         trace = parent.trace  # type: ignore[assignment]  # a current span has started
-        span.parent_id = parent.span_id
+        span.parent_ref = parent.sid
     elif options is not None and options[1] is not None:
         # Continue a trace started in another process (W3C traceparent): same trace id,
         # parent span id from the caller; this process's part has its own local state.
         trace = TraceState(options[1][0], dict(_state.settings.tags))
-        span.parent_id = options[1][1]
+        span.parent_ref = options[1][1]
     else:
         links = (parent.trace_id,) if parent is not None else ()
         trace = TraceState(new_trace_id(), dict(_state.settings.tags), links)
         if _state.on_new_trace is not None:
             _state.on_new_trace()
-        span.parent_id = None
+        span.parent_ref = None
     span.trace = trace
-    span.span_id = f"{_random_bits(64):016x}"
+    span.sid = _random_bits(64)
     span.seq = next(trace.counter)
-    span.thread = _current_thread().name
-    span.task = _task_name()
+    # Names are read on the worker (ids and objects here: no Python call, no formatting).
+    span.thread_ref = _active_thread(_get_ident()) or _current_thread()
+    span.task_ref = None if _running_loop() is None else _current_task()
     trace.open_spans.add(span)
     span.start_ns = _time_ns()
     return True
@@ -536,6 +635,23 @@ def _restore_context(span: Span) -> None:
         span.token = _EXITED
 
 
+def _finish_plain(span: Span) -> None:
+    """``_finish`` of a span that succeeded and is not its trace's local root."""
+    span.end_ns = _time_ns()
+    trace = span.trace
+    trace.open_spans.discard(span)  # type: ignore[union-attr]  # a started span
+    if span.seq == 1 or _runtime.listeners:
+        _finish_rest(span)
+        return
+    processor = _state.processor
+    if processor is not None:
+        queue = processor.queue
+        if len(queue) < processor.fast_limit:
+            queue.append(span)  # on_end's own fast path, without the call
+        else:
+            processor.on_end(span)
+
+
 def _finish(
     span: Span,
     exc_type: type[BaseException] | None,
@@ -548,6 +664,13 @@ def _finish(
     trace = span.trace
     assert trace is not None  # only started spans finish
     trace.open_spans.discard(span)
+    _finish_rest(span)
+
+
+def _finish_rest(span: Span) -> None:
+    """What ends a span after its clock stopped: root snapshots, listeners, the queue."""
+    trace = span.trace
+    assert trace is not None  # only started spans finish
     # The first span of the trace in this process (seq 1) is its local root: parent_id is
     # None, or the caller's span id when the trace was continued from another process.
     if span.seq == 1:
@@ -568,7 +691,7 @@ def _finish(
 
 def to_records(items: list[Any]) -> list[FinishedSpan]:
     """The processor's converter: live spans frozen into records, ready records kept."""
-    return [to_record(item) if item.__class__ is Span else item for item in items]
+    return _records(items, None)
 
 
 def suppress_tracing() -> None:
@@ -587,71 +710,129 @@ def to_record(span: Span, *, status: str | None = None) -> FinishedSpan:
         span: a started span.
         status: force a status (``started`` for the snapshot of a running span).
     """
+    return _records([span], status)[0]
+
+
+def _records(items: list[Any], forced_status: str | None) -> list[FinishedSpan]:
+    """Freeze a batch of live spans (ready records pass as they are), in one loop.
+
+    What spans of a batch share is read once: the settings, and per batch the cleaned
+    name, the scrubbed tags of each trace, each thread's name and each partition day.
+    """
     settings = _state.settings
     scrub = settings.scrub_pattern
-    trace = span.trace
-    assert trace is not None  # only started spans are recorded
-    start = span.start_ns // 1000
-    end = span.end_ns // 1000 if span.end_ns and status is None else None
-    error = span.error
-    if status is None:
-        status = STATUS_FAILED if error else STATUS_SUCCEEDED
-    error_type, error_message, error_traceback = error or (None, None, None)
-    events = span.events
-    if events:
-        events = [clean_event(event, scrub) for event in list(events)]
-    levelno = span.levelno
-    if status == STATUS_FAILED and levelno < 40:
-        levelno = 40
-    code = span.code
-    attributes = span.attributes
-    handled = span.handled_errors
-    return _new_record(
-        FinishedSpan,
-        (
-            settings.namespace,
-            utc_day(start),
-            trace.trace_id,
-            span.span_id,
-            span.parent_id,
-            span.seq,
-            # Converted here, off the caller's thread: Span("...") and log(name) take any
-            # object, and sinks need non-empty text (the receiver rejects an empty name).
-            # Bounded and scrubbed like every stored text (a URL with a token, say).
-            clean_text(safe_str(span.name) or UNNAMED, scrub, MAX_NAME_CHARS, ("name",)),
-            span.kind,
-            status,
-            _level_name(levelno),
-            start,
-            end,
-            None if end is None else end - start,
-            None if code is None else code.co_filename,
-            span.line,
-            None if code is None else code.co_qualname,
-            settings.app,
-            settings.app_version,
-            settings.host,
-            _runtime.pid,
-            span.thread,
-            span.task,
-            sanitize_tags(trace.tags, scrub) if trace.tags else {},
-            sanitize_attributes(attributes, scrub) if attributes else {},
-            error_type,
-            None
-            if error_message is None
-            else clean_text(error_message, scrub, MAX_TEXT_CHARS, ("error_message",)),
-            None
-            if error_traceback is None
-            else clean_text(error_traceback, scrub, MAX_TRACEBACK_CHARS, ("error_traceback",)),
-            tuple(clean_handled_error(item, scrub) for item in handled) if handled else (),
-            tuple(events) if events else (),
-            trace.links,
-            tuple(span.ref_src) if span.ref_src else (),
-            tuple(span.ref_dest) if span.ref_dest else (),
-            None,
-            settings.schema_version,
-        ),
-    )
+    namespace = settings.namespace
+    app = settings.app
+    app_version = settings.app_version
+    host = settings.host
+    schema_version = settings.schema_version
+    pid = _runtime.pid
+    names: dict[Any, str] = {}
+    tags_of: dict[TraceState, dict[str, str]] = {}
+    threads: dict[Any, str] = {}
+    days: dict[int, str] = {}
+    lines: dict[tuple[int, int], int | None] = {}  # by code id: the batch keeps them alive
+    records: list[FinishedSpan] = []
+    append = records.append
+    for span in items:
+        if span.__class__ is not Span:
+            append(span)  # a ready record (a `started` snapshot)
+            continue
+        trace = span.trace
+        start = span.start_ns // 1000
+        end = span.end_ns // 1000 if span.end_ns and forced_status is None else None
+        error = span.error
+        status = forced_status or (STATUS_FAILED if error else STATUS_SUCCEEDED)
+        levelno = span.levelno
+        if error is None:
+            error_type = error_message = error_traceback = None
+        else:
+            error_type, message, traceback_text = error
+            # Converted here, off the caller's thread, bounded and scrubbed.
+            error_message = clean_text(message, scrub, MAX_TEXT_CHARS, ("error_message",))
+            error_traceback = clean_text(
+                traceback_text, scrub, MAX_TRACEBACK_CHARS, ("error_traceback",)
+            )
+            if levelno < 40 and status == STATUS_FAILED:
+                levelno = 40
+        raw_name = span.name
+        name = names.get(raw_name) if raw_name.__class__ is str else None
+        if name is None:
+            # Span("...") and log(name) take any object, and sinks need non-empty text
+            # (the receiver rejects an empty name); bounded and scrubbed like every
+            # stored text (a URL with a token, say).
+            name = clean_text(safe_str(raw_name) or UNNAMED, scrub, MAX_NAME_CHARS, ("name",))
+            if raw_name.__class__ is str:
+                names[raw_name] = name
+        tags = tags_of.get(trace)  # type: ignore[arg-type]
+        if tags is None:
+            tags = sanitize_tags(trace.tags, scrub) if trace.tags else {}  # type: ignore[union-attr]
+            tags_of[trace] = tags  # type: ignore[index]
+        thread_ref = span.thread_ref
+        thread = threads.get(thread_ref)
+        if thread is None:
+            thread = threads[thread_ref] = safe_str(thread_ref.name)
+        day = start // 86_400_000_000
+        date = days.get(day)
+        if date is None:
+            date = days[day] = utc_day(start)
+        code = span.code
+        line = span.line
+        if line is None and code is not None and span.lasti >= 0:
+            key = (id(code), span.lasti)
+            if key in lines:
+                line = lines[key]
+            else:
+                line = lines[key] = _line_at(code, span.lasti)
+        attributes = span.attributes
+        events = span.events
+        handled = span.handled_errors
+        parent = span.parent_ref
+        task = span.task_ref
+        append(
+            _new_record(
+                FinishedSpan,
+                (
+                    namespace,
+                    date,
+                    trace.trace_id,  # type: ignore[union-attr]
+                    _hex16(span.sid),
+                    _hex16(parent) if parent.__class__ is int else parent,
+                    span.seq,
+                    name,
+                    span.kind,
+                    status,
+                    _LEVEL_NAMES.get(levelno) or f"LEVEL{levelno}",
+                    start,
+                    end,
+                    None if end is None else end - start,
+                    None if code is None else code.co_filename,
+                    line,
+                    None if code is None else code.co_qualname,
+                    app,
+                    app_version,
+                    host,
+                    pid,
+                    thread,
+                    None if task is None else task.get_name(),
+                    tags,
+                    sanitize_attributes(attributes, scrub) if attributes else {},
+                    error_type,
+                    error_message,
+                    error_traceback,
+                    tuple([clean_handled_error(item, scrub) for item in list(handled)])
+                    if handled
+                    else (),
+                    tuple([clean_event(event, scrub) for event in list(events)]) if events else (),
+                    trace.links,  # type: ignore[union-attr]
+                    tuple(span.ref_src) if span.ref_src else (),
+                    tuple(span.ref_dest) if span.ref_dest else (),
+                    None,
+                    schema_version,
+                ),
+            )
+        )
+    return records
 
 
 # -- helpers of the public API -----------------------------------------------------------
@@ -717,7 +898,13 @@ def _decorate(
         except BaseException as error:
             _exit(span, type(error), error, error.__traceback__)
             raise
-        _exit(span, None, None, None)
+        try:
+            if not span.end_ns:
+                _finish_plain(span)
+        except Exception as error:
+            _internal_error(error)
+        finally:
+            _restore_context(span)
         return result
 
     return cast(F, wrapper)
@@ -752,7 +939,9 @@ def span(
         return _decorate(name, None, attributes, options, kind)
     # Any other object is converted to text by the worker (``to_record``), where a
     # ``__str__`` that raises costs a placeholder name instead of the caller's block.
-    return Span(name, attributes, force_new_trace=force_new_trace, kind=kind)
+    if force_new_trace or kind != "internal":
+        return Span(name, attributes, force_new_trace=force_new_trace, kind=kind)
+    return Span(name, attributes)
 
 
 def current_span() -> Span | None:

@@ -247,6 +247,6 @@ def test_task_name_ignores_a_half_imported_asyncio(monkeypatch: pytest.MonkeyPat
     half = type(sys)("asyncio")
     half.__spec__ = type("Spec", (), {"_initializing": True})()  # type: ignore[assignment]
     monkeypatch.setitem(sys.modules, "asyncio", half)
-    monkeypatch.setattr(_span, "_asyncio_functions", None)
+    monkeypatch.setattr(_span, "_running_loop", _span._no_loop_yet)
     assert None is _span._task_name()
-    assert None is _span._asyncio_functions  # not cached: looked up again once imported
+    assert _span._no_loop_yet is _span._running_loop  # not cached: looked up again later

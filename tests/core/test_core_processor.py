@@ -287,7 +287,7 @@ def test_a_queue_past_the_batch_size_wakes_the_worker() -> None:
 
     sink = SignallingSink()
     processor = BatchProcessor([lambda: sink], batch_size=4, schedule_delay=600.0)
-    processor._queue.extend(records[:5])  # other threads stepped over exactly 4
+    processor.queue.extend(records[:5])  # other threads stepped over exactly 4
     processor.on_end(records[5])
     woke = exported.wait(10.0)
     processor.shutdown(5.0)
