@@ -86,7 +86,7 @@ SPAN_SCHEMA = pa.schema(
         ("written_at", TIMESTAMP),
         ("schema_version", pa.int32()),
     ],
-    metadata={"span_tree.storage.schema_version": str(SCHEMA_VERSION)},
+    metadata={"span_tree.schema_version": str(SCHEMA_VERSION)},
 )
 
 assert tuple(SPAN_SCHEMA.names) == SPAN_COLUMNS, "SPAN_SCHEMA and FinishedSpan disagree"

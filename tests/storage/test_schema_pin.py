@@ -62,7 +62,7 @@ def test_span_schema_columns_and_types_are_pinned() -> None:
 def test_schema_version_is_pinned() -> None:
     """The schema version is 1 and is stored in the schema metadata."""
     assert 1 == SCHEMA_VERSION
-    assert {b"span_tree.storage.schema_version": b"1"} == SPAN_SCHEMA.metadata
+    assert {b"span_tree.schema_version": b"1"} == SPAN_SCHEMA.metadata
 
 
 def test_finished_span_fields_match_the_schema() -> None:
