@@ -4,6 +4,12 @@ Runs each case in a fresh process with default settings (`on_full="block"`) and 
 Parquet sink, then counts the rows on disk. Also measures the memory one queued span
 holds (live spans waiting for a stuck sink), which bounds the queue's memory.
 
+Each case's stdout is a pipe (the default JSON-lines sink writes every span there, as
+in a container): this script drains it in chunks and counts its lines, without keeping
+it. Peak memory is the child's own high-water mark (``VmHWM``): ``ru_maxrss`` is kept
+across fork and exec, so a child started by a process that had read 1.5 GB of an
+earlier case's output reported that process's 4.4 GB as its own.
+
     python benchmarks/busy_loop.py [--spans 2000000] [--threads 4]
 """
 
@@ -14,8 +20,9 @@ import json
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 RESULTS = Path(__file__).parent / "results" / "busy_loop.json"
 
@@ -25,6 +32,19 @@ import span_tree
 from span_tree.sinks.parquet import ParquetSink
 
 store, spans, threads, on_full = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+result_path = sys.argv[5]
+
+def peak_rss_mb():
+    # This process's own high-water mark: ru_maxrss would include the parent's RSS at fork.
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
 span_tree.configure(sinks=[ParquetSink(store, max_rows=20_000)], on_full=on_full)
 
 def produce(count):
@@ -43,13 +63,14 @@ for worker in workers:
 produced = time.perf_counter() - started
 span_tree.flush(600)
 stats = span_tree.stats()
-print(json.dumps({
-    "produce_s": produced,
-    "total_s": time.perf_counter() - started,
-    "dropped": stats["dropped"],
-    "blocked": stats["blocked"],
-    "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-}))
+with open(result_path, "w") as out:
+    json.dump({
+        "produce_s": produced,
+        "total_s": time.perf_counter() - started,
+        "dropped": stats["dropped"],
+        "blocked": stats["blocked"],
+        "peak_rss_mb": peak_rss_mb(),
+    }, out)
 """
 
 QUEUED_SPAN_BYTES = """
@@ -78,17 +99,49 @@ sink.release.set()
 """
 
 
+def _drain(stream: IO[bytes], counts: dict[str, int], tail: list[bytes]) -> None:
+    """Read a child's pipe to its end in chunks: count bytes and lines, keep the tail."""
+    while chunk := stream.read(1 << 20):
+        counts["bytes"] += len(chunk)
+        counts["lines"] += chunk.count(b"\n")
+        tail[:] = [(tail[0] if tail else b"")[-4096:] + chunk[-4096:]]
+
+
 def run_case(spans: int, threads: int, on_full: str) -> dict[str, Any]:
     import duckdb
 
-    with tempfile.TemporaryDirectory() as store:
-        output = subprocess.run(
-            [sys.executable, "-c", PRODUCE, store, str(spans), str(threads), on_full],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-        result: dict[str, Any] = json.loads(output.strip().splitlines()[-1])
+    with tempfile.TemporaryDirectory() as store, tempfile.TemporaryDirectory() as scratch:
+        result_path = Path(scratch) / "result.json"
+        child = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                PRODUCE,
+                store,
+                str(spans),
+                str(threads),
+                on_full,
+                str(result_path),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        out_counts = {"bytes": 0, "lines": 0}
+        err_counts = {"bytes": 0, "lines": 0}
+        out_tail: list[bytes] = []
+        err_tail: list[bytes] = []
+        readers = [
+            threading.Thread(target=_drain, args=(child.stdout, out_counts, out_tail)),
+            threading.Thread(target=_drain, args=(child.stderr, err_counts, err_tail)),
+        ]
+        for reader in readers:
+            reader.start()
+        for reader in readers:
+            reader.join()
+        if child.wait() != 0:
+            raise RuntimeError(b"".join(err_tail).decode(errors="replace"))
+        result: dict[str, Any] = json.loads(result_path.read_text())
+        result["stdout_lines"] = out_counts["lines"]
         files = str(Path(store) / "**" / "*.parquet")
         result["stored"] = duckdb.sql(f"select count(*) from read_parquet('{files}')").fetchall()[
             0
@@ -112,12 +165,16 @@ def main() -> None:
         [sys.executable, "-c", QUEUED_SPAN_BYTES], capture_output=True, text=True, check=True
     ).stdout
     bytes_per_span = float(queued.strip().splitlines()[-1])
-    print(f"{'case':<28} {'stored':>10} {'dropped':>9} {'waits':>7} {'spans/s':>9} {'RSS MB':>7}")
+    print(
+        f"{'case':<28} {'stored':>10} {'dropped':>9} {'waits':>7} {'spans/s':>9} "
+        f"{'peak MB':>7} {'jsonl lines':>11}"
+    )
     for case in cases:
         label = f"{case['threads']} thread(s), on_full={case['on_full']}"
         print(
             f"{label:<28} {case['stored']:>10,} {case['dropped']:>9,} {case['blocked']:>7,} "
-            f"{case['spans_per_s']:>9,.0f} {case['peak_rss_mb']:>7.0f}"
+            f"{case['spans_per_s']:>9,.0f} {case['peak_rss_mb']:>7.0f} "
+            f"{case['stdout_lines']:>11,}"
         )
     print(f"memory per queued span (a small span with one attribute): {bytes_per_span:,.0f} bytes")
     RESULTS.parent.mkdir(exist_ok=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import threading
@@ -145,3 +146,58 @@ def test_batch_job_in_a_tight_loop_stores_every_span(tmp_path: Path) -> None:
     files = str(tmp_path / "**" / "*.parquet")
     rows = duckdb.sql(f"select count(*) from read_parquet('{files}')").fetchall()
     assert [(200_000,)] == rows
+
+
+UNREAD_PIPE = """
+import json, sys
+import span_tree
+
+def peak_kb():
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+
+span_tree.configure(console=False, jsonl=True, store=None, capture_logging=False,
+                    max_queue_size=2_000)
+with span_tree.span("warm-up", item=-1):
+    pass
+before = peak_kb()
+for item in range(200_000):
+    with span_tree.span("busy", item=item):
+        pass
+stats = span_tree.stats()
+with open(sys.argv[1], "w") as out:
+    json.dump({"grown_kb": peak_kb() - before, "queued": stats["queued"],
+               "dropped": stats["dropped"]}, out)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads VmHWM (Linux)")
+def test_jsonl_sink_on_an_unread_pipe_keeps_memory_bounded(tmp_path: Path) -> None:
+    """JSON lines into a stdout pipe nobody reads: the queue bound holds, memory stays flat.
+
+    The default sink writes to stdout; a full pipe blocks its write, producers wait once,
+    then drop and count. Every span is either printed (after the reader starts) or counted.
+    """
+    result_path = tmp_path / "result.json"
+    child = subprocess.Popen(
+        [sys.executable, "-c", UNREAD_PIPE, str(result_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 240
+        while not result_path.exists() or not result_path.read_text().endswith("}"):
+            assert child.poll() is None, child.stderr.read().decode()[-2000:]  # type: ignore[union-attr]
+            assert time.monotonic() < deadline, "the producer never finished"
+            time.sleep(0.05)
+        # Only now is the pipe read: the exit flush writes what is still queued.
+        output, errors = child.communicate(timeout=120)
+    finally:
+        child.kill()
+    result = json.loads(result_path.read_text())
+    lines = output.count(b"\n")
+    assert 0 == child.returncode, errors.decode()[-2000:]
+    assert result["queued"] <= 2_000
+    # 200,000 queued spans would take over 100 MB; the bound is 2,000 of them.
+    assert result["grown_kb"] < 40_000, result
+    assert 200_001 == lines + result["dropped"]
