@@ -46,8 +46,8 @@ from span_tree._record import SCHEMA_VERSION, FinishedSpan
 from span_tree.analytics import SpanFilter, Store
 from span_tree.storage import open_store, write_spans
 from span_tree.tui import SpanTreeApp, StoreSource
-from span_tree.tui._dashboard import SPARK_BUCKETS, DashboardScreen
-from span_tree.tui._source import Filters
+from span_tree.tui._names import SPARK_BUCKETS, NamesScreen
+from span_tree.tui._source import FilterChoices
 from span_tree.tui._trace import SpanTree, TraceScreen
 
 RESULTS = Path(__file__).parent / "results" / "tui.json"
@@ -81,7 +81,7 @@ async def _until(pilot: Any, ready: Callable[[], bool], timeout: float = 120) ->
 
 def _dashboard_ready(app: SpanTreeApp) -> bool:
     screen = app.screen
-    return isinstance(screen, DashboardScreen) and not screen.loading and bool(screen.rows)
+    return isinstance(screen, NamesScreen) and not screen.loading and bool(screen.rows)
 
 
 async def _time_dashboard(root: str, time_range: str, state: Path) -> float:
@@ -95,7 +95,7 @@ async def _time_dashboard(root: str, time_range: str, state: Path) -> float:
 
 def _time_headless(root: str, time_range: str) -> float:
     """The same Store work without a UI: open, span_names, span_timeline."""
-    since = Filters(time_range=time_range).since_us(NOW_US)
+    since = FilterChoices(time_range=time_range).since_us(NOW_US)
     selection = SpanFilter(
         namespace=NAMESPACE,
         since=None if since is None else NOW - timedelta(microseconds=NOW_US - since),
@@ -277,7 +277,7 @@ async def _screenshots(root: str, state: Path) -> None:
         await pilot.press("e")
         await _until(pilot, lambda: _dashboard_ready(app))
         screen = app.screen
-        assert isinstance(screen, DashboardScreen)
+        assert isinstance(screen, NamesScreen)
         await pilot.press("o", "o", "o")  # sort by name
         names = sorted(row.name for row in screen.rows)
         wanted = next((i for i, name in enumerate(names) if name.startswith("POST")), 0)

@@ -13,7 +13,7 @@ import typer
 from span_tree._commands._common import OPTIONS_HELP, fail, parse_storage_options, store_errors
 
 STORE_HELP = "Store path or fsspec URL (default: SPANTREE_STORE or ~/.spantree)."
-RANGE_HELP = "First time range of the dashboard: 15m, 1h, 24h, 7d, all."
+RANGE_HELP = "First time range of the span names screen: 15m, 1h, 24h, 7d, all."
 
 
 def _check_range(time_range: str) -> None:
@@ -32,7 +32,7 @@ def tui(
     ),
     time_range: str = typer.Option("24h", "--range", "-r", help=RANGE_HELP),
 ) -> None:
-    """Browse a store in the terminal: dashboard, traces, spans, error groups."""
+    """Browse a store in the terminal: span names, traces, spans, error groups."""
     from span_tree._config import default_store
     from span_tree.tui import SpanTreeApp, StoreSource
 

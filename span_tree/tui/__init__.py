@@ -6,6 +6,6 @@ Imports Textual, so ``import span_tree`` never imports this package.
 from __future__ import annotations
 
 from span_tree.tui._app import SpanTreeApp
-from span_tree.tui._source import Filters, SourceError, StoreSource
+from span_tree.tui._source import FilterChoices, SourceError, StoreSource
 
-__all__ = ["Filters", "SourceError", "SpanTreeApp", "StoreSource"]
+__all__ = ["FilterChoices", "SourceError", "SpanTreeApp", "StoreSource"]

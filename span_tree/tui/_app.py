@@ -15,7 +15,6 @@ from textual.binding import Binding, BindingType
 from textual.timer import Timer
 
 from span_tree._record import FinishedSpan
-from span_tree.tui._dashboard import DashboardScreen
 from span_tree.tui._dialogs import (
     AnnotateScreen,
     Annotation,
@@ -26,6 +25,7 @@ from span_tree.tui._dialogs import (
 )
 from span_tree.tui._errors import ErrorGroupsScreen
 from span_tree.tui._messages import Loaded, OpenSpan, OpenSpans, OpenTrace
+from span_tree.tui._names import NamesScreen
 from span_tree.tui._screen import BaseScreen
 from span_tree.tui._source import TIME_RANGES, ErrorGroupRow, SourceError, StoreSource
 from span_tree.tui._span import SpanScreen
@@ -39,7 +39,7 @@ def _wall_clock_us() -> int:
 
 
 class SpanTreeApp(App[None]):
-    """Browse a span-tree store: dashboard, traces, spans and error groups.
+    """Browse a span-tree store: span names, their spans, traces and error groups.
 
     Args:
         source: the store to browse (``StoreSource.from_url(...)``).
@@ -48,7 +48,7 @@ class SpanTreeApp(App[None]):
         state_path: where the last namespace used is remembered (``None``: the user's
             config directory).
         follow_interval: seconds between refreshes in follow mode.
-        time_range: the dashboard's first time range (a label of ``TIME_RANGES``).
+        time_range: the span names screen's first time range (a label of ``TIME_RANGES``).
     """
 
     CSS_PATH = "app.tcss"
@@ -129,7 +129,7 @@ class SpanTreeApp(App[None]):
         else:
             chosen = found[0] if found else "default"
         self.namespace = chosen
-        self.push_screen(DashboardScreen())
+        self.push_screen(NamesScreen())
         if not self.requested_namespace and len(found) > 1:
             self.push_screen(NamespaceScreen(found, current=chosen), self._namespace_chosen)
         else:
@@ -196,7 +196,7 @@ class SpanTreeApp(App[None]):
     # -- actions available on every screen -----------------------------------------
 
     def action_go_back(self) -> None:
-        """Leave the current screen (the dashboard stays)."""
+        """Leave the current screen (the span names screen stays)."""
         if len(self.screen_stack) > 2:
             self.pop_screen()
 
@@ -219,7 +219,7 @@ class SpanTreeApp(App[None]):
         self._remember()
         while len(self.screen_stack) > 2:
             self.pop_screen()
-        if isinstance(self.screen, DashboardScreen):
+        if isinstance(self.screen, NamesScreen):
             self.screen.namespace_changed()
 
     def action_find_trace(self) -> None:

@@ -107,7 +107,7 @@ FILTER_HELP = (
 
 
 class FilterScreen(ModalScreen[str | None]):
-    """Edit the dashboard's query filter; Enter applies, Esc keeps the old one."""
+    """Edit the query filter of the span names; Enter applies, Esc keeps the old one."""
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Back")]
 
@@ -204,7 +204,7 @@ KEYS = (
     ("e", "cycle status: all / error / crash / ok"),
     ("s", "cycle speed: all / slow (over the name's p95) / fast"),
     ("r", "cycle time range: 24h / 7d / all / 15m / 1h"),
-    ("o", "sort the dashboard by the next column (or click a header)"),
+    ("o", "sort the span names by the next column (or click a header)"),
     ("n", "pick a namespace"),
     ("g", "error groups;  a annotate,  i include silenced"),
     ("f", "follow mode: reload every few seconds"),

@@ -16,7 +16,7 @@ from span_tree._record import FinishedSpan
 if TYPE_CHECKING:
     from textual.screen import Screen
 
-    from span_tree.tui._source import Filters
+    from span_tree.tui._source import FilterChoices
 
 
 @dataclass
@@ -35,7 +35,7 @@ class OpenSpans(Message):
     """List the newest spans called ``name`` under ``filters``."""
 
     name: str
-    filters: Filters
+    filters: FilterChoices
 
 
 @dataclass

@@ -22,7 +22,7 @@ T = TypeVar("T")
 
 STATUS_FILTERS = ("all", "error", "crash", "ok")
 SPEED_FILTERS = ("all", "slow", "fast")
-# Time ranges the dashboard cycles through: label, seconds back from "now" (None: all).
+# Time ranges the span names screen cycles through: label, seconds back from "now" (None: all).
 TIME_RANGES: tuple[tuple[str, int | None], ...] = (
     ("15m", 15 * 60),
     ("1h", 3_600),
@@ -38,8 +38,9 @@ class SourceError(Exception):
 
 
 @dataclass(frozen=True)
-class Filters:
-    """What the dashboard is narrowed to.
+class FilterChoices:
+    """What the user narrowed the span names (and their spans) to: the labels shown and
+    cycled on screen; ``_selection`` turns them into the Store's filter.
 
     Attributes:
         status: ``all`` | ``error`` (failed spans) | ``crash`` (failed roots, i.e.
@@ -56,7 +57,7 @@ class Filters:
     # Recent data by default: on a big store a day is quick to read, everything is not.
     time_range: str = "24h"
 
-    def cycled(self, attribute: str, choices: tuple[str, ...]) -> Filters:
+    def cycled(self, attribute: str, choices: tuple[str, ...]) -> FilterChoices:
         """A copy with ``attribute`` moved to the next of ``choices``."""
         current = getattr(self, attribute)
         following = choices[(choices.index(current) + 1) % len(choices)]
@@ -91,7 +92,7 @@ class Filters:
 
 @dataclass(frozen=True)
 class NameRow:
-    """One dashboard row: a span name and how it behaves."""
+    """One row of the span names screen: a span name and how it behaves."""
 
     name: str
     status: str
@@ -245,7 +246,7 @@ class StoreSource:
         """Re-list the namespace's files so spans written since opening show up."""
         self._call(namespace, lambda store: store.refresh())
 
-    def dashboard(self, namespace: str, filters: Filters, *, now_us: int) -> list[NameRow]:
+    def span_names(self, namespace: str, filters: FilterChoices, *, now_us: int) -> list[NameRow]:
         """One row per span name of ``namespace`` under ``filters``."""
         selection = _selection(namespace, filters, now_us)
         result = self._call(namespace, lambda store: store.span_names(selection))
@@ -262,7 +263,9 @@ class StoreSource:
             for row in _rows(result)
         ]
 
-    def timeline(self, namespace: str, filters: Filters, *, now_us: int, buckets: int) -> Timeline:
+    def timeline(
+        self, namespace: str, filters: FilterChoices, *, now_us: int, buckets: int
+    ) -> Timeline:
         """Span volume and errors of ``namespace`` in ``buckets`` equal time slices."""
         selection = _selection(namespace, filters, now_us)
         now = _datetime(now_us)
@@ -276,7 +279,7 @@ class StoreSource:
         )
 
     def spans_named(
-        self, namespace: str, filters: Filters, *, now_us: int, name: str, limit: int
+        self, namespace: str, filters: FilterChoices, *, now_us: int, name: str, limit: int
     ) -> list[SpanRow]:
         """The newest spans called ``name`` in ``namespace`` under ``filters``."""
         selection = _selection(namespace, filters, now_us)
@@ -365,7 +368,7 @@ def _datetime(micros: int) -> datetime:
     return datetime.fromtimestamp(micros / 1e6, tz=UTC)
 
 
-def _selection(namespace: str, filters: Filters, now_us: int) -> Any:
+def _selection(namespace: str, filters: FilterChoices, now_us: int) -> Any:
     from span_tree.analytics import SpanFilter
 
     since = filters.since_us(now_us)

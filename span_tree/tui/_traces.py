@@ -1,4 +1,4 @@
-"""The newest spans of one name (under the dashboard's filters); Enter opens the trace."""
+"""The newest spans of one name (under the span names screen's filters); Enter opens the trace."""
 
 from __future__ import annotations
 
@@ -13,18 +13,18 @@ from textual.widgets import DataTable, Footer, Static
 from span_tree.tui._format import clock, format_duration, truncate
 from span_tree.tui._messages import OpenTrace
 from span_tree.tui._screen import BaseScreen
-from span_tree.tui._source import Filters, SourceError, SpanRow
+from span_tree.tui._source import FilterChoices, SourceError, SpanRow
 from span_tree.tui._widgets import RowTable, status_text
 
 SPAN_LIMIT = 200
 
 
 class SpanListScreen(BaseScreen[None]):
-    """Spans called ``name`` under the dashboard's filters, newest first."""
+    """Spans called ``name`` under the span names screen's filters, newest first."""
 
     BINDINGS: ClassVar[list[BindingType]] = []
 
-    def __init__(self, name: str, filters: Filters) -> None:
+    def __init__(self, name: str, filters: FilterChoices) -> None:
         super().__init__()
         self.span_name = name
         self.filters = filters

@@ -87,7 +87,7 @@ async def test_annotate_crash_by_keyboard(store: Path, make_app: AppFactory) -> 
         group = next(g for g in screen.groups if g.error_type == "PaymentDeclined")
         assert ("crash", "WARN", "bad") == (group.annotation, group.level, group.note)
         await press(pilot, "escape")
-        await load(pilot, "e", "e")  # dashboard status filter: crash
+        await load(pilot, "e", "e")  # span names status filter: crash
         names = sorted(row.name for row in app.screen.rows)  # type: ignore[attr-defined]
         assert ["checkout", "payment.charge"] == names
 

@@ -10,9 +10,9 @@ from textual.widgets import Input, Sparkline, Static
 from tui_helpers import SIZE, AppFactory, finish_loads, load, press, settle
 from typer.testing import CliRunner
 
-from span_tree.tui._dashboard import DashboardScreen
 from span_tree.tui._dialogs import FindTraceScreen
 from span_tree.tui._errors import ErrorGroupsScreen
+from span_tree.tui._names import NamesScreen
 from span_tree.tui._span import SpanScreen
 from span_tree.tui._state import last_namespace, remember_namespace
 from span_tree.tui._trace import TraceScreen
@@ -23,13 +23,13 @@ def message(app: object) -> str:
 
 
 async def test_empty_store_says_how_to_fill_it(tmp_path: Path, make_app: AppFactory) -> None:
-    """A store with no spans shows the dashboard with a hint instead of rows."""
+    """A store with no spans shows the span names screen with a hint instead of rows."""
     empty = tmp_path / "empty"
     empty.mkdir()
     app = make_app(empty, namespace=None)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        assert isinstance(app.screen, DashboardScreen)
+        assert isinstance(app.screen, NamesScreen)
         assert "No spans in this store yet" in message(app)
         await load(pilot, "g")
         assert "No errors" in message(app)
@@ -39,11 +39,11 @@ async def test_empty_store_says_how_to_fill_it(tmp_path: Path, make_app: AppFact
 
 
 async def test_missing_store_shows_the_reason(tmp_path: Path, make_app: AppFactory) -> None:
-    """A store path that does not exist is reported on the dashboard."""
+    """A store path that does not exist is reported on the span names screen."""
     app = make_app(tmp_path / "nowhere")
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        assert isinstance(app.screen, DashboardScreen)
+        assert isinstance(app.screen, NamesScreen)
         assert "no store at" in message(app)
         assert app.is_running
         # No data is drawn as nothing, not as full-height bars next to "0 spans".
@@ -61,7 +61,7 @@ async def test_store_vanishing_while_open(store: Path, make_app: AppFactory) -> 
         shutil.rmtree(store)
         await load(pilot, "e")
         screen = app.screen
-        assert isinstance(screen, DashboardScreen)
+        assert isinstance(screen, NamesScreen)
         assert [] == screen.rows
         assert screen.message
         await pilot.press("f")
@@ -86,7 +86,7 @@ async def test_long_names_and_messages(store: Path, make_app: AppFactory) -> Non
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
         screen = app.screen
-        assert isinstance(screen, DashboardScreen)
+        assert isinstance(screen, NamesScreen)
         assert fixture_store.LONG_NAME in [row.name for row in screen.rows]
         await press(pilot, "t")
         app.screen.query_one(Input).value = fixture_store.report_trace()[0].trace_id
@@ -137,7 +137,7 @@ def test_tui_command_refuses_an_unknown_range(tmp_path: Path) -> None:
 
 
 async def test_range_option_sets_the_first_time_range(store: Path, make_app: AppFactory) -> None:
-    """The app's time_range is the dashboard's first range."""
+    """The app's time_range is the span names screen's first range."""
     app = make_app(store)
     app.time_range = "all"
     async with app.run_test(size=SIZE) as pilot:

@@ -49,13 +49,13 @@ def after(*keys: str | Load, trace: str | None = None) -> Steps:
     return run
 
 
-def test_dashboard(snap_compare: Any, store: Path, make_app: AppFactory) -> None:
-    """The dashboard of the shop namespace."""
+def test_span_names(snap_compare: Any, store: Path, make_app: AppFactory) -> None:
+    """The span names of the shop namespace."""
     assert snap_compare(make_app(store), run_before=after(), terminal_size=SIZE)
 
 
-def test_dashboard_errors_only(snap_compare: Any, store: Path, make_app: AppFactory) -> None:
-    """The dashboard with the error toggle on, sorted by p99."""
+def test_span_names_errors_only(snap_compare: Any, store: Path, make_app: AppFactory) -> None:
+    """The span names with the error toggle on, sorted by p99."""
     app = make_app(store)
     assert snap_compare(app, run_before=after(Load("e"), "o", "o"), terminal_size=SIZE)
 
@@ -124,7 +124,7 @@ def test_empty_store(snap_compare: Any, tmp_path: Path, make_app: AppFactory) ->
 
 
 def test_store_gone(snap_compare: Any, make_app: AppFactory) -> None:
-    """The dashboard after the store vanished: a message, no traceback."""
+    """The span names after the store vanished: a message, no traceback."""
     # The message names the missing file, so the store needs the same path on every run.
     store = Path(tempfile.gettempdir()) / "spantree-tui-snapshot-store-gone"
     shutil.rmtree(store, ignore_errors=True)
@@ -144,7 +144,7 @@ def test_store_gone(snap_compare: Any, make_app: AppFactory) -> None:
 
 
 def test_long_names(snap_compare: Any, store: Path, make_app: AppFactory) -> None:
-    """Very long names in a narrow terminal: the batch dashboard and trace."""
+    """Very long names in a narrow terminal: the batch span names and trace."""
     trace = fixture_store.report_trace()[0].trace_id
     app = make_app(store, namespace="batch")
     assert snap_compare(app, run_before=after("down", trace=trace), terminal_size=(80, 24))

@@ -11,9 +11,9 @@ from textual.widgets import Input, Label, Static
 from tui_helpers import SIZE, AppFactory, load, press, settle
 
 from span_tree._ids import w3c_trace_id
-from span_tree.tui._dashboard import DashboardScreen
 from span_tree.tui._dialogs import FindTraceScreen
 from span_tree.tui._format import format_duration
+from span_tree.tui._names import NamesScreen
 from span_tree.tui._span import SpanScreen
 from span_tree.tui._trace import SpanTree, TraceScreen
 
@@ -45,7 +45,7 @@ async def test_t_finds_a_trace_by_ksuid_hex_and_prefix(store: Path, make_app: Ap
             assert trace_id == screen.trace_id
             assert 5 == len(screen.spans)
             await press(pilot, "escape")
-            assert isinstance(app.screen, DashboardScreen)
+            assert isinstance(app.screen, NamesScreen)
 
 
 async def test_unknown_trace_id_says_so(store: Path, make_app: AppFactory) -> None:
@@ -59,7 +59,7 @@ async def test_unknown_trace_id_says_so(store: Path, make_app: AppFactory) -> No
         message = str(screen.query_one("#find-message", Label).render())
         assert "no trace" in message
         await press(pilot, "escape")
-        assert isinstance(app.screen, DashboardScreen)
+        assert isinstance(app.screen, NamesScreen)
 
 
 async def test_ambiguous_prefix_says_so(store: Path, make_app: AppFactory) -> None:

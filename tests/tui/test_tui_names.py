@@ -1,4 +1,4 @@
-"""Pilot tests of the dashboard: rows, toggles, filters, sorting, namespaces, follow mode."""
+"""Pilot tests of the span names screen: rows, toggles, filters, sorting, namespaces, follow."""
 
 from __future__ import annotations
 
@@ -11,25 +11,25 @@ from textual.widgets import Input
 from textual.widgets.data_table import ColumnKey
 from tui_helpers import LOAD_TIMEOUT, SIZE, AppFactory, load, loaded_after, press, settle
 
-from span_tree.tui._dashboard import DashboardScreen
 from span_tree.tui._dialogs import FilterScreen, HelpScreen, NamespaceScreen
+from span_tree.tui._names import NamesScreen
 from span_tree.tui._trace import TraceScreen
 from span_tree.tui._traces import SpanListScreen
 
 
 def names(app: object) -> list[str]:
     screen = app.screen  # type: ignore[attr-defined]
-    assert isinstance(screen, DashboardScreen)
+    assert isinstance(screen, NamesScreen)
     return sorted(row.name for row in screen.rows)
 
 
-async def test_dashboard_lists_one_row_per_span_name(store: Path, make_app: AppFactory) -> None:
-    """The dashboard shows each span name of the namespace with ok/failed counts."""
+async def test_names_lists_one_row_per_span_name(store: Path, make_app: AppFactory) -> None:
+    """The span names screen shows each span name of the namespace with ok/failed counts."""
     app = make_app(store)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         screen = app.screen
-        assert isinstance(screen, DashboardScreen)
+        assert isinstance(screen, NamesScreen)
         counts = {row.name: (row.ok, row.failed) for row in screen.rows}
         assert {
             "checkout": (9, 3),
@@ -100,7 +100,7 @@ async def test_slash_applies_tag_filters(store: Path, make_app: AppFactory) -> N
         await pilot.press(*"env=staging")
         await load(pilot, "enter")
         screen = app.screen
-        assert isinstance(screen, DashboardScreen)
+        assert isinstance(screen, NamesScreen)
         assert {"env": "staging"} == screen.filters.tags
         assert 4 == {row.name: row.ok + row.failed for row in screen.rows}["checkout"]
 
@@ -125,7 +125,7 @@ async def test_bad_sql_filter_shows_a_message(store: Path, make_app: AppFactory)
         app.screen.query_one(Input).value = "1=1) union select 1 --"
         await load(pilot, "enter")
         screen = app.screen
-        assert isinstance(screen, DashboardScreen)
+        assert isinstance(screen, NamesScreen)
         assert [] == screen.rows
         assert "bad filter" in screen.message
         await press(pilot, "slash")
@@ -151,7 +151,7 @@ async def test_o_and_header_clicks_sort(store: Path, make_app: AppFactory) -> No
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         screen = app.screen
-        assert isinstance(screen, DashboardScreen)
+        assert isinstance(screen, NamesScreen)
         await press(pilot, "o")
         assert "p50" == screen.sort_column
         table = screen.query_one("#names")
@@ -178,7 +178,7 @@ async def test_enter_lists_spans_of_a_name_then_opens_the_trace(
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         screen = app.screen
-        assert isinstance(screen, DashboardScreen)
+        assert isinstance(screen, NamesScreen)
         await press(pilot, "o", "o", "o")  # LastTime -> p50 -> p99 -> Name
         await press(pilot, "down")
         await load(pilot, "enter")
@@ -194,9 +194,9 @@ async def test_enter_lists_spans_of_a_name_then_opens_the_trace(
         await press(pilot, "escape")
         assert isinstance(app.screen, SpanListScreen)
         await press(pilot, "escape")
-        assert isinstance(app.screen, DashboardScreen)
+        assert isinstance(app.screen, NamesScreen)
         await press(pilot, "escape")
-        assert isinstance(app.screen, DashboardScreen)
+        assert isinstance(app.screen, NamesScreen)
 
 
 async def test_picker_appears_when_several_namespaces(
@@ -226,7 +226,7 @@ async def test_picker_appears_when_several_namespaces(
 
 
 async def test_n_switches_namespace(store: Path, make_app: AppFactory) -> None:
-    """`n` opens the picker from the dashboard and switches the rows."""
+    """`n` opens the picker from the span names and switches the rows."""
     app = make_app(store)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
@@ -235,7 +235,7 @@ async def test_n_switches_namespace(store: Path, make_app: AppFactory) -> None:
         await press(pilot, "up")
         await load(pilot, "enter")
         assert "batch" == app.namespace
-        assert isinstance(app.screen, DashboardScreen)
+        assert isinstance(app.screen, NamesScreen)
         assert "nightly.report" in names(app)
 
 
@@ -266,12 +266,12 @@ async def test_help_opens_and_closes(store: Path, make_app: AppFactory) -> None:
         await press(pilot, "question_mark")
         assert isinstance(app.screen, HelpScreen)
         await press(pilot, "question_mark")
-        assert isinstance(app.screen, DashboardScreen)
+        assert isinstance(app.screen, NamesScreen)
         await press(pilot, "question_mark", "escape")
-        assert isinstance(app.screen, DashboardScreen)
+        assert isinstance(app.screen, NamesScreen)
 
 
-async def test_q_quits_from_the_dashboard(store: Path, make_app: AppFactory) -> None:
+async def test_q_quits_from_the_span_names(store: Path, make_app: AppFactory) -> None:
     """`q` ends the app."""
     app = make_app(store)
     async with app.run_test(size=SIZE) as pilot:
@@ -282,7 +282,7 @@ async def test_q_quits_from_the_dashboard(store: Path, make_app: AppFactory) -> 
 
 
 async def test_mouse_click_opens_a_row(store: Path, make_app: AppFactory) -> None:
-    """Clicking a dashboard row (twice: select, then open) lists that name's spans."""
+    """Clicking a span name row (twice: select, then open) lists that name's spans."""
     app = make_app(store)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)

@@ -1,4 +1,5 @@
-"""The dashboard: one row per span name, volume/error sparklines, filters and toggles."""
+"""The span names screen: one row per span name (every span, not only roots), volume and
+error sparklines, filters and toggles. The first screen of the app."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from span_tree.tui._source import (
     SPEED_FILTERS,
     STATUS_FILTERS,
     TIME_RANGES,
-    Filters,
+    FilterChoices,
     NameRow,
     SourceError,
     Timeline,
@@ -41,7 +42,7 @@ SPARK_BUCKETS = 60
 NAME_WIDTH = 60
 
 
-class DashboardScreen(BaseScreen[None]):
+class NamesScreen(BaseScreen[None]):
     """The namespace at a glance; Enter lists the traces of the name under the cursor."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -54,7 +55,7 @@ class DashboardScreen(BaseScreen[None]):
 
     def __init__(self) -> None:
         super().__init__()
-        self.filters = Filters()
+        self.filters = FilterChoices()
         self.rows: list[NameRow] = []
         self.timeline = Timeline()
         self.sort_column = "LastTime"
@@ -94,12 +95,12 @@ class DashboardScreen(BaseScreen[None]):
         self.rows = []
         self.reload()
 
-    @work(thread=True, exclusive=True, group="dashboard")
-    def _load(self, namespace: str, filters: Filters, generation: int) -> None:
+    @work(thread=True, exclusive=True, group="names")
+    def _load(self, namespace: str, filters: FilterChoices, generation: int) -> None:
         app = self.app
         now = app.now()
         try:
-            rows = app.source.dashboard(namespace, filters, now_us=now)
+            rows = app.source.span_names(namespace, filters, now_us=now)
         except SourceError as error:
             app.call_from_thread(self._failed, str(error), generation)
             return
@@ -153,7 +154,7 @@ class DashboardScreen(BaseScreen[None]):
                 "No spans in this store yet. Run [b]spantree demo[/] or instrument an app"
                 " with span_tree, then press [b]f[/] to follow."
             )
-        elif replace(self.filters, time_range="all") == Filters(time_range="all"):
+        elif replace(self.filters, time_range="all") == FilterChoices(time_range="all"):
             self.message = (
                 f"No spans in {self.app.namespace!r} in the last {self.filters.time_range}:"
                 " press [b]r[/] for a longer time range."
@@ -204,7 +205,7 @@ class DashboardScreen(BaseScreen[None]):
 
     # -- interaction --------------------------------------------------------------
 
-    def _set_filters(self, filters: Filters) -> None:
+    def _set_filters(self, filters: FilterChoices) -> None:
         self.filters = filters
         self.reload()
 
