@@ -26,13 +26,11 @@ import platform
 import statistics
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-
-import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
 import receiver as native_bench  # benchmarks/receiver.py: the native path
@@ -116,26 +114,7 @@ def stage_profile(spans: list[Any], native: list[dict[str, Any]], repeats: int) 
 def bench_posts(url: str, headers: dict[str, str], body: bytes, spans_per_body: int,
                 clients: int, requests: int, pid: int, ok: int) -> dict[str, float]:  # fmt: skip
     """``clients`` threads share ``requests`` POSTs of ``body``; spans/s and server CPU."""
-    failures: list[int] = []
-    latencies: list[float] = []
-    remaining = iter(range(requests))
-    lock = threading.Lock()
-
-    def client() -> None:
-        with httpx.Client(timeout=60) as http:
-            while True:
-                with lock:
-                    if next(remaining, None) is None:
-                        return
-                began = time.perf_counter()
-                response = http.post(url, content=body, headers=headers)
-                took = time.perf_counter() - began
-                with lock:
-                    latencies.append(took)
-                    if response.status_code != ok:
-                        failures.append(response.status_code)
-
-    return _run(clients, client, requests * spans_per_body, pid, failures, latencies)
+    return native_bench.post_load(url, headers, body, spans_per_body, clients, requests, pid, ok=ok)
 
 
 def bench_exporter(url: str, key: str, spans: list[Any], clients: int, requests: int,
@@ -145,53 +124,22 @@ def bench_exporter(url: str, key: str, spans: list[Any], clients: int, requests:
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.trace.export import SpanExportResult
 
-    failures: list[int] = []
-    latencies: list[float] = []
-    remaining = iter(range(requests))
-    lock = threading.Lock()
-
-    def client() -> None:
-        exporter = OTLPSpanExporter(
+    @contextmanager
+    def exporter() -> Iterator[OTLPSpanExporter]:
+        opened = OTLPSpanExporter(
             endpoint=url + "/v1/traces",
             headers={"x-api-key": key},
             compression=Compression.Gzip,
         )
         try:
-            while True:
-                with lock:
-                    if next(remaining, None) is None:
-                        return
-                began = time.perf_counter()
-                result = exporter.export(spans)
-                took = time.perf_counter() - began
-                with lock:
-                    latencies.append(took)
-                    if result is not SpanExportResult.SUCCESS:
-                        failures.append(0)
+            yield opened
         finally:
-            exporter.shutdown()
+            opened.shutdown()
 
-    return _run(clients, client, requests * len(spans), pid, failures, latencies)
+    def send(opened: OTLPSpanExporter) -> int | None:
+        return None if opened.export(spans) is SpanExportResult.SUCCESS else 0
 
-
-def _run(clients: int, client: Callable[[], None], spans: int, pid: int,
-         failures: list[int], latencies: list[float]) -> dict[str, float]:  # fmt: skip
-    threads = [threading.Thread(target=client) for _ in range(clients)]
-    cpu_before = native_bench.server_cpu_seconds(pid)
-    start = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    elapsed = time.perf_counter() - start
-    cpu = native_bench.server_cpu_seconds(pid) - cpu_before
-    if failures:
-        raise RuntimeError(f"receiver refused requests: {sorted(set(failures))}")
-    return {
-        "spans_per_s": spans / elapsed,
-        "p99_ms": native_bench._p99(latencies) * 1e3,
-        "spans_per_cpu_s": spans / cpu if cpu > 0 else float("nan"),
-    }
+    return native_bench.client_load(clients, requests, requests * len(spans), pid, exporter, send)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -27,6 +27,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -149,24 +150,52 @@ def bench_http(url: str, key: str, body: bytes, spans_per_body: int, clients: in
                requests: int, pid: int) -> dict[str, float]:  # fmt: skip
     """``clients`` threads share ``requests`` POSTs; spans/s, p99, receiver CPU per span."""
     headers = {"X-API-Key": key, "Content-Encoding": "gzip", "Content-Type": "application/json"}
+    return post_load(
+        url + "/v1/spans", headers, body, spans_per_body, clients, requests, pid, ok=202
+    )
+
+
+def post_load(url: str, headers: dict[str, str], body: bytes, spans_per_body: int,
+              clients: int, requests: int, pid: int, *, ok: int) -> dict[str, float]:  # fmt: skip
+    """``clients`` threads (one httpx client each) share ``requests`` POSTs of ``body``."""
+
+    def send(http: httpx.Client) -> int | None:
+        status = http.post(url, content=body, headers=headers).status_code
+        return None if status == ok else status
+
+    return client_load(
+        clients, requests, requests * spans_per_body, pid, lambda: httpx.Client(timeout=60), send
+    )
+
+
+def client_load(clients: int, requests: int, spans: int, pid: int,
+                session: Callable[[], AbstractContextManager[Any]],
+                send: Callable[[Any], int | None]) -> dict[str, float]:  # fmt: skip
+    """The client load loop: ``clients`` threads share ``requests`` calls of ``send``.
+
+    Each thread opens its own ``session()`` and calls ``send(session)`` until the
+    requests are used up; ``send`` returns ``None`` when the receiver accepted, else a
+    failure code. Returns spans/s, the p99 request latency and spans per CPU-second of
+    the receiver (process ``pid`` and its workers).
+    """
     latencies: list[float] = []
     failures: list[int] = []
     remaining = iter(range(requests))
     lock = threading.Lock()
 
     def client() -> None:
-        with httpx.Client(timeout=60) as http:
+        with session() as opened:
             while True:
                 with lock:
                     if next(remaining, None) is None:
                         return
                 began = time.perf_counter()
-                response = http.post(url + "/v1/spans", content=body, headers=headers)
+                failure = send(opened)
                 took = time.perf_counter() - began
                 with lock:
                     latencies.append(took)
-                    if response.status_code != 202:
-                        failures.append(response.status_code)
+                    if failure is not None:
+                        failures.append(failure)
 
     threads = [threading.Thread(target=client) for _ in range(clients)]
     cpu_before = server_cpu_seconds(pid)
@@ -179,7 +208,6 @@ def bench_http(url: str, key: str, body: bytes, spans_per_body: int, clients: in
     cpu = server_cpu_seconds(pid) - cpu_before
     if failures:
         raise RuntimeError(f"receiver refused requests: {sorted(set(failures))}")
-    spans = requests * spans_per_body
     return {
         "spans_per_s": spans / elapsed,
         "p99_ms": _p99(latencies) * 1e3,
