@@ -12,7 +12,6 @@ import contextlib
 import logging
 import os
 import re
-import signal
 import sys
 import threading
 import time
@@ -384,6 +383,8 @@ def _install_exit_hooks() -> None:
     _hooks_installed = True
     atexit.register(_flush_at_exit)
     if threading.current_thread() is threading.main_thread():
+        import signal  # here, not at import: `import span_tree` stays cheap
+
         previous = signal.getsignal(signal.SIGTERM)
         if previous in (signal.SIG_DFL, None) or callable(previous):
             signal.signal(signal.SIGTERM, _sigterm_handler(previous))
@@ -455,6 +456,8 @@ def _exit_stage(*, stop: bool) -> None:
 
 def _sigterm_handler(previous: Any) -> Callable[[int, Any], None]:
     def on_sigterm(signum: int, frame: Any) -> None:
+        import signal  # imported already: the handler was installed with it
+
         if callable(previous):
             # The application decides whether to exit: flush, keep tracing.
             processor = _runtime.state.processor
@@ -489,6 +492,7 @@ def _fail_open_spans(signum: int, frame: Any) -> int:
         The number of spans ended.
     """
     import gc
+    import signal
     import traceback
 
     name = signal.Signals(signum).name

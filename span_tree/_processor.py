@@ -17,7 +17,6 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from span_tree._record import FinishedSpan
@@ -42,16 +41,16 @@ _MAX_SPOOL_RESERVE = 1.0
 MAX_ERROR_CHARS = 300
 
 
-@dataclass
 class SinkStats:
-    """What one sink did: batches and spans exported, errors raised."""
+    """What one sink did: batches and spans exported, errors raised (``vars()`` lists them)."""
 
-    name: str
-    exported_spans: int = 0
-    batches: int = 0
-    errors: int = 0
-    failed_spans: int = 0  # spans of batches whose export raised (lost for this sink)
-    last_error: str | None = None
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.exported_spans = 0
+        self.batches = 0
+        self.errors = 0
+        self.failed_spans = 0  # spans of batches whose export raised (lost for this sink)
+        self.last_error: str | None = None
 
 
 class BatchProcessor:

@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+if TYPE_CHECKING:
+    from datetime import datetime
 
 SCHEMA_VERSION = 1
 
@@ -97,26 +99,43 @@ class FinishedSpan(NamedTuple):
 SPAN_COLUMNS: tuple[str, ...] = FinishedSpan._fields
 
 
+# `datetime` is imported on first use (not by `import span_tree`): these three names.
+_datetime: Any = None
+_UTC: Any = None
+_EPOCH: Any = None
+
+
+def _load_datetime() -> Any:
+    global _datetime, _UTC, _EPOCH
+    from datetime import UTC, datetime
+
+    _UTC, _EPOCH = UTC, datetime(1970, 1, 1, tzinfo=UTC)
+    _datetime = datetime
+    return datetime
+
+
 def iso_from_us(micros: int) -> str:
     """Format microseconds since the epoch as ISO 8601 UTC with a ``Z`` suffix."""
-    return datetime.fromtimestamp(micros / 1e6, tz=UTC).isoformat().replace("+00:00", "Z")
+    moment = (_datetime or _load_datetime()).fromtimestamp(micros / 1e6, tz=_UTC)
+    return str(moment.isoformat().replace("+00:00", "Z"))
 
 
 def us_from_iso(text: str) -> int:
     """Parse an ISO 8601 timestamp (``Z`` or offset) into microseconds since the epoch."""
-    moment = datetime.fromisoformat(text)
+    moment = (_datetime or _load_datetime()).fromisoformat(text)
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
+        moment = moment.replace(tzinfo=_UTC)
     return us_from_datetime(moment)
 
 
 def us_from_datetime(moment: datetime) -> int:
     """Microseconds since the epoch of an aware datetime, exactly (no float rounding)."""
+    if _EPOCH is None:
+        _load_datetime()
     delta = moment - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+    return int((delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds)
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _day_cache: dict[int, str] = {}
 
 

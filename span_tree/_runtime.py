@@ -9,7 +9,6 @@ import os
 import re
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from span_tree._record import SCHEMA_VERSION, FinishedSpan
@@ -19,49 +18,66 @@ if TYPE_CHECKING:
     from span_tree._processor import BatchProcessor
 
 
-@dataclass
+# Plain classes rather than dataclasses: `dataclasses` imports `inspect` (and `ast`,
+# `dis`, `tokenize`), a third of `import span_tree`'s time.
+
+
 class Settings:
     """Resolved configuration; see ``span_tree.configure`` for the meaning of each."""
 
-    namespace: str = "default"
-    app: str = ""
-    app_version: str = ""
-    host: str = field(default_factory=lambda: os.uname().nodename)
-    tags: dict[str, str] = field(default_factory=dict)
-    scrub_pattern: re.Pattern[str] = DEFAULT_KEY_PATTERN
-    schema_version: int = SCHEMA_VERSION
-    exit_timeout: float = 5.0
+    def __init__(
+        self,
+        namespace: str = "default",
+        app: str = "",
+        app_version: str = "",
+        host: str | None = None,
+        tags: dict[str, str] | None = None,
+        scrub_pattern: re.Pattern[str] = DEFAULT_KEY_PATTERN,
+        schema_version: int = SCHEMA_VERSION,
+        exit_timeout: float = 5.0,
+    ) -> None:
+        self.namespace = namespace
+        self.app = app
+        self.app_version = app_version
+        self.host = os.uname().nodename if host is None else host
+        self.tags: dict[str, str] = {} if tags is None else tags
+        self.scrub_pattern = scrub_pattern
+        self.schema_version = schema_version
+        self.exit_timeout = exit_timeout
+
+    def __repr__(self) -> str:
+        return f"Settings({', '.join(f'{k}={v!r}' for k, v in vars(self).items())})"
 
 
-@dataclass
 class Counters:
     """Counts of what happened outside the normal path (reported by ``stats()``)."""
 
-    late_events: int = 0  # log records aimed at a span that had already ended
-    listener_errors: int = 0
-    internal_errors: int = 0  # failures of span_tree's own code absorbed on the caller's thread
+    def __init__(self) -> None:
+        self.late_events = 0  # log records aimed at a span that had already ended
+        self.listener_errors = 0
+        self.internal_errors = 0  # failures of span_tree's own code on the caller's thread
 
 
-@dataclass
 class State:
     """What ``configure()`` set for this process (one instance: ``state``).
 
     The instance is never replaced, only its fields, so the hot path may hold it.
     """
 
-    settings: Settings = field(default_factory=Settings)
-    processor: BatchProcessor | None = None
-    enabled: bool = True
-    # Called when a trace starts in this process (configure() sets it when logging is
-    # captured).
-    on_new_trace: Callable[[], None] | None = None
-    # Set by span_tree.otel's context bridge: the (trace id, span id) of another tracer's
-    # open span when it is newer than the given current span-tree span (or there is
-    # none), else None.
-    foreign_parent: Callable[[Any], tuple[str, str] | None] | None = None
-    # The configure function, registered by the layer above (span_tree._config), so
-    # the first span can configure from the environment without importing upwards.
-    configure: Callable[[], None] | None = None
+    def __init__(self) -> None:
+        self.settings = Settings()
+        self.processor: BatchProcessor | None = None
+        self.enabled = True
+        # Called when a trace starts in this process (configure() sets it when logging
+        # is captured).
+        self.on_new_trace: Callable[[], None] | None = None
+        # Set by span_tree.otel's context bridge: the (trace id, span id) of another
+        # tracer's open span when it is newer than the given current span-tree span (or
+        # there is none), else None.
+        self.foreign_parent: Callable[[Any], tuple[str, str] | None] | None = None
+        # The configure function, registered by the layer above (span_tree._config), so
+        # the first span can configure from the environment without importing upwards.
+        self.configure: Callable[[], None] | None = None
 
 
 state = State()

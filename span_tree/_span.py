@@ -8,9 +8,9 @@ worker thread (``to_record``).
 
 from __future__ import annotations
 
+import _random as _random_module
 import functools
 import os
-import random
 import sys
 import threading
 import time
@@ -60,9 +60,10 @@ _get_ident = threading.get_ident
 # instead of a Python one; a thread threading does not know falls back to current_thread.
 _active_thread = threading._active.get  # type: ignore[attr-defined]
 # A private generator: user code calling random.seed() must not make span ids collide.
-_random = random.Random()
+# The C generator itself: `random` (the Python module) costs the import a few ms.
+_random = _random_module.Random()
 _random_bits = _random.getrandbits
-os.register_at_fork(after_in_child=_random.seed)
+os.register_at_fork(after_in_child=_random.seed)  # no argument: seeded from os.urandom
 
 
 class SpanTreeWarning(UserWarning):
