@@ -36,21 +36,24 @@ class SpanEventHandler(logging.Handler):
         if span is None or span is _span.SUPPRESSED:
             _pass_through(record, self)
             return True
-        if not self.filter(record):
+        if self.filters and not self.filter(record):
             return False
         try:
-            extras = {
-                key: value
-                for key, value in record.__dict__.items()
-                if key not in _STANDARD_RECORD_KEYS
-            }
-            span.add_event(
+            fields = record.__dict__
+            # One C set difference finds the `extra=` keys (usually none).
+            extra_keys = fields.keys() - _STANDARD_RECORD_KEYS
+            extras = (
+                {key: value for key, value in fields.items() if key in extra_keys}
+                if extra_keys
+                else {}
+            )
+            span._event(
                 truncate(record.getMessage(), MAX_MESSAGE_CHARS),
-                level=record.levelno,
-                logger=record.name,
-                file=record.pathname,
-                line=record.lineno,
-                **extras,
+                record.levelno,
+                record.name,
+                record.pathname,
+                record.lineno,
+                extras,
             )
             if record.exc_info and record.exc_info[0] is not None:
                 span.record_handled_error(record.exc_info)

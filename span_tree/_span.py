@@ -400,19 +400,33 @@ class Span:
         **attributes: Any,
     ) -> None:
         """Record a log event in this span (``logging`` records arrive here too)."""
+        self._event(message, level, logger, file, line, attributes)
+
+    def _event(
+        self,
+        message: str,
+        level: int,
+        logger: str,
+        file: str | None,
+        line: int | None,
+        attributes: dict[str, Any],
+    ) -> None:
+        """``add_event`` with positional arguments (the logging handler's path)."""
         if self.end_ns or not self.start_ns:
             _runtime.stats.late_events += 1
             return
-        assert self.trace is not None  # started, checked above
-        event = Event(
-            _time_ns() // 1000,
-            next(self.trace.counter),
-            _level_name(level),
-            logger,
-            message,
-            file,
-            line,
-            attributes,
+        event = _new_record(
+            Event,
+            (
+                _time_ns() // 1000,
+                next(self.trace.counter),  # type: ignore[union-attr]  # started, checked above
+                _LEVEL_NAMES.get(level) or _level_name(level),
+                logger,
+                message,
+                file,
+                line,
+                attributes,
+            ),
         )
         if self.events is None:
             self.events = [event]
