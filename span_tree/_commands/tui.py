@@ -6,6 +6,7 @@ from __future__ import annotations
 import ipaddress
 import shlex
 import sys
+from contextvars import ContextVar
 from typing import Any
 
 import typer
@@ -31,14 +32,28 @@ def tui(
         None, "--namespace", "-n", help="Open this namespace directly (default: the last used)."
     ),
     time_range: str = typer.Option("24h", "--range", "-r", help=RANGE_HELP),
+    storage_options: str | None = typer.Option(None, "--storage-options", help=OPTIONS_HELP),
+    only_namespace: str | None = typer.Option(
+        None,
+        "--only-namespace",
+        help="Read this namespace and nothing else: no picker, no trace lookups elsewhere.",
+    ),
 ) -> None:
     """Browse a store in the terminal: span names, traces, spans, error groups."""
     from span_tree._config import default_store
     from span_tree.tui import SpanTreeApp, StoreSource
 
     _check_range(time_range)
-    source = StoreSource.from_url(store or default_store())
-    SpanTreeApp(source, namespace=namespace, time_range=time_range).run()
+    options = parse_storage_options(storage_options)
+    if only_namespace and namespace and namespace != only_namespace:
+        raise typer.BadParameter(
+            f"cannot open {namespace!r} when reading only {only_namespace!r}",
+            param_hint="--namespace",
+        )
+    source = StoreSource.from_url(
+        store or default_store(), storage_options=options, only_namespace=only_namespace
+    )
+    SpanTreeApp(source, namespace=namespace or only_namespace, time_range=time_range).run()
 
 
 def is_loopback(host: str) -> bool:
@@ -53,6 +68,9 @@ def is_loopback(host: str) -> bool:
 
 # The cookie that keeps a browser signed in after it opened ``/?key=...`` once.
 KEY_COOKIE = "spantree_key"
+# The namespace of the key of the request being handled (aiohttp runs a request's
+# middleware and handler in one task): the TUI it starts reads that namespace only.
+_KEY_NAMESPACE: ContextVar[str | None] = ContextVar("spantree_web_key_namespace", default=None)
 
 
 def web(
@@ -67,15 +85,14 @@ def web(
         help="Address to listen on. Any address but loopback requires an API key.",
     ),
     port: int = typer.Option(8000, "--port", help="TCP port to listen on."),
-    storage_options: str | None = typer.Option(
-        None, "--storage-options", help=OPTIONS_HELP + " For the API keys."
-    ),
+    storage_options: str | None = typer.Option(None, "--storage-options", help=OPTIONS_HELP),
 ) -> None:
     """Serve the TUI to a browser: each page opened runs `spantree tui` on the store.
 
     On loopback (the default) anyone on this machine may open it. On any other address
     each browser must first open /?key=API_KEY with a key of `spantree keys create`
-    (the receiver's keys; revoked keys stop working within seconds).
+    (the receiver's keys; revoked keys stop working within seconds), and sees the key's
+    namespace only.
     """
     from span_tree._config import default_store
 
@@ -85,12 +102,15 @@ def web(
     except ImportError:
         raise fail("spantree web needs textual-serve: pip install 'span-tree[web]'") from None
     url = store or default_store()
+    parse_storage_options(storage_options)  # a bad value is refused here, not per page
     keys = None
     if not is_loopback(host):
         keys = _key_store(url, storage_options)
     command = [sys.executable, "-m", "span_tree.cli", "tui", "--store", url]
     command += ["--range", time_range] + (["--namespace", namespace] if namespace else [])
-    server = _server(shlex.join(command), host=host, port=port, keys=keys)
+    if storage_options:
+        command += ["--storage-options", storage_options]
+    server = _server(command, host=host, port=port, keys=keys)
     where = f"http://{host}:{port}/"
     if keys is None:
         typer.echo(f"Serving the span-tree TUI of {url} on {where} (loopback only)", err=True)
@@ -118,13 +138,25 @@ def _key_store(url: str, storage_options: str | None) -> Any:
     return keys
 
 
-def _server(command: str, *, host: str, port: int, keys: Any) -> Any:
+def _server(command: list[str], *, host: str, port: int, keys: Any) -> Any:
     """A textual-serve ``Server`` running ``command``; with ``keys``, every request needs
-    a valid key (``?key=`` once, then the cookie it sets)."""
+    a valid key (``?key=`` once, then the cookie it sets), and the TUI a page starts
+    reads only the namespace of its key."""
     from aiohttp import web as aiohttp_web
     from textual_serve.server import Server
 
     class TuiServer(Server):
+        @property
+        def command(self) -> str:
+            """The command a new page runs: scoped to its key's namespace, if any."""
+            namespace = _KEY_NAMESPACE.get()
+            scope = ["--only-namespace", namespace] if namespace else []
+            return shlex.join(command + scope)
+
+        @command.setter
+        def command(self, value: str) -> None:
+            """Ignored: ``Server.__init__`` sets it; the property builds it per page."""
+
         async def _make_app(self) -> aiohttp_web.Application:
             app = await super()._make_app()
             if keys is not None:
@@ -144,16 +176,18 @@ def _server(command: str, *, host: str, port: int, keys: Any) -> Any:
     async def require_key(request: aiohttp_web.Request, handler: Any) -> Any:
         given = request.query.get("key")
         key = given or request.cookies.get(KEY_COOKIE)
-        if keys.namespace_of(key) is None:
+        namespace = keys.namespace_of(key)
+        if namespace is None:
             return aiohttp_web.Response(
                 status=401, text="spantree web: open this page with ?key=API_KEY\n"
             )
+        _KEY_NAMESPACE.set(namespace)
         response = await handler(request)
         if given and not response.prepared:
             response.set_cookie(KEY_COOKIE, given, httponly=True, samesite="Strict")
         return response
 
-    return TuiServer(command, host=host, port=port, title="span-tree")
+    return TuiServer(shlex.join(command), host=host, port=port, title="span-tree")
 
 
 def register(app: typer.Typer) -> None:

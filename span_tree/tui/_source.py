@@ -182,28 +182,42 @@ class StoreSource:
     Args:
         url: store path or fsspec URL (``None``: the local store).
         storage_options: fsspec options for object stores.
+        only_namespace: read this namespace and nothing else (``spantree web`` opened
+            with an API key shows its key's namespace only): the picker lists it alone
+            and a trace id is not looked up in the rest of the store.
     """
 
     def __init__(
-        self, url: str | None, *, storage_options: Mapping[str, Any] | None = None
+        self,
+        url: str | None,
+        *,
+        storage_options: Mapping[str, Any] | None = None,
+        only_namespace: str | None = None,
     ) -> None:
         from span_tree._config import default_store
 
         self.url = url
         self.storage_options = dict(storage_options or {})
+        self.only_namespace = only_namespace or None
         self.label = url or default_store()
         self._stores: dict[str | None, Any] = {}
         self._lock = threading.Lock()
 
     @classmethod
     def from_url(
-        cls, url: str | None, *, storage_options: Mapping[str, Any] | None = None
+        cls,
+        url: str | None,
+        *,
+        storage_options: Mapping[str, Any] | None = None,
+        only_namespace: str | None = None,
     ) -> StoreSource:
         """A source over the store at ``url`` (``None``: the local store)."""
-        return cls(url, storage_options=storage_options)
+        return cls(url, storage_options=storage_options, only_namespace=only_namespace)
 
     def _store(self, namespace: str | None) -> Any:
         key = namespace or None
+        if self.only_namespace is not None and key != self.only_namespace:
+            raise SourceError(f"only namespace {self.only_namespace!r} can be read here")
         if key not in self._stores:
             from span_tree.analytics import Store
 
@@ -231,6 +245,8 @@ class StoreSource:
                         f"no store at {location.root} (run `spantree demo --store"
                         f" {location.root}` to create one)"
                     )
+                if self.only_namespace is not None:
+                    return [self.only_namespace]
                 return sorted({partition.namespace for partition in list_partitions(location)})
             except SourceError:
                 raise
@@ -306,7 +322,8 @@ class StoreSource:
     def trace(self, namespace: str, trace_id: str) -> list[FinishedSpan]:
         """Every span of one trace (KSUID, 32-hex W3C id or unique prefix).
 
-        Looked up in ``namespace`` first, then in the whole store.
+        Looked up in ``namespace`` first, then in the whole store (unless the source
+        reads only one namespace).
         """
         from span_tree.analytics import TraceNotFound
 
@@ -314,6 +331,8 @@ class StoreSource:
             return list(self._call(namespace, lambda store: store.trace(trace_id)))
         except SourceError as error:
             if not namespace or not isinstance(error.__cause__, TraceNotFound):
+                raise
+            if self.only_namespace is not None:
                 raise
         return list(self._call(None, lambda store: store.trace(trace_id)))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -34,10 +35,18 @@ def make_app(tmp_path: Path) -> AppFactory:
     """Build a ``SpanTreeApp`` on a store with the fixed clock and a private state file."""
 
     def build(
-        root: Path | str, *, namespace: str | None = "shop", follow_interval: float = 2.0
+        root: Path | str,
+        *,
+        namespace: str | None = "shop",
+        follow_interval: float = 2.0,
+        storage_options: dict[str, Any] | None = None,
+        only_namespace: str | None = None,
     ) -> SpanTreeApp:
+        source = StoreSource.from_url(
+            str(root), storage_options=storage_options, only_namespace=only_namespace
+        )
         return SpanTreeApp(
-            StoreSource.from_url(str(root)),
+            source,
             namespace=namespace,
             now=lambda: fixture_store.NOW_US,
             state_path=tmp_path / "state" / "tui.json",

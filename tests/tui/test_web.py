@@ -9,8 +9,9 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -18,7 +19,7 @@ import pytest
 SPANTREE = str(Path(sys.executable).parent / "spantree")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 # Ports of this test file (the team's machine shares ports; CI has them all).
-PORTS = range(18600, 18700)
+PORTS = range(18500, 18600)
 SCREENSHOTS = os.environ.get("SPANTREE_WEB_SCREENSHOTS")  # a directory to keep them in
 
 pytestmark = pytest.mark.slow
@@ -30,7 +31,7 @@ def free_port() -> int:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
             if probe.connect_ex(("127.0.0.1", port)) != 0:
                 return port
-    raise RuntimeError("no free port in 18600-18699")
+    raise RuntimeError(f"no free port in {PORTS.start}-{PORTS.stop - 1}")
 
 
 def environment(tmp_path: Path) -> dict[str, str]:
@@ -100,24 +101,11 @@ def web(demo_store: str, tmp_path: Path) -> Iterator[Served]:
     yield from start_web(demo_store, tmp_path)
 
 
-def wait_for(frames: list[bytes], text: bytes, page: object, seconds: float = 60) -> None:
-    """Wait until the app's output sent to the browser holds ``text``."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if text in b"".join(frames):
-            return
-        page.wait_for_timeout(200)  # type: ignore[attr-defined]
-    raise AssertionError(f"{text!r} never reached the browser")
-
-
-@pytest.mark.skipif(CHROMIUM is None, reason="needs the Debian chromium package (.ci/run)")
-def test_browser_shows_dashboard_and_error_groups(web: Served, tmp_path: Path) -> None:
-    """Chromium opens the page: the dashboard lists the demo's span names; `g` opens the
-    error groups."""
+def open_page(url: str, frames: list[bytes], work: Callable[[Any], None]) -> None:
+    """Open ``url`` in headless Chromium, keep what the app sends in ``frames``, and run
+    ``work(page)``."""
     from playwright.sync_api import sync_playwright
 
-    shots = Path(SCREENSHOTS) if SCREENSHOTS else tmp_path
-    frames: list[bytes] = []
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM, headless=True, args=["--no-sandbox"]
@@ -131,20 +119,45 @@ def test_browser_shows_dashboard_and_error_groups(web: Served, tmp_path: Path) -
                     lambda data: frames.append(data if isinstance(data, bytes) else data.encode()),
                 ),
             )
-            page.goto(web.url)
-            for name in (b"POST /orders", b"db.query", b"nightly_report"):
-                wait_for(frames, name, page)
-            page.focus(".xterm-helper-textarea")  # the terminal takes the keyboard
-            page.wait_for_timeout(1500)  # let the sparklines and the footer land
-            page.screenshot(path=str(shots / "web-dashboard.png"))
-            seen = len(frames)
-            page.keyboard.press("g")
-            wait_for(frames, b"error groups", page)
-            wait_for(frames, b"GatewayTimeout", page)
-            page.wait_for_timeout(500)
-            page.screenshot(path=str(shots / "web-errors.png"))
+            page.goto(url)
+            work(page)
         finally:
             browser.close()
+
+
+def wait_for(frames: list[bytes], text: bytes, page: object, seconds: float = 60) -> None:
+    """Wait until the app's output sent to the browser holds ``text``."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if text in b"".join(frames):
+            return
+        page.wait_for_timeout(200)  # type: ignore[attr-defined]
+    raise AssertionError(f"{text!r} never reached the browser")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="needs the Debian chromium package (.ci/run)")
+def test_browser_shows_span_names_and_error_groups(web: Served, tmp_path: Path) -> None:
+    """Chromium opens the page: the span names screen lists the demo's names; `g` opens the
+    error groups."""
+    shots = Path(SCREENSHOTS) if SCREENSHOTS else tmp_path
+    frames: list[bytes] = []
+    seen = 0
+
+    def browse(page: Any) -> None:
+        nonlocal seen
+        for name in (b"POST /orders", b"db.query", b"nightly_report"):
+            wait_for(frames, name, page)
+        page.focus(".xterm-helper-textarea")  # the terminal takes the keyboard
+        page.wait_for_timeout(1500)  # let the sparklines and the footer land
+        page.screenshot(path=str(shots / "web-dashboard.png"))
+        seen = len(frames)
+        page.keyboard.press("g")
+        wait_for(frames, b"error groups", page)
+        wait_for(frames, b"GatewayTimeout", page)
+        page.wait_for_timeout(500)
+        page.screenshot(path=str(shots / "web-errors.png"))
+
+    open_page(web.url, frames, browse)
     assert b"error groups" not in b"".join(frames[:seen])
     dashboard = (shots / "web-dashboard.png").read_bytes()
     errors = (shots / "web-errors.png").read_bytes()
@@ -162,7 +175,7 @@ def test_loopback_needs_no_key(web: Served) -> None:
 def test_other_host_without_keys_is_refused(demo_store: str, tmp_path: Path) -> None:
     """Listening beyond loopback on a store without API keys is one error, exit 1."""
     done = subprocess.run(
-        [SPANTREE, "web", "--store", demo_store, "--host", "0.0.0.0", "--port", "18699"],
+        [SPANTREE, "web", "--store", demo_store, "--host", "0.0.0.0", "--port", str(free_port())],
         capture_output=True,
         text=True,
         env=environment(tmp_path),
@@ -197,3 +210,50 @@ def test_other_host_requires_a_key(demo_store: str, tmp_path: Path) -> None:
         served.process.terminate()
         _, err = served.process.communicate(timeout=20)
         assert "?key=API_KEY" in err
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="needs the Debian chromium package (.ci/run)")
+def test_key_on_s3_store_shows_its_namespace_only(
+    s3_endpoint: Any, s3_bucket: str, tmp_path: Path
+) -> None:
+    """`spantree web` on an S3 store (--storage-options reach the TUI it starts), opened
+    with a key of namespace batch: batch's names show, shop's never, and a shop trace
+    is not found."""
+    import json
+
+    import fixture_store
+
+    from span_tree.storage import open_store, write_spans
+
+    url = f"s3://{s3_bucket}/store"
+    options = json.dumps(s3_endpoint.storage_options)
+    write_spans(
+        open_store(url, storage_options=s3_endpoint.storage_options),
+        fixture_store.standard_records(),
+    )
+    created = subprocess.run(
+        [SPANTREE, "keys", "create", "--store", url, "--storage-options", options, "-n", "batch"],
+        capture_output=True,
+        text=True,
+        env=environment(tmp_path),
+        timeout=60,
+        check=True,
+    )
+    key = created.stdout.strip()
+    shop_trace = fixture_store.checkout_trace_id(2)
+    frames: list[bytes] = []
+
+    def browse(page: Any) -> None:
+        wait_for(frames, b"nightly.report", page)
+        page.focus(".xterm-helper-textarea")
+        page.keyboard.press("t")
+        wait_for(frames, b"Find trace", page)
+        page.keyboard.type(shop_trace)
+        page.keyboard.press("Enter")
+        wait_for(frames, b"no trace with id", page)
+
+    args = ("--host", "0.0.0.0", "--storage-options", options)
+    for served in start_web(url, tmp_path, *args):
+        open_page(f"{served.url}?key={key}", frames, browse)
+    shown = b"".join(frames)
+    assert [] == [name for name in (b"checkout", b"payment.charge") if name in shown]
