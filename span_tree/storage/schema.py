@@ -195,8 +195,10 @@ def _struct_lists(
         column: Sequence[Any] = columns[index]
         if child.name == "attributes":
             children.append(_json_array(column))
-            continue
-        children.append(pa.array(column, child.type))
+        elif _constant(column):  # one logger, one level, one file...: converted once
+            children.append(pa.repeat(pa.scalar(column[0], child.type), len(column)))
+        else:
+            children.append(pa.array(column, child.type))
     structs = pa.StructArray.from_arrays(children, fields=list(struct_type))
     return pa.ListArray.from_arrays(_offsets(map(len, values)), structs)
 
