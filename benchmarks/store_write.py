@@ -6,7 +6,7 @@ sorting, zstd, atomic rename) with a hand-written pyarrow baseline
 ``pq.write_table`` with zstd), interleaved repeat by repeat, wall and CPU time; reports
 the file size per million spans, and times compaction of many small files.
 
-    python benchmarks/store_write.py                 # default sizes (a few minutes at most)
+    python benchmarks/store_write.py                 # default sizes (~1 minute quiet)
     python benchmarks/store_write.py --full          # 10M rows in 1,000 files compaction
 """
 
@@ -201,6 +201,8 @@ def bench_compact(total_rows: int, files: int, workdir: Path, *, jemalloc: bool)
         "seconds": elapsed,
         "cpu_seconds": cpu,
         "rows_per_s": per_file * files / elapsed,
+        "rows_per_cpu_s": per_file * files / cpu,
+        "cpu_ms_per_file": cpu * 1000 / before,
         "merged_files": result.files_in,
         "memory_pool": "jemalloc" if jemalloc else previous.backend_name,
     }
@@ -212,6 +214,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--compact-rows", type=int, default=1_000_000)
     parser.add_argument("--compact-files", type=int, default=200)
+    parser.add_argument(
+        "--tiny-files", type=int, default=2_000, help="files of 50 rows in the tiny-file compaction"
+    )
     parser.add_argument("--full", action="store_true", help="compaction of 10M rows in 1000 files")
     parser.add_argument("--workdir", help="where to generate the stores (default: a temp dir)")
     parser.add_argument(
@@ -229,6 +234,9 @@ def main() -> None:
         compaction = bench_compact(
             args.compact_rows, args.compact_files, workdir, jemalloc=not args.default_pool
         )
+        tiny = bench_compact(
+            args.tiny_files * 50, args.tiny_files, workdir, jemalloc=not args.default_pool
+        )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     print(f"write: {args.spans:,} spans, median of {args.repeats} (memory pool: {pool})")
@@ -244,16 +252,23 @@ def main() -> None:
         f" {write['cpu_ratio_vs_baseline']:.2f}x cpu"
     )
     print(f"file size: {write['file_mb_per_million_spans']:.1f} MB per million spans")
-    print(
-        f"compact: {compaction['rows']:,} rows in {compaction['files_before']:,} files -> "
-        f"{compaction['files_after']} files in {compaction['seconds']:.1f} s wall,"
-        f" {compaction['cpu_seconds']:.1f} s cpu ({compaction['rows_per_s']:,.0f} rows/s,"
-        f" {compaction['memory_pool']} pool)"
-    )
+    for result in (compaction, tiny):
+        print(
+            f"compact: {result['rows']:,} rows in {result['files_before']:,} files -> "
+            f"{result['files_after']} files in {result['seconds']:.1f} s wall,"
+            f" {result['cpu_seconds']:.1f} s cpu ({result['rows_per_s']:,.0f} rows/s,"
+            f" {result['cpu_ms_per_file']:.1f} ms cpu per file, {result['memory_pool']} pool)"
+        )
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(
         json.dumps(
-            {"args": vars(args), "memory_pool": pool, "write": write, "compact": compaction},
+            {
+                "args": vars(args),
+                "memory_pool": pool,
+                "write": write,
+                "compact": compaction,
+                "compact_tiny_files": tiny,
+            },
             indent=2,
         )
     )
