@@ -9,14 +9,13 @@ Also a stage profile of the receiver's hot path (per 1,000 spans), and spans per
 CPU-second of the receiver's own processes (psutil), which stays meaningful when other
 work shares the machine.
 
-    python benchmarks/receiver.py [--requests 40] [--repeats 3] [--batch 1000]
+    python benchmarks/receiver.py [--requests 40] [--repeats 3] [--batch 1000]   # ~1 min quiet
 """
 
 from __future__ import annotations
 
 import argparse
 import gzip
-import io
 import json
 import logging
 import os
@@ -64,15 +63,13 @@ def gzip_body(spans: list[dict[str, Any]]) -> bytes:
 
 
 def stage_profile(spans: list[dict[str, Any]], repeats: int) -> dict[str, float]:
-    """Milliseconds per stage of the receiver's hot path, for one body."""
+    """Milliseconds per stage of the receiver's hot path, for one body (thread CPU time)."""
     import orjson
-    import pyarrow.parquet as pq
 
     from span_tree._record import span_from_json_dict
-    from span_tree.receiver._bulk import bulk_records
-    from span_tree.receiver._ingest import gunzip_bounded, parse_spans
-    from span_tree.storage._writer import sort_table
-    from span_tree.storage.schema import records_to_table
+    from span_tree.receiver._bulk import bulk_columns
+    from span_tree.receiver._ingest import gunzip_bounded, parse_body
+    from span_tree.storage._writer import prepare_column_files, stamped_columns_table, table_bytes
 
     body = gzip_body(spans)
     raw = orjson.dumps({"tags": {}, "spans": spans})
@@ -80,14 +77,14 @@ def stage_profile(spans: list[dict[str, Any]], repeats: int) -> dict[str, float]
     def timed(action: Callable[[], Any]) -> float:
         samples = []
         for _ in range(repeats):
-            start = time.perf_counter()
+            start = time.thread_time()
             action()
-            samples.append(time.perf_counter() - start)
+            samples.append(time.thread_time() - start)
         return statistics.median(samples) * 1e3
 
     decoded = orjson.loads(raw)["spans"]
-    records = [span_from_json_dict(item, namespace="bench") for item in decoded]
-    table = sort_table(records_to_table(records, written_at=1))
+    columns = parse_body(raw, namespace="bench").columns
+    table = stamped_columns_table(columns, 1)
     return {
         "gunzip": timed(lambda: gunzip_bounded(body, limit=1 << 30)),
         "json.loads (stdlib)": timed(lambda: json.loads(raw)),
@@ -95,21 +92,21 @@ def stage_profile(spans: list[dict[str, Any]], repeats: int) -> dict[str, float]
         "validate (span_from_json_dict)": timed(
             lambda: [span_from_json_dict(item, namespace="bench") for item in decoded]
         ),
-        "bulk_records (receiver's fast path)": timed(
-            lambda: bulk_records(decoded, namespace="bench", tags={})
+        "bulk_columns (receiver's fast path)": timed(
+            lambda: bulk_columns(decoded, namespace="bench", tags={})
         ),
-        "parse_spans (orjson + bulk)": timed(lambda: parse_spans(raw, namespace="bench")),
-        "records_to_table": timed(lambda: records_to_table(records, written_at=1)),
-        "sort + parquet zstd": timed(
-            lambda: pq.write_table(sort_table(table), io.BytesIO(), compression="zstd")
-        ),
+        "parse_body (orjson + bulk)": timed(lambda: parse_body(raw, namespace="bench")),
+        "columns -> sorted Arrow table": timed(lambda: stamped_columns_table(columns, 1)),
+        "Arrow table -> zstd Parquet bytes": timed(lambda: table_bytes(table)),
+        "prepare_column_files (both)": timed(lambda: prepare_column_files(columns)),
     }
 
 
 def bench_direct(body: bytes, requests: int, store: str) -> dict[str, float]:
-    """The same bodies parsed and written in-process: no HTTP (the ceiling)."""
-    from span_tree.receiver._ingest import gunzip_bounded, parse_spans
-    from span_tree.storage import open_store, write_spans
+    """The same bodies parsed and written in-process as the receiver does: no HTTP."""
+    from span_tree.receiver._ingest import gunzip_bounded, parse_body
+    from span_tree.storage import open_store
+    from span_tree.storage._writer import prepare_column_files, put_prepared
 
     location = open_store(store)
     start = time.perf_counter()
@@ -118,10 +115,11 @@ def bench_direct(body: bytes, requests: int, store: str) -> dict[str, float]:
     spans = 0
     for _ in range(requests):
         began = time.perf_counter()
-        records = parse_spans(gunzip_bounded(body, limit=1 << 30), namespace="bench")
-        write_spans(location, records)
+        parsed = parse_body(gunzip_bounded(body, limit=1 << 30), namespace="bench")
+        for prepared in prepare_column_files(parsed.columns, batch_id=parsed.batch_id):
+            put_prepared(location, prepared)
         latencies.append(time.perf_counter() - began)
-        spans += len(records)
+        spans += parsed.span_count
     elapsed = time.perf_counter() - start
     cpu = time.process_time() - cpu_start
     return {
