@@ -57,6 +57,19 @@ def demo_store(tmp_path_factory: pytest.TempPathFactory) -> str:
     return store
 
 
+def create_key(tmp_path: Path, *args: str) -> str:
+    """A new API key made by `spantree keys create ARGS`."""
+    created = subprocess.run(
+        [SPANTREE, "keys", "create", *args],
+        capture_output=True,
+        text=True,
+        env=environment(tmp_path),
+        timeout=60,
+        check=True,
+    )
+    return created.stdout.strip()
+
+
 class Served:
     """A running ``spantree web`` process and its base URL."""
 
@@ -189,15 +202,7 @@ def test_other_host_without_keys_is_refused(demo_store: str, tmp_path: Path) -> 
 def test_other_host_requires_a_key(demo_store: str, tmp_path: Path) -> None:
     """Beyond loopback: 401 without a key or with a wrong one; ?key= opens the page and
     sets a cookie that the websocket and static files then use."""
-    created = subprocess.run(
-        [SPANTREE, "keys", "create", "--store", demo_store, "-n", "demo"],
-        capture_output=True,
-        text=True,
-        env=environment(tmp_path),
-        timeout=60,
-        check=True,
-    )
-    key = created.stdout.strip()
+    key = create_key(tmp_path, "--store", demo_store, "-n", "demo")
     for served in start_web(demo_store, tmp_path, "--host", "0.0.0.0"):
         assert 401 == httpx.get(served.url, timeout=10).status_code
         assert 401 == httpx.get(served.url, params={"key": "st_wrong"}, timeout=10).status_code
@@ -231,15 +236,7 @@ def test_key_on_s3_store_shows_its_namespace_only(
         open_store(url, storage_options=s3_endpoint.storage_options),
         fixture_store.standard_records(),
     )
-    created = subprocess.run(
-        [SPANTREE, "keys", "create", "--store", url, "--storage-options", options, "-n", "batch"],
-        capture_output=True,
-        text=True,
-        env=environment(tmp_path),
-        timeout=60,
-        check=True,
-    )
-    key = created.stdout.strip()
+    key = create_key(tmp_path, "--store", url, "--storage-options", options, "-n", "batch")
     shop_trace = fixture_store.checkout_trace_id(2)
     frames: list[bytes] = []
 
