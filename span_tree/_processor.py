@@ -322,6 +322,7 @@ class BatchProcessor:
             self._wake.wait(self._schedule_delay)
             self._wake.clear()
             self._export_queued()
+            self._tick_sinks()
             if self._sink_deadline is None:
                 self.report_losses(force=False)
             with self._requests_lock:
@@ -398,6 +399,22 @@ class BatchProcessor:
                 sink_stats.exported_spans += len(batch)
         self._sink_call_started = None
         self._in_flight = 0
+
+    def _tick_sinks(self) -> None:
+        """Call each sink's optional ``tick()``: sinks own no threads, so this is when a
+        sink writes what waited long enough or retries what its destination refused."""
+        assert self._sinks is not None
+        for sink, sink_stats in self._sinks:
+            tick = getattr(sink, "tick", None)
+            if not callable(tick):
+                continue
+            self._sink_call_started = time.monotonic()
+            try:
+                tick()
+            except Exception as error:
+                sink_stats.errors += 1
+                sink_stats.last_error = _bounded(error)
+        self._sink_call_started = None
 
     def _flush_sinks(self) -> None:
         assert self._sinks is not None

@@ -13,7 +13,9 @@ class Sink(Protocol):
     """Where finished spans go. Called only from the processor's worker thread.
 
     A sink turns a batch into bytes somewhere; it may raise or be slow: the processor
-    isolates the traced application from both.
+    isolates the traced application from both. A sink starts no thread of its own: it
+    may define ``tick()``, which the processor's worker calls on each wake-up (about
+    twice a second) to write what waited long enough or retry what failed.
     """
 
     def export(self, batch: Sequence[FinishedSpan]) -> None:

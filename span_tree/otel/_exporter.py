@@ -32,7 +32,8 @@ class SpanTreeExporter(SpanExporter):
             ``span_tree.configure()`` (or the ``SPANTREE_*`` variables) set it up, so the
             local Parquet store, the console tree, jsonl or the HTTP receiver get OTel
             spans next to span-tree's own. Given sinks are called directly on the
-            batch processor's thread.
+            batch processor's thread, which also calls their ``tick()`` after each
+            export (a ParquetSink writes a batch that reached ``max_age`` then).
         namespace: the store namespace (default: the configured one).
     """
 
@@ -86,6 +87,10 @@ class SpanTreeExporter(SpanExporter):
                 sink.export(records)
             except Exception:
                 failed = True
+            # Sinks own no threads: each export is also their tick (age, spool replay).
+            tick = getattr(sink, "tick", None)
+            if callable(tick):
+                _quiet(tick)
         return failed
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:

@@ -8,7 +8,9 @@ directory and the sink stops trying for a while (a circuit breaker), so a receiv
 that is down costs the worker milliseconds per batch, not seconds. Spooled batches are
 sent again, oldest first, before any newer batch once the receiver answers; this keeps
 a span's versions (started, then finished) in the order they were produced. What the
-spool cannot hold (``max_spool_bytes``) is dropped and counted, never raised.
+spool cannot hold (``max_spool_bytes``) is dropped and counted, never raised. The
+retries, the breaker and the spool are ``sinks._delivery``'s, shared with the Parquet
+sink.
 """
 
 from __future__ import annotations
@@ -29,17 +31,14 @@ from typing import Any
 import httpx
 import orjson
 
-from span_tree._atomic import write_file_atomic
 from span_tree._ids import new_trace_id
 from span_tree._record import FinishedSpan, span_to_json_dict
 from span_tree._sanitize import encodable
 from span_tree._spool_dir import default_spool_dir
+from span_tree.sinks._delivery import DONE, RETRY, Outcome, Retry, Spool, SpoolFull, give_up
 
 SPANS_PATH = "/v1/spans"
 _SPOOL_SUFFIX = ".json.gz"
-_CLAIM_SUFFIX = ".sending"
-# A claimed spool file whose process died is taken back after this long.
-_STALE_CLAIM_SECONDS = 300.0
 
 
 class HttpSink:
@@ -85,22 +84,27 @@ class HttpSink:
             "Content-Type": "application/json",
             "Content-Encoding": "gzip",
         }
-        self._spool_dir = spool_dir or default_spool_dir(self.url)
+        self.spool = Spool(
+            spool_dir or default_spool_dir(self.url),
+            suffix=_SPOOL_SUFFIX,
+            max_bytes=max_spool_bytes,
+        )
         self._timeout = httpx.Timeout(timeout, connect=min(2.0, timeout))
-        self._max_retries = max_retries
-        self._backoff = backoff
-        self._max_backoff = max_backoff
-        self._max_spool_bytes = max_spool_bytes
+        # Quick retries, then a pause (the breaker) that doubles per failed round.
+        self._retry = Retry(
+            attempts=max_retries + 1,
+            backoff=backoff,
+            down_delay=2 * backoff,
+            max_down_delay=max_backoff,
+        )
         self._max_batch_spans = max(1, max_batch_spans)
         self._max_body_bytes = max_body_bytes
         self._client: httpx.Client | None = None
         self._lock = threading.Lock()  # export/flush/shutdown may race at exit
-        self._paused_until = 0.0  # circuit breaker: no request before this (monotonic)
         # At exit: the monotonic time by which the receiver must have answered; after
         # it, what is left goes to the spool at once (set from another thread).
         self._exit_deadline: float | None = None
         self._in_hand = 0  # spans of the export running now, not yet sent or spooled
-        self._failed_rounds = 0
         self._sequence = itertools.count()
         self._reported: set[str] = set()
         # A forked child must not share the parent's connections: it opens its own.
@@ -110,7 +114,6 @@ class HttpSink:
             (
                 "sent_spans",
                 "sent_requests",
-                "retries",
                 "spooled_spans",
                 "replayed_spans",
                 "rejected_spans",
@@ -134,11 +137,11 @@ class HttpSink:
 
     def _export(self, batch: Sequence[FinishedSpan]) -> None:
         bodies = list(self._encode(batch))
-        if self._spool_files() or time.monotonic() < self._paused_until or self._past_exit():
+        if self.spool.pending() or self._retry.is_open() or self._past_exit():
             # Older batches wait in the spool: queue behind them to keep order.
             for body, count in bodies:
                 self._spool(body, count)
-            if time.monotonic() >= self._paused_until:
+            if not self._retry.is_open():
                 self._drain(deadline=self._limit(time.monotonic() + self._timeout_seconds()))
             return
         for index, (body, count) in enumerate(bodies):
@@ -152,10 +155,10 @@ class HttpSink:
         """Try to deliver the spool within ``timeout``; True when nothing is left."""
         deadline = self._limit(time.monotonic() + timeout)
         with self._lock:
-            if not self._spool_files():
+            if not self.spool.pending():
                 return True
             # Honour a pause (Retry-After, backoff) when it ends within the timeout.
-            wait = self._paused_until - time.monotonic()
+            wait = self._retry.open_until - time.monotonic()
             if wait >= timeout:
                 return False
             if wait > 0:
@@ -169,7 +172,7 @@ class HttpSink:
         same spool directory.
         """
         with self._lock:
-            if time.monotonic() >= self._paused_until:
+            if not self._retry.is_open():
                 self._drain(deadline=self._limit(time.monotonic() + 2.0))
             if self._client is not None:
                 self._client.close()
@@ -198,11 +201,11 @@ class HttpSink:
 
     def stats(self) -> dict[str, Any]:
         """Counters: sent, retried, spooled, replayed, rejected (4xx), dropped; spool size."""
-        files = self._spool_files()
         result: dict[str, Any] = dict(self._counts)
-        result["spool_files"] = len(files)
-        result["spool_bytes"] = sum(_size(path) for path in files)
-        result["spool_dir"] = self._spool_dir
+        result["retries"] = self._retry.retries
+        result["spool_files"] = len(self.spool.pending())
+        result["spool_bytes"] = self.spool.size()
+        result["spool_dir"] = self.spool.directory
         return result
 
     # -- encoding ----------------------------------------------------------------------
@@ -269,33 +272,28 @@ class HttpSink:
         When the receiver refuses one span (422 naming its index), that span is dropped
         and counted and the rest of the batch is sent again.
         """
-        attempt = 0
-        while True:
-            outcome, retry_after, bad_index = self._post(body)
-            if outcome == "sent":
-                self._counts["sent_requests"] += 1
-                self._counts["replayed_spans" if replay else "sent_spans"] += count
-                self._failed_rounds = 0
-                return True
-            if outcome == "rejected":
+        sending = (body, count)
+
+        def attempt(deadline: float | None) -> Outcome:
+            nonlocal sending
+            while True:
+                body, count = sending
+                outcome, retry_after, bad_index = self._post(body)
+                if outcome == "sent":
+                    self._counts["sent_requests"] += 1
+                    self._counts["replayed_spans" if replay else "sent_spans"] += count
+                    return DONE
+                if outcome != "rejected":
+                    # The receiver said when (Retry-After): no quick retry before that.
+                    return RETRY if retry_after is None else give_up(retry_after)
                 rest = _without_span(body, bad_index) if count > 1 else None
                 if rest is None:
                     self._counts["rejected_spans"] += count
-                    return True
-                body, count = rest, count - 1
+                    return DONE
+                sending = (rest, count - 1)
                 self._counts["rejected_spans"] += 1
-                continue
-            if retry_after is not None or attempt >= self._max_retries or self._past_exit():
-                break  # the receiver said when (Retry-After), or quick retries are used up
-            attempt += 1
-            self._counts["retries"] += 1
-            time.sleep(min(self._backoff * 2 ** (attempt - 1), self._max_backoff))
-        self._failed_rounds += 1
-        pause = min(self._backoff * 2**self._failed_rounds, self._max_backoff)
-        if retry_after is not None:
-            pause = min(max(retry_after, pause), self._max_backoff)
-        self._paused_until = time.monotonic() + pause
-        return False
+
+        return self._retry.run(attempt, limit=lambda: self._exit_deadline)
 
     def _post(self, body: bytes) -> tuple[str, float | None, int | None]:
         """One request: outcome ("sent", "rejected", "retry"), Retry-After, bad span index."""
@@ -326,64 +324,25 @@ class HttpSink:
 
     # -- spool -------------------------------------------------------------------------
     def _spool(self, body: bytes, count: int) -> None:
-        files = self._spool_files()
-        if sum(_size(path) for path in files) + len(body) > self._max_spool_bytes:
-            self._counts["dropped_spans"] += count
-            self._report_once("spool-full", f"spool {self._spool_dir} is full: dropping spans")
-            return
         name = f"{time.time_ns():020d}-{os.getpid()}-{next(self._sequence):06d}-{count}"
         try:
-            write_file_atomic(os.path.join(self._spool_dir, name + _SPOOL_SUFFIX), body)
+            self.spool.put(name + _SPOOL_SUFFIX, body)
+        except SpoolFull:
+            self._counts["dropped_spans"] += count
+            self._report_once("spool-full", f"spool {self.spool.directory} is full: dropping spans")
+            return
         except OSError as error:
             self._counts["dropped_spans"] += count
-            self._report_once("spool-error", f"cannot spool to {self._spool_dir}: {error}")
+            self._report_once("spool-error", f"cannot spool to {self.spool.directory}: {error}")
             return
         self._counts["spooled_spans"] += count
 
-    def _spool_files(self) -> list[str]:
-        try:
-            names = os.listdir(self._spool_dir)
-        except OSError:
-            return []
-        self._reclaim_stale(names)
-        return sorted(
-            os.path.join(self._spool_dir, name) for name in names if name.endswith(_SPOOL_SUFFIX)
-        )
-
-    def _reclaim_stale(self, names: list[str]) -> None:
-        now = time.time()
-        for name in names:
-            if not name.endswith(_CLAIM_SUFFIX):
-                continue
-            path = os.path.join(self._spool_dir, name)
-            with contextlib.suppress(OSError):
-                if now - os.path.getmtime(path) > _STALE_CLAIM_SECONDS:
-                    os.replace(path, path[: -len(_CLAIM_SUFFIX)].rsplit(".", 1)[0])
-
     def _drain(self, *, deadline: float) -> bool:
         """Send spooled batches oldest first until done, a failure, or ``deadline``."""
-        for path in self._spool_files():
-            if time.monotonic() >= deadline:
-                return False
-            # Claim by rename so two processes sharing the spool never send one file twice.
-            claimed = f"{path}.{os.getpid()}{_CLAIM_SUFFIX}"
-            try:
-                os.replace(path, claimed)
-                # A rename keeps the spooling time; the claim's own age must decide when
-                # another process takes it back (else an old batch is sent twice).
-                os.utime(claimed)
-                with open(claimed, "rb") as handle:
-                    body = handle.read()
-            except OSError:
-                continue  # another process took it
-            count = _count_of(path)
-            if not self._deliver(body, count, replay=True):
-                with contextlib.suppress(OSError):
-                    os.replace(claimed, path)
-                return False
-            with contextlib.suppress(OSError):
-                os.unlink(claimed)
-        return not self._spool_files()
+        return self.spool.replay(
+            lambda name, body: self._deliver(body, _count_of(name), replay=True),
+            should_stop=lambda: time.monotonic() >= deadline,
+        )
 
     def _report_once(self, kind: str, message: str) -> None:
         # Tell the user once per kind of trouble, on stderr (not logging: this thread's
@@ -461,15 +420,9 @@ def _retry_after(value: str | None) -> float | None:
 
 
 def _count_of(path: str) -> int:
+    """The span count a spooled body's name ends with."""
     name = os.path.basename(path)[: -len(_SPOOL_SUFFIX)]
     try:
         return int(name.rsplit("-", 1)[1])
     except (IndexError, ValueError):
-        return 0
-
-
-def _size(path: str) -> int:
-    try:
-        return os.path.getsize(path)
-    except OSError:
         return 0

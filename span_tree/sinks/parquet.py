@@ -1,9 +1,12 @@
 """The Parquet sink: buffers span versions and writes them as files into a store.
 
-The sink is called on the processor's worker thread only, so a slow or failing store
-delays that thread, never the traced application. Writes are retried with backoff; a
-store that stays down sends files to a bounded local spool, replayed when the store is
-back; spans that fit nowhere are counted in ``stats()`` (``span_tree.stats()``).
+The sink is passive: it is called on the processor's worker thread only (``export``,
+and ``tick`` on each of the worker's wake-ups, which writes a buffer that reached its
+age), so a slow or failing store delays that thread, never the traced application.
+Writes are retried with backoff, then the store counts as down for a while and files
+go to a bounded local spool, replayed when the store is back (``sinks._delivery``, shared
+with the HTTP sink); spans that fit nowhere are counted in ``stats()``
+(``span_tree.stats()``).
 """
 
 from __future__ import annotations
@@ -15,15 +18,28 @@ import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.parquet as pq
+
 from span_tree._record import FinishedSpan
 from span_tree._sanitize import encodable
 from span_tree._spool_dir import default_spool_dir
+from span_tree.sinks._delivery import (
+    DONE,
+    RETRY,
+    BoundedCaller,
+    Outcome,
+    Retry,
+    Spool,
+    give_up,
+)
 from span_tree.storage._auto import AutoCompactor
 from span_tree.storage._layout import new_batch_id
 from span_tree.storage._location import open_store
-from span_tree.storage._spool import DEFAULT_SPOOL_BYTES, Spool
 from span_tree.storage._writer import PreparedFile, prepare_files, put_prepared
 from span_tree.storage.schema import records_to_table
+
+DEFAULT_SPOOL_BYTES = 256 * 1024 * 1024
 
 # A rough per-span size estimate, so the byte limit costs nothing per span.
 _SPAN_BYTES = 320
@@ -79,16 +95,23 @@ class ParquetSink:
     ) -> None:
         self.location = open_store(store, storage_options=storage_options)
         self.spool = Spool(
-            spool_dir or default_spool_dir(self.location.url), max_bytes=spool_max_bytes
+            spool_dir or default_spool_dir(self.location.url),
+            suffix=".parquet",
+            max_bytes=spool_max_bytes,
         )
         self._max_rows = max_rows
         self._max_bytes = max_bytes
         self._max_age = max_age
-        self._retries = max(1, retries)
-        self._backoff = backoff
-        self._down_delay = down_delay
-        self._max_down_delay = max_down_delay
+        self._stop = threading.Event()  # set by shutdown: cuts a retry's wait short
+        self._retry = Retry(
+            attempts=retries,
+            backoff=backoff,
+            down_delay=down_delay,
+            max_down_delay=max_down_delay,
+            wait=self._stop.wait,
+        )
         self._put_timeout = put_timeout
+        self._putter = BoundedCaller("span_tree-parquet-put")
         self._written_namespaces: set[str] = set()
         self._compactor: AutoCompactor | None = None
         if compact_interval is not None:
@@ -105,7 +128,6 @@ class ParquetSink:
                 "written_spans",
                 "written_files",
                 "store_errors",
-                "retries",
                 "spooled_spans",
                 "replayed_spans",
                 "lost_spans",
@@ -119,15 +141,10 @@ class ParquetSink:
         self._exit_deadline: float | None = None
         self._in_hand = 0  # spans taken from the buffer, not yet written or spooled
         self._reset_buffer()
-        self._down_until = 0.0
-        self._current_down_delay = down_delay
-        self._stop = threading.Event()
-        self._timer: threading.Thread | None = None
-        # Spool files left by an earlier run are replayed by the timer soon after start.
+        # Spool files left by an earlier run are replayed on the first tick.
         self._replay_due = True
         reference = weakref.ref(self)
         os.register_at_fork(after_in_child=lambda: _after_fork(reference))
-        self._start_timer()
 
     # -- Sink protocol ---------------------------------------------------------------
     def export(self, batch: Sequence[FinishedSpan]) -> None:
@@ -169,14 +186,11 @@ class ParquetSink:
         return self._counters["lost_spans"]
 
     def shutdown(self) -> None:
-        """Write what is buffered and stop the age timer (and any compaction)."""
+        """Write what is buffered (to the store, else the spool); stop any compaction."""
         self._stop.set()
         if self._compactor is not None:
             self._compactor.stop()
         self.force_flush(10.0)
-        timer = self._timer
-        if timer is not None and timer is not threading.current_thread():
-            timer.join(timeout=5.0)
 
     def stats(self) -> dict[str, Any]:
         """Counters merged into ``span_tree.stats()``: written, spooled, replayed, lost.
@@ -184,9 +198,10 @@ class ParquetSink:
         Never waits on the sink's lock (a write may hang on the store for a while).
         """
         result: dict[str, Any] = dict(self._counters)
+        result["retries"] = self._retry.retries
         result["buffered_spans"] = len(self._buffer)
         result["last_store_error"] = self._last_error
-        result["store_down"] = self._down_until > time.monotonic()
+        result["store_down"] = self._retry.is_open()
         result["spool_pending_files"] = len(self.spool.pending())
         return result
 
@@ -254,149 +269,116 @@ class ParquetSink:
         deadline = self._limit(deadline)
         if (
             self._replay_due
-            and not self._store_down()
+            and not self._retry.is_open()
             and (deadline is None or time.monotonic() < deadline)
         ):
             self._replay(deadline)
         return complete
 
     def _put_with_retries(self, item: PreparedFile, deadline: float | None) -> bool:
-        if self._store_down():
-            return False
-        delay = self._backoff
-        for attempt in range(self._retries):
-            deadline = self._limit(deadline)
-            if attempt:
-                if deadline is not None and time.monotonic() + delay >= deadline:
-                    break
-                self._counters["retries"] += 1
-                self._stop.wait(delay)
-                delay *= 2
+        def attempt(limit: float | None) -> Outcome:
             timeout = self._put_timeout
-            if deadline is not None:
-                timeout = min(timeout, deadline - time.monotonic())
+            if limit is not None:
+                timeout = min(timeout, limit - time.monotonic())
             if timeout <= 0:
-                break
+                return give_up()
             try:
                 self._put_within(item, timeout)
             except TimeoutError as error:  # a hanging store: do not pile up more attempts
-                self._counters["store_errors"] += 1
-                self._last_error = repr(error)
-                break
+                self._failed(error)
+                return give_up()
             except Exception as error:  # fsspec backends raise many kinds of errors
-                self._counters["store_errors"] += 1
-                self._last_error = repr(error)
-                continue
+                self._failed(error)
+                return RETRY
             self._counters["written_spans"] += item.rows
             self._counters["written_files"] += 1
-            self._store_up()
+            return DONE
+
+        if self._retry.run(attempt, limit=lambda: self._limit(deadline)):
             return True
-        self._mark_down()
+        self._replay_due = True
         return False
 
+    def _failed(self, error: BaseException) -> None:
+        self._counters["store_errors"] += 1
+        self._last_error = repr(error)
+
     def _put_within(self, item: PreparedFile, timeout: float) -> None:
-        """Put one file, giving up after ``timeout`` seconds.
+        """Put one file, giving up after ``timeout`` seconds (or at the exit deadline).
 
-        The put runs on its own daemon thread, so a store that hangs (an unreachable
-        endpoint, a stuck mount) cannot hold up flushing or the exit. A put that
-        finishes after we gave up is harmless: the file also went to the spool under
-        the same name, and replaying it writes the same object again.
+        A put that finishes after we gave up is harmless: the file also went to the
+        spool under the same name, and replaying it writes the same object again.
         """
-        outcome: list[BaseException] = []
-        done = threading.Event()
+        give_up_at = time.monotonic() + timeout
 
-        def attempt() -> None:
-            try:
-                put_prepared(self.location, item)
-            except BaseException as error:  # handed to the waiting thread
-                outcome.append(error)
-            finally:
-                done.set()
+        def too_late() -> bool:
+            limit = self._limit(give_up_at)
+            return limit is not None and time.monotonic() >= limit
 
-        threading.Thread(target=attempt, name="span_tree-parquet-put", daemon=True).start()
-        give_up = time.monotonic() + timeout
-        # Waited in short steps: an exit deadline set meanwhile cuts the wait short.
-        while not done.wait(min(0.05, max(0.0, give_up - time.monotonic()))):
-            limit = self._limit(give_up)
-            if limit is not None and time.monotonic() >= limit:
-                raise TimeoutError(f"store write took longer than {timeout:.1f}s or the exit came")
-        if outcome:
-            raise outcome[0]
+        try:
+            self._putter.call(lambda: put_prepared(self.location, item), give_up=too_late)
+        except TimeoutError:
+            raise TimeoutError(
+                f"store write took longer than {timeout:.1f}s or the exit came"
+            ) from None
 
     def _keep_in_spool(self, item: PreparedFile) -> None:
-        if self.spool.put(item):
-            self._counters["spooled_spans"] += item.rows
-            self._replay_due = True
-        else:
+        try:
+            self.spool.put(item.relative_path, item.data)
+        except OSError:  # full, or the spool cannot be written either
             self._counters["lost_spans"] += item.rows
+            return
+        self._counters["spooled_spans"] += item.rows
+        self._replay_due = True
 
     def _replay(self, deadline: float | None) -> None:
         def should_stop() -> bool:
             limit = self._limit(deadline)
             return limit is not None and time.monotonic() >= limit
 
+        def put(relative: str, data: bytes) -> bool:
+            rows = _row_count(data)
+            self._put_within(PreparedFile(relative, data, rows), self._put_timeout)
+            self._counters["replayed_spans"] += rows
+            return True
+
         try:
-            self._counters["replayed_spans"] += self.spool.replay(
-                self.location,
-                should_stop=should_stop,
-                put=lambda prepared: self._put_within(prepared, self._put_timeout),
-            )
+            empty = self.spool.replay(put, should_stop=should_stop)
         except Exception as error:  # the store is still down: try again later
-            self._counters["store_errors"] += 1
-            self._last_error = repr(error)
-            self._mark_down()
+            self._failed(error)
+            self._retry.open()
             return
-        self._replay_due = bool(self.spool.pending())
-        if not self._replay_due:
-            self._store_up()
+        self._replay_due = not empty
+        if empty:
+            self._retry.close()
 
-    def _store_down(self) -> bool:
-        return time.monotonic() < self._down_until
-
-    def _mark_down(self) -> None:
-        self._down_until = time.monotonic() + self._current_down_delay
-        self._current_down_delay = min(self._current_down_delay * 2, self._max_down_delay)
-        self._replay_due = True
-
-    def _store_up(self) -> None:
-        self._down_until = 0.0
-        self._current_down_delay = self._down_delay
-
-    # -- the age timer ---------------------------------------------------------------
-    def _start_timer(self) -> None:
-        self._stop = threading.Event()
-        self._timer = threading.Thread(
-            target=self._tick_forever, name="span_tree-parquet-timer", daemon=True
-        )
-        self._timer.start()
-
-    def _tick_forever(self) -> None:
-        interval = max(0.05, min(self._max_age / 2, 1.0))
-        while not self._stop.wait(interval):
-            try:
-                self._tick()
-            except Exception as error:  # never let the timer thread die noisily
-                self._last_error = repr(error)
-
-    def _tick(self) -> None:
+    # -- the processor's worker calls tick() on each wake-up ---------------------------
+    def tick(self) -> None:
+        """Write the buffer once its age limit is reached, replay the spool once the
+        store is back, start a background compaction when one is due (cheap otherwise).
+        """
         with self._lock:
             if self._due():
                 self._write_buffer(deadline=None)
-            elif self._replay_due and not self._store_down():
+            elif self._replay_due and not self._retry.is_open():
                 self._replay(deadline=None)
-        self.tick()
-
-    def tick(self) -> None:
-        """Start a background compaction when one is due (cheap; the age timer calls it)."""
-        if self._compactor is not None and self._written_namespaces and not self._store_down():
+        if self._compactor is not None and self._written_namespaces and not self._retry.is_open():
             self._compactor.poke()
 
     def _after_fork_in_child(self) -> None:
-        # The buffered spans belong to the parent, which writes them; the timer thread
+        # The buffered spans belong to the parent, which writes them; the put thread
         # did not survive the fork.
         self._lock = threading.RLock()
         self._reset_buffer()
-        self._start_timer()
+        self._putter.reset_after_fork()
+
+
+def _row_count(data: bytes) -> int:
+    """Rows of a Parquet file held in memory (0 when its footer cannot be read)."""
+    try:
+        return int(pq.read_metadata(pa.BufferReader(data)).num_rows)
+    except (OSError, ValueError):
+        return 0
 
 
 def _encodable_records(records: list[FinishedSpan]) -> tuple[list[FinishedSpan], int, int]:

@@ -38,7 +38,6 @@ if TYPE_CHECKING:
     from span_tree.storage._listing import list_span_files, resolve_compacted
     from span_tree.storage._location import StoreLocation, open_store
     from span_tree.storage._prune import PruneResult, parse_age, prune
-    from span_tree.storage._spool import Spool
     from span_tree.storage._writer import write_spans
 
 # Each public name and its module, imported on first use: a command that only lists a
@@ -66,7 +65,6 @@ __getattr__ = lazy_attributes(
         "PruneResult": "span_tree.storage._prune",
         "parse_age": "span_tree.storage._prune",
         "prune": "span_tree.storage._prune",
-        "Spool": "span_tree.storage._spool",
         "write_spans": "span_tree.storage._writer",
     },
 )
@@ -80,7 +78,6 @@ __all__ = [
     "Partition",
     "PruneResult",
     "SpanFiles",
-    "Spool",
     "StoreLocation",
     "compact",
     "conform",

@@ -176,7 +176,7 @@ def test_parquet_sink_replay_of_a_put_that_landed_late_adds_no_rows(
     sink.force_flush(5.0)
     assert 1 == sink.stats()["spool_pending_files"]
     monkeypatch.setattr("span_tree.sinks.parquet.put_prepared", real_put)
-    sink._store_up()  # the store answers again: replay now
+    sink._retry.close()  # the store answers again: replay now
     sink._replay(deadline=None)
     sink.shutdown()
     names, rows = stored(store)

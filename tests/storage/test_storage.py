@@ -192,13 +192,13 @@ def test_many_new_files_on_an_object_store_are_checked_together() -> None:
 
 def test_spool_put_that_fails_leaves_no_temporary(tmp_path: Path) -> None:
     """A spooled file that cannot be put in place leaves no temporary file behind."""
-    from span_tree.storage import Spool
-    from span_tree.storage._writer import PreparedFile
+    from span_tree.sinks._delivery import Spool
 
-    spool = Spool(str(tmp_path / "spool"))
+    spool = Spool(str(tmp_path / "spool"), suffix=".parquet", max_bytes=1 << 20)
     relative = "namespace=shop/date=2026-01-10/3Ma4nuHcDpqn5w4K3ycc5EpAv5v.parquet"
     (tmp_path / "spool" / relative / "occupied").mkdir(parents=True)  # rename must fail
-    assert not spool.put(PreparedFile(relative, b"data", 1))
+    with pytest.raises(OSError):
+        spool.put(relative, b"data")
     leftovers = [p.name for p in (tmp_path / "spool" / relative).parent.iterdir()]
     assert [Path(relative).name] == leftovers
     assert 0 == spool.size()
