@@ -43,7 +43,7 @@ from query import DAYS, FIRST_DAY, generate  # the same store as the query bench
 
 from span_tree._ids import trace_id_from_w3c
 from span_tree._record import SCHEMA_VERSION, FinishedSpan
-from span_tree.analytics import SpanFilter, Store
+from span_tree.analytics import Store
 from span_tree.storage import open_store, write_spans
 from span_tree.tui import SpanTreeApp, StoreSource
 from span_tree.tui._names import SPARK_BUCKETS, NamesScreen
@@ -95,11 +95,7 @@ async def _time_dashboard(root: str, time_range: str, state: Path) -> float:
 
 def _time_headless(root: str, time_range: str) -> float:
     """The same Store work without a UI: open, span_names, span_timeline."""
-    since = FilterChoices(time_range=time_range).since_us(NOW_US)
-    selection = SpanFilter(
-        namespace=NAMESPACE,
-        since=None if since is None else NOW - timedelta(microseconds=NOW_US - since),
-    )
+    selection = FilterChoices(time_range=time_range).for_store(NAMESPACE, NOW_US)
     started = time.perf_counter()
     with Store(root, namespace=NAMESPACE) as store:
         store.span_names(selection)

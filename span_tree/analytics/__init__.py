@@ -14,7 +14,6 @@ imports this package.
 
 from __future__ import annotations
 
-from span_tree.analytics._browse import SpanFilter
 from span_tree.analytics._errors import (
     AmbiguousTraceId,
     QueryError,
@@ -31,7 +30,6 @@ __all__ = [
     "AmbiguousTraceId",
     "Filters",
     "QueryError",
-    "SpanFilter",
     "Store",
     "StoreError",
     "StoreNotFound",

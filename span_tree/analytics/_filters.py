@@ -6,7 +6,7 @@ Column names come from code, never from the caller; every value is a ``?`` param
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -41,9 +41,21 @@ def parse_time(value: TimeLike, *, now: datetime | None = None) -> datetime | No
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-@dataclass
+# A query for Store to run: SQL text and its bound parameters.
+Query = tuple[str, list[Any]]
+
+# `Filters.status`: a status column value, or "crash" (failed in an error group
+# annotated crash, and not handled).
+STATUSES = ("succeeded", "failed", "started", "crash")
+SPEEDS = ("slow", "fast")
+
+
+@dataclass(frozen=True)
 class Filters:
-    """The common filters of the Store helpers; ``None`` means "any".
+    """Which rows a Store question is about; ``None`` means "any".
+
+    The one filter of every Store question: the reports (``traces``, ``slow``,
+    ``errors``...) and the span browsing of the TUI (``span_names``...).
 
     Attributes:
         namespace: only this namespace.
@@ -51,8 +63,12 @@ class Filters:
         since: only rows at or after this time (datetime, ISO text or age like ``1d``).
         until: only rows before this time.
         tags: only rows whose tags include every given key=value.
-        status: only this status (``succeeded``, ``failed``, ``started``).
+        status: only this status (``succeeded``, ``failed``, ``started``), or
+            ``crash``: failed with an error group annotated ``crash``.
         name: only this span (or trace root) name.
+        speed: ``slow`` (over the name's p95) or ``fast`` (at or under it).
+        where: a SQL boolean expression over the columns of ``spans`` (checked to be
+            exactly one expression; span browsing only).
     """
 
     namespace: str | None = None
@@ -62,17 +78,21 @@ class Filters:
     tags: Mapping[str, str] | None = None
     status: str | None = None
     name: str | None = None
-    extra: list[tuple[str, Any]] = field(default_factory=list)
+    speed: str | None = None
+    where: str | None = None
 
-    def where(
+    def clause(
         self,
         *,
         time_column: str = "start_time",
         name_column: str = "name",
         status_column: str | None = "status",
         tags_column: str | None = "tags",
-    ) -> tuple[str, list[Any]]:
-        """Return ``(" WHERE ...", params)`` (empty text when nothing filters)."""
+    ) -> Query:
+        """Return ``(" WHERE ...", params)`` (empty text when nothing filters).
+
+        ``speed`` and ``where`` are left to the span browsing queries.
+        """
         clauses: list[str] = []
         params: list[Any] = []
 
@@ -96,8 +116,6 @@ class Filters:
         if self.tags and tags_column is not None:
             for key, value in self.tags.items():
                 add(f"{tags_column}[?] = ?", str(key), str(value))
-        for clause, value in self.extra:
-            add(clause, value)
         if not clauses:
             return "", []
         return " WHERE " + " AND ".join(clauses), params

@@ -6,11 +6,9 @@ the caller gave is a bound parameter.
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import replace
 
-from span_tree.analytics._filters import Filters
-
-Query = tuple[str, list[Any]]
+from span_tree.analytics._filters import Filters, Query
 
 # The slow_spans columns for an explicit threshold instead of the name's p95.
 _SPANS_OVER_THRESHOLD = """(
@@ -31,13 +29,13 @@ def limited(query: Query, limit: int | None) -> Query:
 
 def traces(filters: Filters) -> Query:
     """Rows of ``traces``, newest first; ``filters.name`` matches the root span."""
-    where, params = filters.where(name_column="root_name")
+    where, params = filters.clause(name_column="root_name")
     return f"SELECT * FROM traces{where} ORDER BY start_time DESC, trace_id DESC", params
 
 
 def slow(filters: Filters, *, threshold_us: int | None) -> Query:
     """Rows of ``slow_spans`` (or spans over ``threshold_us``), slowest first."""
-    where, params = filters.where()
+    where, params = filters.clause()
     source = "slow_spans"
     if threshold_us is not None:
         source = _SPANS_OVER_THRESHOLD
@@ -50,11 +48,8 @@ def errors(filters: Filters, *, status: str | None, handled: bool | None) -> Que
 
     ``filters.status`` is ignored: ``status`` is the group's annotation status.
     """
-    occurrences = Filters(
-        filters.namespace, filters.app, filters.since, filters.until, filters.tags,
-        name=filters.name,
-    )  # fmt: skip
-    inner, params = occurrences.where(time_column="time", name_column="span_name")
+    occurrences = replace(filters, status=None)
+    inner, params = occurrences.clause(time_column="time", name_column="span_name")
     clauses = []
     if inner:
         clauses.append(f"fingerprint IN (SELECT fingerprint FROM error_occurrences{inner})")
@@ -71,18 +66,18 @@ def errors(filters: Filters, *, status: str | None, handled: bool | None) -> Que
 
 def dashboard(filters: Filters) -> Query:
     """Rows of ``dashboard``, latest run first."""
-    where, params = filters.where()
+    where, params = filters.clause()
     return f"SELECT * FROM dashboard{where} ORDER BY last_time DESC, name", params
 
 
 def span_stats(filters: Filters) -> Query:
     """Rows of ``span_stats``, most frequent first."""
-    where, params = filters.where()
+    where, params = filters.clause()
     return f"SELECT * FROM span_stats{where} ORDER BY count DESC, name", params
 
 
 def health(filters: Filters) -> Query:
     """Rows of ``health``, worst level first."""
-    where, params = filters.where()
+    where, params = filters.clause()
     order = " ORDER BY list_position(['ALERT', 'WARN', 'OK'], level), namespace, app"
     return f"SELECT * FROM health{where}{order}", params

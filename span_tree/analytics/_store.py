@@ -16,10 +16,9 @@ import duckdb
 
 from span_tree._ids import is_trace_id
 from span_tree._record import FinishedSpan, newest_versions
-from span_tree.analytics import _annotations, _lookup, _reports, _running, _verdicts
-from span_tree.analytics._browse import SpanFilter
+from span_tree.analytics import _annotations, _browse, _lookup, _reports, _running, _verdicts
 from span_tree.analytics._errors import QueryError, StoreError, StoreNotFound, TraceNotFound
-from span_tree.analytics._filters import Filters, TimeLike, parse_time
+from span_tree.analytics._filters import Filters, Query, TimeLike, parse_time
 from span_tree.analytics._source import (
     Listing,
     configure,
@@ -696,43 +695,49 @@ class Store:
             raise StoreError(f"cannot write annotation to {self.url}: {error}") from None
         self.refresh()
 
-    # -- span browsing (the TUI's dashboard; see _browse.py) --------------------------
+    # -- span browsing: every span name, not only roots (the TUI; see _browse.py) -----
 
-    def span_names(self, selection: SpanFilter, *, limit: int | None = None) -> polars.DataFrame:
-        """One row per span name under ``selection``: latest status, counts, p50/p99.
+    def span_names(self, filters: Filters, *, limit: int | None = None) -> polars.DataFrame:
+        """One row per span name under ``filters``: latest status, counts, p50/p99.
 
         Raises:
-            QueryError: a bad ``selection.where`` expression, status or speed.
+            QueryError: a bad ``filters.where`` expression, status or speed.
         """
-        from span_tree.analytics import _browse
+        return self._run_browse(_browse.names(filters, limit=limit), filters)
 
-        return _browse.names(self, selection, limit=limit)
-
-    def span_timeline(
-        self, selection: SpanFilter, *, buckets: int, now: datetime
-    ) -> polars.DataFrame:
+    def span_timeline(self, filters: Filters, *, buckets: int, now: datetime) -> polars.DataFrame:
         """Selected span volume and failures in ``buckets`` equal time slices up to ``now``.
 
-        Raises:
-            QueryError: a bad ``selection.where`` expression, status or speed.
-        """
-        from span_tree.analytics import _browse
+        Columns: ``bucket, spans, errors`` with every bucket present, oldest first.
 
-        return _browse.timeline(self, selection, buckets=buckets, now=now)
+        Raises:
+            QueryError: a bad ``filters.where`` expression, status or speed.
+        """
+        found = self._run_browse(_browse.time_range(filters), filters)
+        window = _browse.timeline_window(filters, found, buckets=buckets, now=now)
+        if window is None:
+            return _browse.every_bucket(None, buckets)
+        first, width_us = window
+        query = _browse.timeline(filters, first=first, width_us=width_us)
+        return _browse.every_bucket(self._run_browse(query, filters), buckets)
 
     def spans_named(
-        self, selection: SpanFilter, *, name: str, limit: int | None = 200
+        self, filters: Filters, *, name: str, limit: int | None = 200
     ) -> polars.DataFrame:
         """The newest selected spans called ``name``, with their trace's root name.
 
         Raises:
-            QueryError: a bad ``selection.where`` expression, status or speed.
+            QueryError: a bad ``filters.where`` expression, status or speed.
         """
-        from span_tree.analytics import _browse
+        return self._run_browse(_browse.spans_named(filters, name=name, limit=limit), filters)
 
-        return _browse.spans_named(self, selection, name=name, limit=limit)
+    def _run_browse(self, query: Query, filters: Filters) -> polars.DataFrame:
+        try:
+            return self._pl(*query, first_date=_browse.first_date(filters))
+        except QueryError as error:
+            raise QueryError(f"filter failed: {error}") from None
 
-    def _report(self, query: _reports.Query, limit: int | None) -> polars.DataFrame:
+    def _report(self, query: Query, limit: int | None) -> polars.DataFrame:
         return self.pl(*_reports.limited(query, limit))
 
 

@@ -14,13 +14,18 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from span_tree._record import FinishedSpan
+
+if TYPE_CHECKING:
+    from span_tree import analytics
 
 T = TypeVar("T")
 
 STATUS_FILTERS = ("all", "error", "crash", "ok")
+# The status each choice asks the Store for (``analytics.Filters.status``).
+_STATUS_OF_CHOICE = {"all": None, "error": "failed", "crash": "crash", "ok": "succeeded"}
 SPEED_FILTERS = ("all", "slow", "fast")
 # Time ranges the span names screen cycles through: label, seconds back from "now" (None: all).
 TIME_RANGES: tuple[tuple[str, int | None], ...] = (
@@ -40,7 +45,8 @@ class SourceError(Exception):
 @dataclass(frozen=True)
 class FilterChoices:
     """What the user narrowed the span names (and their spans) to: the labels shown and
-    cycled on screen; ``_selection`` turns them into the Store's filter.
+    cycled on screen; ``for_store`` turns them into the Store's one filter,
+    ``span_tree.analytics.Filters``.
 
     Attributes:
         status: ``all`` | ``error`` (failed spans) | ``crash`` (failed roots, i.e.
@@ -81,6 +87,20 @@ class FilterChoices:
         """Start of the time range in µs since the epoch (``None``: no lower bound)."""
         seconds = dict(TIME_RANGES)[self.time_range]
         return None if seconds is None else now_us - seconds * 1_000_000
+
+    def for_store(self, namespace: str, now_us: int) -> analytics.Filters:
+        """The Store's filter for these choices in ``namespace`` (``""``: all), at ``now_us``."""
+        from span_tree.analytics import Filters as StoreFilters
+
+        since = self.since_us(now_us)
+        return StoreFilters(
+            namespace=namespace or None,
+            since=None if since is None else _datetime(since),
+            tags=self.tags or None,
+            status=_STATUS_OF_CHOICE[self.status],
+            speed=None if self.speed == "all" else self.speed,
+            where=self.where,
+        )
 
     def describe(self) -> str:
         """One line saying which filters are on."""
@@ -264,7 +284,7 @@ class StoreSource:
 
     def span_names(self, namespace: str, filters: FilterChoices, *, now_us: int) -> list[NameRow]:
         """One row per span name of ``namespace`` under ``filters``."""
-        selection = _selection(namespace, filters, now_us)
+        selection = filters.for_store(namespace, now_us)
         result = self._call(namespace, lambda store: store.span_names(selection))
         return [
             NameRow(
@@ -283,7 +303,7 @@ class StoreSource:
         self, namespace: str, filters: FilterChoices, *, now_us: int, buckets: int
     ) -> Timeline:
         """Span volume and errors of ``namespace`` in ``buckets`` equal time slices."""
-        selection = _selection(namespace, filters, now_us)
+        selection = filters.for_store(namespace, now_us)
         now = _datetime(now_us)
         result = self._call(
             namespace, lambda store: store.span_timeline(selection, buckets=buckets, now=now)
@@ -298,7 +318,7 @@ class StoreSource:
         self, namespace: str, filters: FilterChoices, *, now_us: int, name: str, limit: int
     ) -> list[SpanRow]:
         """The newest spans called ``name`` in ``namespace`` under ``filters``."""
-        selection = _selection(namespace, filters, now_us)
+        selection = filters.for_store(namespace, now_us)
         result = self._call(
             namespace, lambda store: store.spans_named(selection, name=name, limit=limit)
         )
@@ -385,17 +405,3 @@ def _one_line(error: BaseException) -> str:
 
 def _datetime(micros: int) -> datetime:
     return datetime.fromtimestamp(micros / 1e6, tz=UTC)
-
-
-def _selection(namespace: str, filters: FilterChoices, now_us: int) -> Any:
-    from span_tree.analytics import SpanFilter
-
-    since = filters.since_us(now_us)
-    return SpanFilter(
-        namespace=namespace or None,
-        since=None if since is None else _datetime(since),
-        tags=filters.tags or None,
-        status=None if filters.status == "all" else filters.status,
-        speed=None if filters.speed == "all" else filters.speed,
-        where=filters.where,
-    )
