@@ -178,8 +178,9 @@ class Spool:
             for name in names:
                 path = os.path.join(folder, name)
                 if name.endswith(_CLAIM_SUFFIX):
-                    _reclaim_if_stale(path, now)
-                elif name.endswith(self.suffix) and not name.startswith(TEMP_PREFIX):
+                    path = _reclaim_if_stale(path, now) or ""
+                    name = os.path.basename(path)
+                if name.endswith(self.suffix) and not name.startswith(TEMP_PREFIX):
                     found.append(os.path.relpath(path, self.directory).replace(os.sep, "/"))
         return sorted(found, key=lambda relative: relative.rsplit("/", 1)[-1])
 
@@ -236,11 +237,17 @@ class Spool:
         return not self.pending()
 
 
-def _reclaim_if_stale(claimed: str, now: float) -> None:
-    with contextlib.suppress(OSError):
-        if now - os.path.getmtime(claimed) > STALE_CLAIM_SECONDS:
-            # "<name>.<pid>.sending" -> "<name>"
-            os.replace(claimed, claimed[: -len(_CLAIM_SUFFIX)].rsplit(".", 1)[0])
+def _reclaim_if_stale(claimed: str, now: float) -> str | None:
+    """Give a claim older than ``STALE_CLAIM_SECONDS`` back; return the file's path then."""
+    # "<name>.<pid>.sending" -> "<name>"
+    original = claimed[: -len(_CLAIM_SUFFIX)].rsplit(".", 1)[0]
+    try:
+        if now - os.path.getmtime(claimed) <= STALE_CLAIM_SECONDS:
+            return None
+        os.replace(claimed, original)
+    except OSError:
+        return None
+    return original
 
 
 class _Call:
