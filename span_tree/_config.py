@@ -1,7 +1,7 @@
 """``configure()``: choose sinks, resource fields and behaviour; flush and shutdown.
 
 Environment variables (``SPANTREE_*``) fill in what ``configure`` was not told; without
-either, the defaults follow DESIGN §3: a rich tree on stderr plus the local Parquet
+either, the defaults are: a rich tree on stderr plus the local Parquet
 store on a terminal, one JSON line per span on stdout elsewhere, nothing under pytest.
 """
 

@@ -18,7 +18,7 @@ class TraceState:
     ``open_spans`` lets the root publish still-running children when it ends.
     """
 
-    __slots__ = ("counter", "links", "lock", "open_spans", "root_ended", "tags", "trace_id")
+    __slots__ = ("counter", "links", "lock", "open_spans", "tags", "trace_id")
 
     def __init__(self, trace_id: str, tags: dict[str, Any], links: tuple[str, ...] = ()) -> None:
         self.trace_id = trace_id
@@ -26,7 +26,6 @@ class TraceState:
         self.links = links
         self.counter = itertools.count(1)
         self.open_spans: set[Span] = set()
-        self.root_ended = False
         self.lock = threading.Lock()
 
 

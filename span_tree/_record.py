@@ -2,7 +2,8 @@
 
 ``FinishedSpan`` is a ``NamedTuple``: frozen, slotted (no per-instance ``__dict__``) and
 built in one C call from the live span, which keeps the recording path cheap. Its fields
-are exactly the span columns of DESIGN §4 (plus ``seq``, see below), in column order.
+are exactly the span columns of the store's Arrow schema
+(``span_tree.storage.schema.SPAN_SCHEMA``, pinned by a test), in column order.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Make attribute values safe for every sink: scrubbed, JSON-able, bounded.
 
-Scrubbing (DESIGN §9: no secret stored) has two halves, both applied on the worker
+Scrubbing (no secret may be stored, in any column) has two halves, both applied on the worker
 thread before any sink sees a span:
 
 * keys: a value under a key that looks sensitive (``password``, ``token``,

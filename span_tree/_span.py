@@ -689,7 +689,6 @@ def _finish_rest(span: Span) -> None:
     # The first span of the trace in this process (seq 1) is its local root: parent_id is
     # None, or the caller's span id when the trace was continued from another process.
     if span.seq == 1:
-        trace.root_ended = True
         # A parent never finishes silently before its children: publish the ones still
         # running as `started` now; their finished version follows when they end.
         for child in list(trace.open_spans):

@@ -3,7 +3,6 @@ module under ``span_tree/_commands`` and registers itself on ``app``."""
 
 from __future__ import annotations
 
-import importlib
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -13,6 +12,10 @@ import typer
 from typer.core import TyperGroup
 
 import span_tree
+from span_tree._commands import query as _query
+from span_tree._commands import receiver as _receiver
+from span_tree._commands import store as _store
+from span_tree._commands import tui as _tui
 
 try:  # typer >= 0.2x carries its own copy of click
     from typer._click import exceptions as click_errors
@@ -131,14 +134,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-# Modules that add commands; a missing one (a part not built yet) is skipped.
-COMMAND_MODULES = (
-    "span_tree._commands.store",
-    "span_tree._commands.query",
-    "span_tree._commands.receiver",
-    "span_tree._commands.tui",
-)
-
 
 def _version(value: bool) -> None:
     if value:
@@ -155,12 +150,9 @@ def main_options(
     """Query, browse and maintain span-tree stores."""
 
 
-for _module in COMMAND_MODULES:
-    try:
-        importlib.import_module(_module).register(app)
-    except ModuleNotFoundError as error:
-        if error.name != _module:
-            raise
+# The modules adding commands (each imports its heavy libraries inside its commands).
+for _module in (_store, _query, _receiver, _tui):
+    _module.register(app)
 
 
 def main() -> None:

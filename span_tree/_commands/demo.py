@@ -17,9 +17,12 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import span_tree
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 APP = "order-service"
 DEFAULT_NAMESPACE = "demo"
@@ -300,7 +303,7 @@ def _write_problem() -> str | None:
     return None
 
 
-def _print_report(console: Any, store: str, namespace: str) -> None:
+def _print_report(console: Console, store: str, namespace: str) -> None:
     from span_tree._display import format_duration, short_error_type
     from span_tree.analytics import Store
     from span_tree.analytics._formats import write_result

@@ -11,14 +11,12 @@ from __future__ import annotations
 import getpass
 import io
 import time
-from typing import Any, Literal
+from typing import Any
 
 import pyarrow as pa
 
 from span_tree.analytics._source import ANNOTATION_SCHEMA, ANNOTATIONS_DIR
 
-AnnotationStatus = Literal["crash", "silenced", "open"]
-AnnotationLevel = Literal["OK", "WARN", "ALERT"]
 STATUSES: tuple[str, ...] = ("crash", "silenced", "open")
 LEVELS: tuple[str, ...] = ("OK", "WARN", "ALERT")
 # The status of an annotation that removes the ones before it (``annotate --clear``):

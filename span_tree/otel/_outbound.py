@@ -40,7 +40,6 @@ from span_tree.otel._mapping import (
 )
 
 _INT64 = (-(2**63), 2**63 - 1)
-_STATUS_CODE_OK = 0  # UNSET: span-tree has no explicit "ok" status
 
 
 def set_any_value(target: Any, value: Any) -> None:

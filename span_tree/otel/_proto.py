@@ -44,9 +44,3 @@ def logs_service_pb2() -> Any:
 def json_format() -> Any:
     """``google.protobuf.json_format`` (OTLP/JSON bodies)."""
     return _import("google.protobuf.json_format")
-
-
-def message_error() -> type[Exception]:
-    """``google.protobuf.message.DecodeError``: a body that is not the message."""
-    error: type[Exception] = _import("google.protobuf.message").DecodeError
-    return error

@@ -20,6 +20,7 @@ from span_tree._record import FinishedSpan
 
 if TYPE_CHECKING:
     from span_tree import analytics
+    from span_tree.analytics import Store
 
 T = TypeVar("T")
 
@@ -220,7 +221,7 @@ class StoreSource:
         self.storage_options = dict(storage_options or {})
         self.only_namespace = only_namespace or None
         self.label = url or default_store()
-        self._stores: dict[str | None, Any] = {}
+        self._stores: dict[str | None, Store] = {}
         self._lock = threading.Lock()
 
     @classmethod
@@ -234,7 +235,7 @@ class StoreSource:
         """A source over the store at ``url`` (``None``: the local store)."""
         return cls(url, storage_options=storage_options, only_namespace=only_namespace)
 
-    def _store(self, namespace: str | None) -> Any:
+    def _store(self, namespace: str | None) -> Store:
         key = namespace or None
         if self.only_namespace is not None and key != self.only_namespace:
             raise SourceError(f"only namespace {self.only_namespace!r} can be read here")
@@ -244,7 +245,7 @@ class StoreSource:
             self._stores[key] = Store(self.url, storage_options=self.storage_options, namespace=key)
         return self._stores[key]
 
-    def _call(self, namespace: str | None, question: Callable[[Any], T]) -> T:
+    def _call(self, namespace: str | None, question: Callable[[Store], T]) -> T:
         with self._lock:
             try:
                 return question(self._store(namespace))
