@@ -27,6 +27,9 @@ from span_tree import _runtime, _threads
 from span_tree._record import FinishedSpan
 from span_tree.sinks.memory import MemorySink
 
+# The loopback receiver fixtures (`store`, `receiver`) the sink and storage tests share.
+pytest_plugins = ("support.http",)
+
 
 @pytest.fixture(autouse=True)
 def reset_tracing() -> Iterator[MemorySink]:

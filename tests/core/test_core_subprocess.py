@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.processes import TIMEOUT, clean_env, read_pty
+from support.processes import TIMEOUT, clean_env, read_pty, terminate_when_ready
 
 import span_tree
 
@@ -45,23 +45,7 @@ def span_lines(stdout: str) -> list[dict[str, Any]]:
 
 def start_and_terminate(mode: str, *args: str) -> tuple[int, str, str]:
     """Start the workload, wait for its "ready", send SIGTERM, collect the outcome."""
-    process = subprocess.Popen(
-        [sys.executable, str(SCRIPT), mode, *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=clean_env(),
-    )
-    try:
-        assert process.stderr is not None
-        assert "ready" == process.stderr.readline().strip()
-        process.send_signal(signal.SIGTERM)
-        stdout, stderr = process.communicate(timeout=TIMEOUT)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    return process.returncode, stdout, stderr
+    return terminate_when_ready([sys.executable, str(SCRIPT), mode, *args], clean_env())
 
 
 @pytest.mark.slow

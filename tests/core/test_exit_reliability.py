@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import glob
 import json
-import os
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +12,8 @@ from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
+from support.processes import clean_env, closed_port_url, hanging_endpoint, terminate_when_ready
+from support.spans import stored_rows
 
 from span_tree.storage.schema import table_to_records
 
@@ -24,14 +24,9 @@ UVICORN_APP = SCRIPT.with_name("uvicorn_app.py")
 TIMEOUT = 60  # a process that needs this long is hung, not slow
 
 
-def clean_env(spool: Path, options: dict[str, Any] | None = None) -> dict[str, str]:
-    """A user's environment: no pytest marker, no SPANTREE_* but the spool directory."""
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith("SPANTREE_") and key != "PYTEST_CURRENT_TEST"
-    }
-    env["SPANTREE_SPOOL_DIR"] = str(spool)
+def user_env(spool: Path, options: dict[str, Any] | None = None) -> dict[str, str]:
+    """A user's environment, with the spool directory and the test S3 options if given."""
+    env = clean_env(SPANTREE_SPOOL_DIR=str(spool))
     if options is not None:
         env["SPANTREE_TEST_S3"] = json.dumps(options)
     return env
@@ -69,7 +64,7 @@ def test_plain_exit_writes_every_span_to_s3(
     s3_endpoint: Any, s3_bucket: str, tmp_path: Path
 ) -> None:
     """1,000 spans and a plain exit (no flush()): all 1,000 are in S3, none in the spool."""
-    env = clean_env(tmp_path / "spool", s3_endpoint.storage_options)
+    env = user_env(tmp_path / "spool", s3_endpoint.storage_options)
     # Room for importing s3fs/pyarrow on a loaded machine; the exit itself must work.
     env["SPANTREE_TEST_EXIT_TIMEOUT"] = "30"
     result = run("exit", 1000, f"s3://{s3_bucket}/store", env)
@@ -81,11 +76,8 @@ def test_plain_exit_writes_every_span_to_s3(
 
 def test_store_down_at_exit_spools_every_span(tmp_path: Path) -> None:
     """S3 on a closed port: 3,000 spans are all in the spool after exit, or counted on stderr."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        url = f"http://127.0.0.1:{probe.getsockname()[1]}"
-    options = {"key": "k", "secret": "s", "client_kwargs": {"endpoint_url": url}}
-    result = run("exit", 3000, "s3://down/store", clean_env(tmp_path / "spool", options))
+    options = {"key": "k", "secret": "s", "client_kwargs": {"endpoint_url": closed_port_url()}}
+    result = run("exit", 3000, "s3://down/store", user_env(tmp_path / "spool", options))
     assert 0 == result.returncode, result.stderr
     spooled = spool_rows(tmp_path / "spool")
     # Under heavy load the spool may not be reached in time either: then the line counts.
@@ -94,12 +86,9 @@ def test_store_down_at_exit_spools_every_span(tmp_path: Path) -> None:
 
 def test_hanging_store_at_exit_spools_within_the_exit_timeout(tmp_path: Path) -> None:
     """S3 that accepts connections and never answers: exit still spools all 3,000 spans."""
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(64)
-        url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    with hanging_endpoint() as url:
         options = {"key": "k", "secret": "s", "client_kwargs": {"endpoint_url": url}}
-        result = run("exit", 3000, "s3://hangs/store", clean_env(tmp_path / "spool", options))
+        result = run("exit", 3000, "s3://hangs/store", user_env(tmp_path / "spool", options))
     assert 0 == result.returncode, result.stderr
     assert 3000 == spool_rows(tmp_path / "spool") + _counted_as_lost(result.stderr), result.stderr
 
@@ -114,7 +103,7 @@ def _counted_as_lost(stderr: str) -> int:
 
 def test_dropped_spans_are_reported_at_exit(tmp_path: Path) -> None:
     """Spans dropped by a full queue are counted in one stderr line at exit."""
-    result = run("losses", 5000, str(tmp_path / "store"), clean_env(tmp_path / "spool"))
+    result = run("losses", 5000, str(tmp_path / "store"), user_env(tmp_path / "spool"))
     assert 0 == result.returncode, result.stderr
     lines = [line for line in result.stderr.splitlines() if "spans not stored" in line]
     assert 1 == len(lines), result.stderr
@@ -124,26 +113,13 @@ def test_dropped_spans_are_reported_at_exit(tmp_path: Path) -> None:
 def test_sigterm_records_the_open_spans_as_failed(tmp_path: Path) -> None:
     """SIGTERM inside an open span: it and its open parent are stored failed by the signal."""
     store = tmp_path / "store"
-    process = subprocess.Popen(
+    code, _, stderr = terminate_when_ready(
         [sys.executable, str(SCRIPT), "sigterm", "3", str(store)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=clean_env(tmp_path / "spool"),
+        user_env(tmp_path / "spool"),
+        timeout=TIMEOUT,
     )
-    try:
-        assert process.stderr is not None
-        assert "ready" == process.stderr.readline().strip()
-        process.send_signal(signal.SIGTERM)
-        _, stderr = process.communicate(timeout=TIMEOUT)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    assert -signal.SIGTERM == process.returncode, stderr
-    rows = []
-    for path in glob.glob(f"{store}/spans/**/*.parquet", recursive=True):
-        rows.extend(table_to_records(pq.read_table(path)))
+    assert -signal.SIGTERM == code, stderr
+    rows = stored_rows(store)
     by_name = {row.name: row for row in rows}
     assert ["job", "step", "step", "step", "waiting"] == sorted(row.name for row in rows)
     for name in ("job", "waiting"):
@@ -159,11 +135,8 @@ def test_sigterm_records_the_open_spans_as_failed(tmp_path: Path) -> None:
 
 def test_hanging_receiver_at_exit_spools_every_span(tmp_path: Path) -> None:
     """A receiver that accepts connections and never answers: exit spools all 3,000 spans."""
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(64)
-        url = f"http://127.0.0.1:{listener.getsockname()[1]}"
-        result = run("http", 3000, url, clean_env(tmp_path / "spool"))
+    with hanging_endpoint() as url:
+        result = run("http", 3000, url, user_env(tmp_path / "spool"))
     assert 0 == result.returncode, result.stderr
     names = glob.glob(f"{tmp_path / 'spool'}/**/*.json.gz", recursive=True)
     spooled = sum(int(Path(name).name.split(".")[0].rsplit("-", 1)[1]) for name in names)
@@ -173,27 +146,13 @@ def test_hanging_receiver_at_exit_spools_every_span(tmp_path: Path) -> None:
 
 def test_store_down_at_sigterm_spools_the_spans(tmp_path: Path) -> None:
     """SIGTERM with S3 on a closed port: every span (the open ones failed) is in the spool."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        url = f"http://127.0.0.1:{probe.getsockname()[1]}"
-    options = {"key": "k", "secret": "s", "client_kwargs": {"endpoint_url": url}}
-    process = subprocess.Popen(
+    options = {"key": "k", "secret": "s", "client_kwargs": {"endpoint_url": closed_port_url()}}
+    code, _, stderr = terminate_when_ready(
         [sys.executable, str(SCRIPT), "sigterm", "300", "s3://down/store"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=clean_env(tmp_path / "spool", options),
+        user_env(tmp_path / "spool", options),
+        timeout=TIMEOUT,
     )
-    try:
-        assert process.stderr is not None
-        assert "ready" == process.stderr.readline().strip()
-        process.send_signal(signal.SIGTERM)
-        _, stderr = process.communicate(timeout=TIMEOUT)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    assert -signal.SIGTERM == process.returncode, stderr
+    assert -signal.SIGTERM == code, stderr
     assert 302 == spool_rows(tmp_path / "spool") + _counted_as_lost(stderr), stderr
 
 
@@ -205,28 +164,19 @@ def test_sigterm_under_uvicorn_stores_the_served_requests(tmp_path: Path) -> Non
 
     store = tmp_path / "store"
     port = free_port()
-    process = subprocess.Popen(
+    answers: list[str] = []
+    code, _, stderr = terminate_when_ready(
         [sys.executable, str(UVICORN_APP), str(port), str(store)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=clean_env(tmp_path / "spool"),
+        user_env(tmp_path / "spool"),
+        when_ready=lambda: answers.append(
+            httpx.get(f"http://127.0.0.1:{port}/work", timeout=30).text
+        ),
+        timeout=TIMEOUT,
     )
-    try:
-        assert process.stderr is not None
-        assert "ready" == process.stderr.readline().strip()
-        assert "ok" == httpx.get(f"http://127.0.0.1:{port}/work", timeout=30).text
-        process.send_signal(signal.SIGTERM)
-        _, stderr = process.communicate(timeout=TIMEOUT)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+    assert ["ok"] == answers
     # uvicorn shuts down gracefully, then raises the captured SIGTERM again: the usual code.
-    assert -signal.SIGTERM == process.returncode, stderr
-    rows = []
-    for path in glob.glob(f"{store}/spans/**/*.parquet", recursive=True):
-        rows.extend(table_to_records(pq.read_table(path)))
+    assert -signal.SIGTERM == code, stderr
+    rows = stored_rows(store)
     assert [("GET /work", "succeeded"), ("inner-work", "succeeded")] == sorted(
         (row.name, row.status) for row in rows
     )
@@ -235,8 +185,7 @@ def test_sigterm_under_uvicorn_stores_the_served_requests(tmp_path: Path) -> Non
 def test_spans_of_threads_ending_after_main_are_written_not_spooled(tmp_path: Path) -> None:
     """A non-daemon thread recording after the first exit flush: its spans reach the store."""
     store = tmp_path / "store"
-    result = run("late", 50, str(store), clean_env(tmp_path / "spool"))
+    result = run("late", 50, str(store), user_env(tmp_path / "spool"))
     assert 0 == result.returncode, result.stderr
-    files = glob.glob(f"{store}/spans/**/*.parquet", recursive=True)
-    names = sorted(row.name for path in files for row in table_to_records(pq.read_table(path)))
+    names = sorted(row.name for row in stored_rows(store))
     assert (["late"] * 50 + ["main"], 0) == (names, spool_rows(tmp_path / "spool"))

@@ -6,50 +6,23 @@ import glob
 import gzip
 import json
 import os
-import threading
 import time
-from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
 import pytest
+from support.http import LoopbackServer
+from support.spans import stored_rows, unit_spans
 
 import span_tree
-from span_tree._record import FinishedSpan
 from span_tree.receiver import key_store
 from span_tree.receiver._subprocess import ReceiverProcess, free_port
 from span_tree.sinks.http import HttpSink
-from span_tree.storage.schema import table_to_records
 from span_tree.testing import capture_spans
 
 pytestmark = pytest.mark.slow
-
-
-def make_spans(count: int) -> list[FinishedSpan]:
-    """``count`` finished span records from real spans."""
-    with capture_spans() as spans:
-        for index in range(count):
-            with span_tree.span("unit", index=index):
-                pass
-    return list(spans)
-
-
-def stored_ids(store: str) -> list[str]:
-    """Span ids of every row in the store."""
-    ids = []
-    for path in glob.glob(f"{store}/spans/**/*.parquet", recursive=True):
-        ids.extend(record.span_id for record in table_to_records(pq.read_table(path)))
-    return ids
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> str:
-    """An empty store directory."""
-    path = tmp_path / "store"
-    path.mkdir()
-    return str(path)
 
 
 @pytest.fixture
@@ -58,13 +31,9 @@ def key(store: str) -> str:
     return key_store(store).create("remote")
 
 
-@pytest.fixture
-def receiver(store: str) -> Iterator[ReceiverProcess]:
-    """A running receiver on the store."""
-    process = ReceiverProcess(store)
-    process.start()
-    yield process
-    process.stop()
+def stored_ids(store: str) -> list[str]:
+    """Span ids of every row in the store."""
+    return [record.span_id for record in stored_rows(store)]
 
 
 def test_configured_endpoint_sends_spans_to_the_store(
@@ -96,7 +65,7 @@ def test_unreachable_receiver_spools_then_a_later_process_replays(
     """Spans exported while the receiver is down are spooled, then sent by the next sink."""
     port = free_port()
     spool = str(tmp_path / "spool")
-    spans = make_spans(30)
+    spans = unit_spans(30)
     first = HttpSink(f"http://127.0.0.1:{port}", api_key=key, spool_dir=spool, backoff=0.01)
     first.export(spans[:10])
     first.export(spans[10:])  # receiver still down: queued behind the spool, no error
@@ -160,7 +129,7 @@ def test_receiver_restart_while_sending_loses_no_span(store: str, key: str, tmp_
     assert (True, 0) == (sink_stats["spooled_spans"] > 0, sink_stats["spool_files"])
 
 
-class ScriptedServer:
+class ScriptedServer(LoopbackServer):
     """A stdlib HTTP server on loopback answering with scripted statuses, then 202."""
 
     def __init__(
@@ -193,23 +162,15 @@ class ScriptedServer:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        super().__init__(Handler)
 
     def __enter__(self) -> ScriptedServer:
-        self.thread.start()
         return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(5)
 
 
 def test_429_retry_after_is_honoured_and_order_kept(tmp_path: Path) -> None:
     """After 429 Retry-After: 1 the sink waits, then sends the batches in their order."""
-    spans = make_spans(6)
+    spans = unit_spans(6)
     with ScriptedServer([(429, {"Retry-After": "1"})]) as server:
         sink = HttpSink(server.url, api_key="k", spool_dir=str(tmp_path))
         sink.export(spans[:3])
@@ -226,7 +187,7 @@ def test_429_retry_after_is_honoured_and_order_kept(tmp_path: Path) -> None:
 
 def test_a_claimed_old_spool_file_is_not_taken_back_by_another_sink(tmp_path: Path) -> None:
     """A batch spooled long ago and now being sent stays claimed: sent once, not twice."""
-    spans = make_spans(3)
+    spans = unit_spans(3)
     spool = tmp_path / "spool"
     with ScriptedServer([(503, {})]) as server:
         sender = HttpSink(server.url, api_key="k", spool_dir=str(spool), max_retries=0)
@@ -246,7 +207,7 @@ def test_a_claimed_old_spool_file_is_not_taken_back_by_another_sink(tmp_path: Pa
 
 def test_5xx_is_retried_within_the_export(tmp_path: Path) -> None:
     """A 503 without Retry-After, then 202: sent on the quick retry, nothing spooled."""
-    spans = make_spans(4)
+    spans = unit_spans(4)
     with ScriptedServer([(503, {}), (500, {})]) as server:
         sink = HttpSink(server.url, api_key="k", spool_dir=str(tmp_path), backoff=0.01)
         sink.export(spans)
@@ -265,7 +226,7 @@ def test_refused_batch_is_counted_not_retried(
 ) -> None:
     """A wrong key (401) drops the batch, counted as rejected, without spooling it."""
     sink = HttpSink(receiver.url, api_key="st_nope_nope", spool_dir=str(tmp_path))
-    sink.export(make_spans(5))
+    sink.export(unit_spans(5))
     sink.shutdown()
     stats = sink.stats()
     assert (5, 0, 0, []) == (
@@ -285,7 +246,7 @@ def test_full_spool_drops_and_counts(tmp_path: Path) -> None:
         max_spool_bytes=1,
         max_retries=0,
     )
-    sink.export(make_spans(7))
+    sink.export(unit_spans(7))
     sink.shutdown()
     assert (7, 0) == (sink.stats()["dropped_spans"], sink.stats()["spool_files"])
 
@@ -294,7 +255,7 @@ def test_big_batches_are_split_under_the_body_limit(
     receiver: ReceiverProcess, key: str, store: str, tmp_path: Path
 ) -> None:
     """Batches larger than max_body_bytes go out as several requests, all accepted."""
-    spans = make_spans(40)
+    spans = unit_spans(40)
     sink = HttpSink(receiver.url, api_key=key, spool_dir=str(tmp_path), max_body_bytes=4096)
     sink.export(spans)
     sink.shutdown()
@@ -307,7 +268,7 @@ def test_one_bad_span_does_not_sink_its_batch(
     receiver: ReceiverProcess, key: str, store: str, tmp_path: Path
 ) -> None:
     """A span the receiver refuses (422 with its index) is dropped; the rest is stored."""
-    spans = make_spans(5)
+    spans = unit_spans(5)
     spans[2] = spans[2]._replace(line=2**40)  # beyond the int32 column
     sink = HttpSink(receiver.url, api_key=key, spool_dir=str(tmp_path))
     sink.export(spans)

@@ -6,36 +6,25 @@ import gzip
 import json
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pyarrow.parquet as pq
 import pytest
+from support.http import LoopbackServer
+from support.spans import unit_spans
 
-import span_tree
-from span_tree._record import FinishedSpan, span_to_json
+from span_tree._record import span_to_json
 from span_tree.receiver import key_store
 from span_tree.receiver._subprocess import ReceiverProcess
 from span_tree.sinks.http import HttpSink
 from span_tree.sinks.parquet import ParquetSink
 from span_tree.storage import list_span_files, open_store
-from span_tree.testing import capture_spans
 
 pytestmark = pytest.mark.slow
-
-
-def make_spans(count: int) -> list[FinishedSpan]:
-    """``count`` finished span records from real spans."""
-    with capture_spans() as spans:
-        for index in range(count):
-            with span_tree.span("unit", index=index):
-                pass
-    return list(spans)
 
 
 def stored(store: str) -> tuple[list[str], int]:
@@ -44,7 +33,7 @@ def stored(store: str) -> tuple[list[str], int]:
     return [Path(path).name for path in files], sum(pq.read_metadata(p).num_rows for p in files)
 
 
-class LossyProxy:
+class LossyProxy(LoopbackServer):
     """Forwards requests to the receiver; for the first ``drop`` ones, loses the answer.
 
     The receiver has written the batch when its answer is lost: what a client sees
@@ -76,32 +65,7 @@ class LossyProxy:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        """Stop serving."""
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> str:
-    """An empty store directory."""
-    path = tmp_path / "store"
-    path.mkdir()
-    return str(path)
-
-
-@pytest.fixture
-def receiver(store: str) -> Iterator[ReceiverProcess]:
-    """A running receiver (``spantree serve``) on the store."""
-    process = ReceiverProcess(store)
-    process.start()
-    yield process
-    process.stop()
+        super().__init__(Handler)
 
 
 def test_http_retry_after_a_lost_answer_adds_no_rows(
@@ -117,7 +81,7 @@ def test_http_retry_after_a_lost_answer_adds_no_rows(
             max_retries=2,
             backoff=0.01,
         )
-        spans = make_spans(5)
+        spans = unit_spans(5)
         sink.export(spans)
         sink.shutdown()
     finally:
@@ -146,7 +110,7 @@ def test_spool_replay_after_a_lost_answer_adds_no_rows(
             max_retries=0,
             backoff=0.01,
         )
-        spans = make_spans(4)
+        spans = unit_spans(4)
         sink.export(spans)
         assert 1 == sink.stats()["spool_files"]  # the send "failed": kept for later
         assert sink.force_flush(10.0)
@@ -171,7 +135,7 @@ def test_parquet_sink_replay_of_a_put_that_landed_late_adds_no_rows(
     monkeypatch.setattr("span_tree.sinks.parquet.put_prepared", slow_put)
     store = str(tmp_path / "store")
     sink = ParquetSink(store, spool_dir=str(tmp_path / "spool"), put_timeout=0.1, retries=1)
-    spans = make_spans(3)
+    spans = unit_spans(3)
     sink.export(spans)
     sink.force_flush(5.0)
     assert 1 == sink.stats()["spool_pending_files"]
@@ -186,7 +150,7 @@ def test_parquet_sink_replay_of_a_put_that_landed_late_adds_no_rows(
 
 def test_ingest_twice_adds_no_rows(tmp_path: Path) -> None:
     """`spantree ingest` of the same lines twice (even re-prefixed by a collector) adds nothing."""
-    spans = make_spans(6)
+    spans = unit_spans(6)
     year = 365 * 86_400 * 1_000_000  # µs
     earlier = [
         s._replace(span_id=s.span_id[::-1], start_time=s.start_time - year, end_time=s.start_time)
@@ -213,7 +177,7 @@ def test_receiver_body_without_batch_id_is_written_as_legacy(
 ) -> None:
     """A client that sends no batch id (older sinks) gets legacy files; a bad id is a 422."""
     key = key_store(store).create("old")
-    spans = [json.loads(span_to_json(span)) for span in make_spans(2)]
+    spans = [json.loads(span_to_json(span)) for span in unit_spans(2)]
     url = receiver.url + "/v1/spans"
     headers = {"X-API-Key": key}
     assert 202 == httpx.post(url, json={"spans": spans}, headers=headers).status_code

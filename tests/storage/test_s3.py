@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -10,6 +9,7 @@ from typing import Any
 
 import duckdb
 import pyarrow.parquet as pq
+from support.processes import hanging_endpoint
 
 from span_tree.sinks.parquet import ParquetSink
 from span_tree.storage import (
@@ -102,17 +102,17 @@ def test_unreachable_s3_spools_and_never_blocks(
 
 def test_hanging_s3_is_given_up_on_and_spooled(tmp_path: Path, make_spans: Any) -> None:
     """An endpoint that accepts connections but never answers: flush returns, spans spool."""
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(16)  # connections complete in the backlog; nothing ever replies
-    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
-    options = {
-        "key": "testing",
-        "secret": "testing",
-        "client_kwargs": {"endpoint_url": url, "region_name": "us-east-1"},
-        "config_kwargs": {"connect_timeout": 2, "read_timeout": 5, "retries": {"max_attempts": 1}},
-    }
-    try:
+    with hanging_endpoint() as url:
+        options = {
+            "key": "testing",
+            "secret": "testing",
+            "client_kwargs": {"endpoint_url": url, "region_name": "us-east-1"},
+            "config_kwargs": {
+                "connect_timeout": 2,
+                "read_timeout": 5,
+                "retries": {"max_attempts": 1},
+            },
+        }
         sink = ParquetSink(
             "s3://hanging/store",
             storage_options=options,
@@ -130,8 +130,6 @@ def test_hanging_s3_is_given_up_on_and_spooled(tmp_path: Path, make_spans: Any) 
         )
         assert stats["last_store_error"].startswith("TimeoutError")
         sink.shutdown()
-    finally:
-        listener.close()
 
 
 def test_idempotent_write_and_compaction_protocol_on_s3(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import glob
 import logging
+from pathlib import Path
 
 import pyarrow.parquet as pq
 
@@ -24,3 +26,18 @@ def make_spans(count: int = 3, *, namespace: str = "default") -> list[FinishedSp
 def read_back(paths: list[str]) -> list[FinishedSpan]:
     """Read span files back into records."""
     return [record for path in paths for record in table_to_records(pq.read_table(path))]
+
+
+def unit_spans(count: int) -> list[FinishedSpan]:
+    """``count`` finished records of one-span traces named "unit"."""
+    with capture_spans() as spans:
+        for index in range(count):
+            with span_tree.span("unit", index=index):
+                pass
+    return list(spans)
+
+
+def stored_rows(store: str | Path) -> list[FinishedSpan]:
+    """Every span row in the Parquet files of a local store, as the files hold them."""
+    paths = glob.glob(f"{store}/spans/**/*.parquet", recursive=True)
+    return read_back(sorted(paths))
