@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from cyksuid.v2 import Ksuid
 
 KSUID_LENGTH = 27
 _KSUID_RE = re.compile(r"^[0-9A-Za-z]{27}$")
 _HEX32_RE = re.compile(r"^[0-9a-f]{32}$")
 
 
-_make_ksuid: Any = None
+_make_ksuid: Callable[[], Ksuid] | None = None
 
 
 def new_trace_id() -> str:
@@ -25,7 +29,7 @@ def new_trace_id() -> str:
     return str(_make_ksuid())
 
 
-def _parse_ksuid(text: str) -> Any:
+def _parse_ksuid(text: str) -> Ksuid:
     from cyksuid.v2 import parse
 
     return parse(text)

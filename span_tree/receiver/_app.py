@@ -7,7 +7,7 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from starlette.applications import Starlette
@@ -27,6 +27,10 @@ from span_tree.receiver._limits import (
 from span_tree.receiver._openapi import openapi_document
 from span_tree.receiver._window import check_window
 from span_tree.storage._writer import PreparedFile, prepare_column_files, put_prepared
+
+if TYPE_CHECKING:
+    from span_tree.storage._auto import AutoCompactor
+    from span_tree.storage._location import StoreLocation
 
 logger = logging.getLogger("span_tree.receiver")
 
@@ -142,7 +146,7 @@ def _build(config: ReceiverConfig) -> Starlette:
 
 
 class _Service:
-    def __init__(self, config: ReceiverConfig, location: Any, keys: KeyStore) -> None:
+    def __init__(self, config: ReceiverConfig, location: StoreLocation, keys: KeyStore) -> None:
         self.config = config
         self.location = location
         self.keys = keys
@@ -151,7 +155,7 @@ class _Service:
         self.writing = anyio.CapacityLimiter(config.max_concurrent_writes)
         self.accepted_spans = 0
         self.accepted_requests = 0
-        self.compactor: Any = None
+        self.compactor: AutoCompactor | None = None
         # namespace -> (monotonic time, rows): pollers share one query per interval.
         self._status_cache: dict[str, tuple[float, list[dict[str, Any]]]] = {}
 
