@@ -11,6 +11,7 @@ from support.analytics_store import TRACE_IDS, build_records, build_store
 from span_tree import w3c_trace_id
 from span_tree.analytics import (
     AmbiguousTraceId,
+    Filters,
     QueryError,
     Store,
     StoreNotFound,
@@ -267,3 +268,22 @@ def test_a_bad_annotation_file_is_skipped_not_fatal(tmp_path: Path) -> None:
     assert [("abc", "crash")] == store.sql("select fingerprint, status from annotations").fetchall()
     assert 1 == len(store.problems)
     assert "stray.parquet" in store.problems[0]
+
+
+def test_span_browsing_takes_the_one_filter(store: Store) -> None:
+    """span_names/spans_named take the reports' Filters: app, status, namespace and tags narrow."""
+    reporter = store.span_names(Filters(app="reporter"))
+    assert [("report", "failed", 0, 1)] == list(
+        reporter.select("name", "status", "ok", "failed").iter_rows()
+    )
+    failed = store.span_names(Filters(status="failed"))
+    assert [("report", 1), ("checkout", 2)] == list(failed.select("name", "failed").iter_rows())
+    chosen = Filters(namespace="shop", tags={"env": "prod"})
+    durations = store.spans_named(chosen, name="db.query")["duration_us"].to_list()
+    assert [1000, 400, 300, 200, 100] == durations
+
+
+def test_span_browsing_refuses_an_unknown_status(store: Store) -> None:
+    """A status outside succeeded/failed/started/crash is one clear QueryError."""
+    with pytest.raises(QueryError, match="status must be one of succeeded, failed, started, crash"):
+        store.span_names(Filters(status="error"))
