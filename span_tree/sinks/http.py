@@ -178,6 +178,17 @@ class HttpSink:
                 self._client.close()
                 self._client = None
 
+    def tick(self) -> None:
+        """Send spooled batches once the pause is over, even if nothing new is exported.
+
+        The processor's worker calls this on each wake-up (about twice a second); it
+        costs a directory listing when the spool is empty.
+        """
+        if self._retry.is_open() or self._past_exit() or not self.spool.pending():
+            return
+        with self._lock:
+            self._drain(deadline=self._limit(time.monotonic() + self._timeout_seconds()))
+
     def set_exit_deadline(self, deadline: float | None) -> None:
         """The process is exiting: the receiver gets until ``deadline`` (monotonic), then
         what is left is spooled at once. ``None``: running normally again."""

@@ -237,6 +237,24 @@ def test_refused_batch_is_counted_not_retried(
     )
 
 
+def test_tick_sends_the_spool_once_the_pause_is_over(tmp_path: Path) -> None:
+    """Spooled after a 503, the batch goes out on a tick after the pause, with no new export."""
+    spans = unit_spans(3)
+    with ScriptedServer([(503, {})]) as server:
+        sink = HttpSink(
+            server.url, api_key="k", spool_dir=str(tmp_path), max_retries=0, backoff=0.05
+        )
+        sink.export(spans)
+        spooled = sink.stats()["spool_files"]
+        sink.tick()  # still paused: nothing is sent
+        sent_while_paused = len(server.requests)
+        time.sleep(0.15)
+        sink.tick()
+        sink.shutdown()
+    assert (1, 1, 2) == (spooled, sent_while_paused, len(server.requests))
+    assert ([s.span_id for s in spans], 0) == (server.requests[1][1], sink.stats()["spool_files"])
+
+
 def test_full_spool_drops_and_counts(tmp_path: Path) -> None:
     """When the spool is full, spans are dropped and counted; export never raises."""
     sink = HttpSink(
