@@ -1,19 +1,20 @@
 """TUI responsiveness, measured with Textual's pilot on real stores.
 
-1. Time to a filled dashboard on a big store (the store of ``benchmarks/query.py``:
-   ~200 span names, 30 days x 3 namespaces), from app start to rows on screen, for the
-   default range (24h), 7 days and everything. Peer in the same run: the same ``Store``
-   calls without any UI (open + ``span_names`` + ``span_timeline``), and the CLI's
-   ``Store.dashboard()`` view, so the UI's own overhead shows as a ratio.
+1. Time to a filled span names screen (the first screen) on a big store (the store of
+   ``benchmarks/query.py``: ~200 span names, 30 days x 3 namespaces), from app start to
+   rows on screen, for the default range (24h), 7 days and everything. Peer in the same
+   run: the same ``Store`` calls without any UI (open + ``span_names`` +
+   ``span_timeline``), and the CLI's ``Store.dashboard()`` view (root names), so the
+   UI's own overhead shows as a ratio.
 2. One trace of 10,000 spans: time to open it (find trace -> tree on screen) and the
    latency of each key press moving through it (down, page down, left/right, end/home),
    animations off. Peer in the same run: the same keys on a trace of 101 spans, so the
    ratio shows what the trace's size costs.
-3. Writes ``docs/tui.svg`` (dashboard) and ``docs/tui-trace.svg`` (a failed trace) from a
+3. Writes ``docs/tui.svg`` (span names) and ``docs/tui-trace.svg`` (a failed trace) from a
    ``spantree demo`` store, for the README.
 
 Medians of several repeats; results in ``benchmarks/results/tui.json``. Target: the
-dashboard in under 2 s on the 10M-span store.
+span names screen in under 2 s on the 10M-span store.
 
     python benchmarks/tui.py                                  # 1M spans (a few minutes)
     python benchmarks/tui.py --spans 10000000 --store DIR     # the full target size
@@ -79,17 +80,17 @@ async def _until(pilot: Any, ready: Callable[[], bool], timeout: float = 120) ->
         await pilot.pause(0.005)
 
 
-def _dashboard_ready(app: SpanTreeApp) -> bool:
+def _names_ready(app: SpanTreeApp) -> bool:
     screen = app.screen
     return isinstance(screen, NamesScreen) and not screen.loading and bool(screen.rows)
 
 
-async def _time_dashboard(root: str, time_range: str, state: Path) -> float:
-    """Seconds from app start to a filled dashboard with ``time_range`` as the default."""
+async def _time_names(root: str, time_range: str, state: Path) -> float:
+    """Seconds from app start to a filled span names screen with ``time_range`` as the default."""
     app = _app(root, NAMESPACE, NOW_US, state, time_range)
     started = time.perf_counter()
     async with app.run_test(size=SIZE) as pilot:
-        await _until(pilot, lambda: _dashboard_ready(app))
+        await _until(pilot, lambda: _names_ready(app))
         return time.perf_counter() - started
 
 
@@ -115,12 +116,12 @@ def _median(values: list[float]) -> float:
     return statistics.median(values)
 
 
-def bench_dashboard(
+def bench_span_names(
     root: str, repeats: int, ranges: list[str], state: Path
 ) -> list[dict[str, Any]]:
     rows = []
     for time_range in ranges:
-        ui = [asyncio.run(_time_dashboard(root, time_range, state)) for _ in range(repeats)]
+        ui = [asyncio.run(_time_names(root, time_range, state)) for _ in range(repeats)]
         headless = [_time_headless(root, time_range) for _ in range(repeats)]
         rows.append(
             {
@@ -130,7 +131,7 @@ def bench_dashboard(
                 "ratio": _median(ui) / _median(headless),
             }
         )
-        print(f"  dashboard {time_range}: {rows[-1]['tui_s']:.2f}s", flush=True)
+        print(f"  span names {time_range}: {rows[-1]['tui_s']:.2f}s", flush=True)
     return rows
 
 
@@ -199,7 +200,7 @@ async def _trace_timings(root: str, trace_id: str, state: Path) -> dict[str, Any
     # Scrolling animations would be timed as latency; a key's own work is what counts.
     app.animation_level = "none"
     async with app.run_test(size=SIZE) as pilot:
-        await _until(pilot, lambda: _dashboard_ready(app))
+        await _until(pilot, lambda: _names_ready(app))
         await pilot.press("t")
         await _until(pilot, lambda: bool(app.screen.query(Input)))
         app.screen.query_one(Input).value = trace_id
@@ -266,12 +267,12 @@ async def _screenshots(root: str, state: Path) -> None:
 
     app = _app(root, "demo", time.time_ns() // 1000, state)
     async with app.run_test(size=(120, 32)) as pilot:
-        await _until(pilot, lambda: _dashboard_ready(app))
+        await _until(pilot, lambda: _names_ready(app))
         await pilot.pause(0.2)
         DOCS.mkdir(exist_ok=True)
         app.save_screenshot("tui.svg", str(DOCS))
         await pilot.press("e")
-        await _until(pilot, lambda: _dashboard_ready(app))
+        await _until(pilot, lambda: _names_ready(app))
         screen = app.screen
         assert isinstance(screen, NamesScreen)
         await pilot.press("o", "o", "o")  # sort by name
@@ -330,7 +331,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="timed repeats")
     parser.add_argument("--trace-spans", type=int, default=10_000, help="spans of the big trace")
     parser.add_argument(
-        "--ranges", default="24h,7d,all", help="dashboard time ranges to time (comma list)"
+        "--ranges", default="24h,7d,all", help="span names time ranges to time (comma list)"
     )
     parser.add_argument("--no-screenshots", action="store_true", help="skip docs/tui*.svg")
     args = parser.parse_args()
@@ -339,8 +340,8 @@ def main() -> None:
         args.spans = json.loads((Path(root) / "bench.json").read_text())["spans"]
     ensure_store(root, args.spans)
     state = Path(tempfile.mkdtemp(prefix="spantree-tui-state-")) / "tui.json"
-    print("timing the dashboard ...", flush=True)
-    dashboard = bench_dashboard(root, args.repeats, args.ranges.split(","), state)
+    print("timing the span names screen ...", flush=True)
+    span_names = bench_span_names(root, args.repeats, args.ranges.split(","), state)
     cli = _median([_time_cli_dashboard(root) for _ in range(args.repeats)])
     print("timing a big trace ...", flush=True)
     trace = bench_trace(args.trace_spans, args.repeats, state)
@@ -348,9 +349,10 @@ def main() -> None:
     if not args.no_screenshots:
         screenshots(state)
     print()
-    print(f"dashboard on {args.spans:,} spans (namespace {NAMESPACE!r}, {SIZE[0]}x{SIZE[1]})")
+    where = f"namespace {NAMESPACE!r}, {SIZE[0]}x{SIZE[1]}"
+    print(f"span names screen on {args.spans:,} spans ({where})")
     print(f"{'range':<8}{'TUI':>10}{'Store only':>12}{'ratio':>8}")
-    for row in dashboard:
+    for row in span_names:
         print(
             f"{row['range']:<8}{row['tui_s']:>9.2f}s{row['store_only_s']:>11.2f}s{row['ratio']:>8.2f}"
         )
@@ -374,7 +376,7 @@ def main() -> None:
             {
                 "spans": args.spans,
                 "repeats": args.repeats,
-                "dashboard": dashboard,
+                "span_names": span_names,
                 "cli_dashboard_s": cli,
                 "trace": trace,
                 "small_trace": small,
