@@ -155,6 +155,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--spans", type=int, default=2_000_000)
     parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--out", type=Path, default=RESULTS, help="where the JSON goes")
     args = parser.parse_args()
     cases = [
         run_case(args.spans, 1, "block"),
@@ -177,8 +178,8 @@ def main() -> None:
             f"{case['stdout_lines']:>11,}"
         )
     print(f"memory per queued span (a small span with one attribute): {bytes_per_span:,.0f} bytes")
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(
         json.dumps({"cases": cases, "queued_span_bytes": bytes_per_span}, indent=2) + "\n"
     )
 
