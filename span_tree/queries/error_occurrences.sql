@@ -116,10 +116,11 @@ flat AS (
         AND child.error_type IS NOT DISTINCT FROM l.type
         AND child.error_message IS NOT DISTINCT FROM l.message
 ),
-located AS (
+patterns AS (
+    -- The normalised message, computed once per distinct message (the same error recurs
+    -- with the same text: far fewer regex evaluations than occurrences).
     SELECT
-        *,
-        regexp_extract_all(traceback, 'File "[^"]*", line \d+, in [^\s]+')[-1] AS frame,
+        message,
         regexp_replace(regexp_replace(regexp_replace(regexp_replace(regexp_replace(
         regexp_replace(regexp_replace(regexp_replace(regexp_replace(
             message,
@@ -135,20 +136,35 @@ located AS (
             '<hex>', 'g'),
             '\d+(?:\.\d+)?', '<n>', 'g'),
             '\s+', ' ', 'g') AS pattern
-    FROM flat
+    FROM (SELECT DISTINCT message FROM flat)
+),
+frames AS (
+    -- The innermost traceback frame's file name and function, once per distinct traceback.
+    SELECT
+        traceback,
+        nullif(
+            regexp_extract(frame, 'File "(?:[^"]*[\\/])?([^"\\/]*)"', 1)
+            || ':' || regexp_extract(frame, 'in ([^\s]+)$', 1),
+            ':'
+        ) AS frame_location
+    FROM (
+        SELECT
+            traceback,
+            regexp_extract_all(traceback, 'File "[^"]*", line \d+, in [^\s]+')[-1] AS frame
+        FROM (SELECT DISTINCT traceback FROM flat)
+    )
 ),
 fingerprinted AS (
     SELECT
-        *,
+        flat.*,
+        p.pattern,
         coalesce(
-            nullif(
-                regexp_extract(frame, 'File "(?:[^"]*[\\/])?([^"\\/]*)"', 1)
-                || ':' || regexp_extract(frame, 'in ([^\s]+)$', 1),
-                ':'
-            ),
+            f.frame_location,
             regexp_extract(coalesce(file, ''), '([^\\/]*)$', 1) || ':' || coalesce(function, span_name)
         ) AS location
-    FROM located
+    FROM flat
+    JOIN patterns AS p USING (message)
+    JOIN frames AS f USING (traceback)
 )
 SELECT
     substr(md5(concat_ws('|', CASE WHEN handled THEN 'handled' ELSE 'fatal' END,
