@@ -160,6 +160,32 @@ def rows() -> list[tuple[str, str, str, str]]:
                 "≤ 1 s",
             ),
         ]
+    if scale and "C" in scale:
+        c = scale["C"]
+        stats = next(row for row in c["views"] if row["query"] == "span_stats")
+        vs_a = c.get("span_stats_vs_a")
+        trace, cold = c["store_trace"], c["cold_trace"]
+        table += [
+            (
+                f"cold `spantree sql` span_stats, {c['spans']:,} spans in {c['files']} files"
+                " (`store_scale.py`, every view answered)",
+                f"{stats['spantree_s']:.1f} s, {stats['spantree_rss_mib']:.0f} MiB",
+                f"{vs_a:.1f}x its time on 10M" if vs_a else "",
+                "≤ 12x the 10M time",
+            ),
+            (
+                f"`Store.trace(id)` once open, {c['spans']:,} spans",
+                f"{trace['median_ms']:.0f} ms",
+                "",
+                "≤ 150 ms",
+            ),
+            (
+                f"cold `spantree trace ID`, {c['spans']:,} spans",
+                f"{cold['spantree_s']:.2f} s",
+                f"plain DuckDB lookup {cold['plain_s']:.2f} s ({cold['ratio']:.2f}x)",
+                "≤ 2x plain",
+            ),
+        ]
     receiver = load("receiver")
     if receiver:
         over_http = [r for r in receiver["results"] if r["setup"].startswith("receiver, 2")]
