@@ -136,7 +136,13 @@ patterns AS (
             '<hex>', 'g'),
             '\d+(?:\.\d+)?', '<n>', 'g'),
             '\s+', ' ', 'g') AS pattern
-    FROM (SELECT DISTINCT message FROM flat)
+    FROM (
+        -- From the sources of flat's messages, not from flat: Spark inlines each
+        -- reference to a CTE, and flat is the recursive walk.
+        SELECT coalesce(error_message, '') AS message FROM failed
+        UNION
+        SELECT coalesce(message, '') FROM logged
+    )
 ),
 frames AS (
     -- The innermost traceback frame's file name and function, once per distinct traceback.
@@ -151,7 +157,11 @@ frames AS (
         SELECT
             traceback,
             regexp_extract_all(traceback, 'File "[^"]*", line \d+, in [^\s]+')[-1] AS frame
-        FROM (SELECT DISTINCT traceback FROM flat)
+        FROM (
+            SELECT coalesce(error_traceback, '') AS traceback FROM failed
+            UNION
+            SELECT coalesce(traceback, '') FROM logged
+        )
     )
 ),
 fingerprinted AS (
