@@ -1,14 +1,14 @@
 -- dashboard: one row per (namespace, app, root span name): each kind of run.
 -- Answers: Name · Status (of the latest run) · Counts (runs, succeeded, failed, running)
 -- · LastTime (start of the latest run), plus p50/p99 run duration and the error rate.
--- A run is a trace, its root as `traces` picks it (a parentless span first, then the
--- earliest), found among the only spans that can be a root: parentless spans and local
--- roots (seq 1, the first span of the trace in its process; seq 0, unknown, counts as
--- one). Every other span started inside its local root, so it is never the earliest.
--- That reads a tenth of the rows a group over every span of every trace reads; only a
--- run still going (no root duration) looks at all its spans for its end so far.
 CREATE OR REPLACE VIEW dashboard AS
 WITH runs AS (
+    -- A run is a trace, its root as `traces` picks it (a parentless span first, then the
+    -- earliest), found among the only spans that can be a root: parentless spans and
+    -- local roots (seq 1, the first span of the trace in its process; seq 0, unknown,
+    -- counts as one). Every other span started inside its local root, so it is never the
+    -- earliest. That reads a tenth of the rows a group over every span of every trace
+    -- reads; only a run still going (no root duration) looks at all its spans for its end.
     SELECT
         trace_id,
         arg_min(
