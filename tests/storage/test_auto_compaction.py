@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -28,8 +29,13 @@ def past_spans(count: int) -> list[FinishedSpan]:
     return [span._replace(date=PAST) for span in spans]
 
 
-def wait_for_one_compacted_file(store: str, timeout: float = 30.0) -> list[str]:
-    """Poll the listing until readers read one compacted file; return the files."""
+def wait_for_one_compacted_file(
+    store: str, timeout: float = 30.0, tick: Callable[[], None] = lambda: None
+) -> list[str]:
+    """Poll the listing until readers read one compacted file; return the files.
+
+    ``tick`` runs between polls (a sink's, as the processor's worker calls it).
+    """
     deadline = time.monotonic() + timeout
     files = list_span_files(open_store(store)).files
     while time.monotonic() < deadline:
@@ -37,11 +43,12 @@ def wait_for_one_compacted_file(store: str, timeout: float = 30.0) -> list[str]:
         if len(files) == 1 and file_kind(Path(files[0]).name) == COMPACTED:
             break
         time.sleep(0.1)
+        tick()
     return files
 
 
 def test_parquet_sink_compacts_its_closed_partitions_in_the_background(tmp_path: Path) -> None:
-    """A long-running sink merges the small files it wrote once they are old enough."""
+    """A long-running sink, ticked as the processor does, merges its small files once old enough."""
     store = str(tmp_path / "store")
     sink = ParquetSink(
         store, spool_dir=str(tmp_path / "spool"), compact_interval=0.3, compact_min_age=0
@@ -50,7 +57,7 @@ def test_parquet_sink_compacts_its_closed_partitions_in_the_background(tmp_path:
     for start in range(0, 9, 3):
         sink.export(spans[start : start + 3])
         assert sink.force_flush(5.0)
-    files = wait_for_one_compacted_file(store)
+    files = wait_for_one_compacted_file(store, tick=sink.tick)
     sink.shutdown()
     assert (1, len(spans)) == (len(files), pq.read_metadata(files[0]).num_rows)
 
