@@ -31,7 +31,7 @@ def _open(store: str | None, storage_options: str | None, *, must_exist: bool = 
         location = open_store(store, storage_options=parse_storage_options(storage_options))
     except ValueError as error:
         raise typer.BadParameter(str(error), param_hint="--store") from None
-    if must_exist and location.is_local and not location.fs.isdir(location.root):
+    if must_exist and location.is_local and not os.path.isdir(location.root):
         raise fail(f"no store at {location.root}")
     return location
 

@@ -98,7 +98,7 @@ def open_location(url: str | None, storage_options: dict[str, Any] | None) -> An
         location = open_store(url, storage_options=storage_options)
     except ValueError as error:
         raise StoreNotFound(str(error)) from None
-    if location.is_local and not location.fs.isdir(location.root):
+    if location.is_local and not os.path.isdir(location.root):
         raise StoreNotFound(
             f"no store at {location.root} (run `spantree demo --store {location.root}`"
             " to create one)"
@@ -169,14 +169,16 @@ def list_spans(
 
 def list_annotations(location: Any) -> list[str]:
     """Engine-readable paths of the annotation files."""
-    fs = location.fs
     directory = location.join(ANNOTATIONS_DIR)
-    if not fs.exists(directory):
+    if location.is_local:
+        names = os.listdir(directory) if os.path.isdir(directory) else []
+        paths = [f"{directory}/{name}" for name in names if name.endswith(".parquet")]
+    elif location.fs.exists(directory):
+        paths = location.fs.glob(f"{directory}/*.parquet")
+    else:
         return []
     return sorted(
-        location.url_of(path)
-        for path in fs.glob(f"{directory}/*.parquet")
-        if not path.rsplit("/", 1)[-1].startswith(".")
+        location.url_of(path) for path in paths if not path.rsplit("/", 1)[-1].startswith(".")
     )
 
 

@@ -6,6 +6,7 @@ SQL lives in those faces.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -142,7 +143,7 @@ class Store:
         self._build(first_date)
 
     def _build(self, first_date: str | None) -> None:
-        if self.location.is_local and not self.location.fs.isdir(self.location.root):
+        if self.location.is_local and not os.path.isdir(self.location.root):
             # The whole store is gone: say so, do not show it as empty.
             raise StoreNotFound(f"no store at {self.location.root} (it was removed)")
         try:
@@ -286,7 +287,7 @@ class Store:
         message = str(error)
         listing = self._listing
         if _verdicts.is_vanished(message):
-            if self.location.is_local and not self.location.fs.isdir(self.location.root):
+            if self.location.is_local and not os.path.isdir(self.location.root):
                 return False  # the whole store is gone: say so, do not show it as empty
             self._build(listing.first_date)
             return True

@@ -56,6 +56,9 @@ class Verdict:
 
 def file_stamp(location: Any, url: str) -> str:
     """``size:mtime`` (or ``size:etag``) of a store file; changes when the file does."""
+    if location.is_local:
+        status = os.stat(url)
+        return f"{status.st_size}:{status.st_mtime}"
     info = location.fs.info(_fs_path(location, url))
     version = info.get("mtime") or info.get("ETag") or info.get("LastModified") or ""
     return f"{info.get('size')}:{version}"

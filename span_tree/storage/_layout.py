@@ -7,6 +7,8 @@ idempotently), ``<id>.c.parquet`` (a compacted file) and any other ``*.parquet``
 
 from __future__ import annotations
 
+import glob
+import os
 import re
 from typing import NamedTuple
 
@@ -122,17 +124,24 @@ def parse_partition(location: StoreLocation, directory: str) -> Partition | None
 
 def list_partitions(location: StoreLocation, *, namespace: str | None = None) -> list[Partition]:
     """Return the store's partitions (sorted), optionally of one namespace only."""
-    fs = location.fs
     spans_root = location.spans_root
     if namespace is not None and safe_namespace(namespace) != namespace:
         return []  # no such directory can exist, and its characters could be glob syntax
-    if not fs.exists(spans_root):
-        return []
     pattern = f"namespace={namespace}" if namespace is not None else "namespace=*"
+    if location.is_local:  # the standard library's glob: no fsspec import (start-up)
+        found = glob.glob(f"{pattern}/date=*", root_dir=spans_root)
+        directories = [f"{spans_root}/{path}" for path in found]
+        isdir = os.path.isdir
+    else:
+        fs = location.fs
+        if not fs.exists(spans_root):
+            return []
+        directories = fs.glob(f"{spans_root}/{pattern}/date=*")
+        isdir = fs.isdir
     partitions = []
-    for directory in fs.glob(f"{spans_root}/{pattern}/date=*"):
+    for directory in directories:
         partition = parse_partition(location, directory)
-        if partition is not None and fs.isdir(directory):
+        if partition is not None and isdir(directory):
             partitions.append(partition)
     return sorted(partitions)
 

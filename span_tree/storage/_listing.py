@@ -205,7 +205,6 @@ def list_partition_files(
 
     ``result`` (when given) collects the problems found outside any partition.
     """
-    fs = location.fs
     first = str(first_date) if first_date is not None else None
     last = str(last_date) if last_date is not None else None
     base = location.spans_root
@@ -213,7 +212,7 @@ def list_partition_files(
         if safe_namespace(namespace) != namespace:
             return []  # never written under such a name
         base = f"{base}/namespace={namespace}"
-    _invalidate(fs, location.spans_root)
+    _invalidate(location, location.spans_root)
     by_directory: dict[str, dict[str, int]] = {}
     stray: list[FileProblem] = []
     if first is None and last is None:
@@ -249,7 +248,7 @@ def list_partition_files(
 
 def list_partition(location: StoreLocation, directory: str) -> PartitionListing:
     """List one partition directory (fs path) and apply the supersession rule."""
-    _invalidate(location.fs, directory)
+    _invalidate(location, directory)
     return _resolve_partition(location, directory, _list_directory(location, directory))
 
 
@@ -367,8 +366,11 @@ def _list_directory(location: StoreLocation, directory: str) -> dict[str, int]:
     return files
 
 
-def _invalidate(fs: Any, path: str) -> None:
+def _invalidate(location: StoreLocation, path: str) -> None:
     # Object-store filesystems cache listings; a reader must see files written since.
+    if location.is_local:
+        return  # the local filesystem caches nothing
+    fs = location.fs
     invalidate = getattr(fs, "invalidate_cache", None)
     if invalidate is not None:
         invalidate(path)

@@ -1,16 +1,19 @@
-"""Where a store lives: an fsspec filesystem plus a root path inside it."""
+"""Where a store lives: an fsspec filesystem plus a root path inside it.
+
+A local store imports fsspec only when something asks for its filesystem: listing and
+reading a local store go through ``os`` and DuckDB, and importing fsspec (with asyncio)
+was a third of a ``spantree sql`` process's start-up.
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-import fsspec
-from fsspec.implementations.local import LocalFileSystem
-
 SPANS_DIR = "spans"
+LOCAL = "file"
 
 
 @dataclass(frozen=True)
@@ -25,15 +28,24 @@ class StoreLocation:
         protocol: ``"file"`` for a local store, else the fsspec protocol (``"s3"``...).
     """
 
-    fs: Any
     root: str
     url: str
     protocol: str
+    filesystem: Any = field(default=None, repr=False, compare=False)
+
+    @property
+    def fs(self) -> Any:
+        """The fsspec filesystem (a local store's is made on first use)."""
+        if self.filesystem is None:
+            from fsspec.implementations.local import LocalFileSystem
+
+            object.__setattr__(self, "filesystem", LocalFileSystem())
+        return self.filesystem
 
     @property
     def is_local(self) -> bool:
         """True when the store is a directory on this machine."""
-        return isinstance(self.fs, LocalFileSystem)
+        return self.protocol == LOCAL
 
     @property
     def spans_root(self) -> str:
@@ -78,17 +90,23 @@ def open_store(
 
         url = default_store()
     options = dict(storage_options or {})
+    if "://" not in url and not options:
+        root = os.path.abspath(os.path.expanduser(url))
+        return StoreLocation(root=root, url=root, protocol=LOCAL)
     if "://" not in url:
         url = os.path.abspath(os.path.expanduser(url))
+    import fsspec
+    from fsspec.implementations.local import LocalFileSystem
+
     try:
         fs, root = fsspec.core.url_to_fs(url, **options)
     except (ImportError, ValueError) as error:
         raise ValueError(f"cannot open store {url!r}: {error}") from error
     if isinstance(fs, LocalFileSystem):
         root = os.path.abspath(root)
-        return StoreLocation(fs=fs, root=root, url=root, protocol="file")
+        return StoreLocation(root=root, url=root, protocol=LOCAL, filesystem=fs)
     protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
     root = root.rstrip("/")
     return StoreLocation(
-        fs=fs, root=root, url=f"{protocol}://{root.lstrip('/')}", protocol=protocol
+        root=root, url=f"{protocol}://{root.lstrip('/')}", protocol=protocol, filesystem=fs
     )

@@ -9,6 +9,7 @@ connection must not run two queries at once.
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 from collections.abc import Callable, Mapping
@@ -261,7 +262,7 @@ class StoreSource:
         with self._lock:
             try:
                 location = open_store(self.url, storage_options=self.storage_options)
-                if location.is_local and not location.fs.isdir(location.root):
+                if location.is_local and not os.path.isdir(location.root):
                     raise SourceError(
                         f"no store at {location.root} (run `spantree demo --store"
                         f" {location.root}` to create one)"

@@ -71,8 +71,9 @@ def small_store(root: Path) -> None:
 
 
 def test_sql_csv_imports_only_what_it_uses(tmp_path: Path) -> None:
-    """`spantree sql --format csv` loads duckdb and pyarrow, not pydantic, rich, polars,
-    textual, pyarrow.compute or the storage writer."""
+    """`spantree sql --format csv` on a local store loads duckdb and pyarrow, not
+    pydantic, rich, polars, textual, pyarrow.compute, the storage writer, or fsspec (and
+    with it asyncio): a local store is listed with the standard library."""
     small_store(tmp_path)
     out, modules = imported_by_cli(
         "sql", "--store", str(tmp_path), "--format", "csv", "select count(*) from spans"
@@ -89,6 +90,8 @@ def test_sql_csv_imports_only_what_it_uses(tmp_path: Path) -> None:
         "span_tree.storage._writer",
         "span_tree.storage._compact",
         "span_tree.sinks",
+        "fsspec",
+        "asyncio",
     )
     assert [] == [name for name in heavy if name in modules]
     assert {"duckdb", "pyarrow"} <= modules  # the probe is sound: the query ran
