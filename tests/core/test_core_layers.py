@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 
 import pytest
+from support.imports import imported_submodules
 
 PACKAGE = Path(__file__).parents[2] / "span_tree"
 
@@ -28,34 +28,6 @@ MAY_IMPORT_PACKAGES = {"_config", "api", "__init__"}
 LAYER_OF = {module: index for index, layer in enumerate(LAYERS) for module in layer}
 
 
-def span_tree_imports(path: Path) -> set[str]:
-    """Names of span_tree modules imported anywhere in ``path``, except type-only ones."""
-    tree = ast.parse(path.read_text())
-    type_only = {
-        id(node)
-        for statement in ast.walk(tree)
-        if isinstance(statement, ast.If) and "TYPE_CHECKING" in ast.unparse(statement.test)
-        for block in statement.body
-        for node in ast.walk(block)
-    }
-    found: set[str] = set()
-    for node in ast.walk(tree):
-        if id(node) in type_only:
-            continue
-        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            if node.module == "span_tree":
-                found.update(alias.name for alias in node.names)
-            elif node.module.startswith("span_tree."):
-                found.add(node.module.split(".")[1])
-        elif isinstance(node, ast.Import):
-            found.update(
-                alias.name.split(".")[1]
-                for alias in node.names
-                if alias.name.startswith("span_tree.")
-            )
-    return found
-
-
 def test_every_core_module_has_a_layer() -> None:
     """A new module of the core package is placed in a layer (else this test is blind to it)."""
     core = {path.stem for path in PACKAGE.glob("*.py")} - {"cli"}
@@ -66,7 +38,7 @@ def test_every_core_module_has_a_layer() -> None:
 @pytest.mark.parametrize("module", sorted(LAYER_OF))
 def test_module_imports_only_lower_layers(module: str) -> None:
     """Each core module imports core modules of lower layers only."""
-    imported = span_tree_imports(PACKAGE / f"{module}.py")
+    imported = imported_submodules(PACKAGE / f"{module}.py", "span_tree")
     upward = {
         name
         for name in imported
@@ -87,4 +59,4 @@ def test_a_lower_module_importing_a_higher_one_is_caught(tmp_path: Path) -> None
         "def later():\n    from span_tree._config import configure\n"
         "from span_tree import _record\n"
     )
-    assert {"_config", "_record"} == span_tree_imports(source)
+    assert {"_config", "_record"} == imported_submodules(source, "span_tree")

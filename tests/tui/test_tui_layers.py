@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 
 import pytest
+from support.imports import imported_submodules
 
 PACKAGE = Path(__file__).parents[2] / "span_tree" / "tui"
 
@@ -22,26 +22,6 @@ LAYERS: list[set[str]] = [
 LAYER_OF = {module: index for index, layer in enumerate(LAYERS) for module in layer}
 
 
-def tui_imports(path: Path) -> set[str]:
-    """The span_tree.tui modules ``path`` imports, except type-only imports."""
-    tree = ast.parse(path.read_text())
-    type_only = {
-        id(node)
-        for statement in ast.walk(tree)
-        if isinstance(statement, ast.If) and "TYPE_CHECKING" in ast.unparse(statement.test)
-        for block in statement.body
-        for node in ast.walk(block)
-    }
-    return {
-        node.module.split(".")[2]
-        for node in ast.walk(tree)
-        if id(node) not in type_only
-        and isinstance(node, ast.ImportFrom)
-        and node.module
-        and node.module.startswith("span_tree.tui.")
-    }
-
-
 def test_every_tui_module_has_a_layer() -> None:
     """A new TUI module is placed in a layer (else this test is blind to it)."""
     assert sorted(LAYER_OF) == sorted(path.stem for path in PACKAGE.glob("*.py"))
@@ -50,6 +30,6 @@ def test_every_tui_module_has_a_layer() -> None:
 @pytest.mark.parametrize("module", sorted(LAYER_OF))
 def test_tui_module_imports_only_lower_layers(module: str) -> None:
     """``module`` imports no TUI module of its own layer or above."""
-    imported = tui_imports(PACKAGE / f"{module}.py")
+    imported = imported_submodules(PACKAGE / f"{module}.py", "span_tree.tui")
     upward = sorted(name for name in imported if LAYER_OF[name] >= LAYER_OF[module])
     assert [] == upward
