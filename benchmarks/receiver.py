@@ -69,6 +69,7 @@ def stage_profile(spans: list[dict[str, Any]], repeats: int) -> dict[str, float]
     from span_tree._record import span_from_json_dict
     from span_tree.receiver._bulk import bulk_columns
     from span_tree.receiver._ingest import gunzip_bounded, parse_body
+    from span_tree.receiver._typed import decode_body, typed_columns
     from span_tree.storage._writer import prepare_column_files, stamped_columns_table, table_bytes
 
     body = gzip_body(spans)
@@ -83,6 +84,7 @@ def stage_profile(spans: list[dict[str, Any]], repeats: int) -> dict[str, float]
         return statistics.median(samples) * 1e3
 
     decoded = orjson.loads(raw)["spans"]
+    structs = decode_body(raw)[0]  # type: ignore[index]
     columns = parse_body(raw, namespace="bench").columns
     table = stamped_columns_table(columns, 1)
     return {
@@ -92,10 +94,14 @@ def stage_profile(spans: list[dict[str, Any]], repeats: int) -> dict[str, float]
         "validate (span_from_json_dict)": timed(
             lambda: [span_from_json_dict(item, namespace="bench") for item in decoded]
         ),
-        "bulk_columns (receiver's fast path)": timed(
+        "bulk_columns (after orjson: usual path)": timed(
             lambda: bulk_columns(decoded, namespace="bench", tags={})
         ),
-        "parse_body (orjson + bulk)": timed(lambda: parse_body(raw, namespace="bench")),
+        "msgspec decode (typed path)": timed(lambda: decode_body(raw)),
+        "typed_columns (typed path)": timed(
+            lambda: typed_columns(structs, namespace="bench", tags={})
+        ),
+        "parse_body (typed path, as served)": timed(lambda: parse_body(raw, namespace="bench")),
         "columns -> sorted Arrow table": timed(lambda: stamped_columns_table(columns, 1)),
         "Arrow table -> zstd Parquet bytes": timed(lambda: table_bytes(table)),
         "prepare_column_files (both)": timed(lambda: prepare_column_files(columns)),

@@ -25,6 +25,7 @@ from span_tree._record import (
 )
 from span_tree.receiver._bulk import bulk_columns
 from span_tree.receiver._limits import DEFAULT_MAX_SPANS
+from span_tree.receiver._typed import decode_body, typed_columns
 
 MAX_TAGS = 64
 MAX_TAG_LENGTH = 1024
@@ -119,6 +120,9 @@ def parse_body(body: bytes, *, namespace: str, max_spans: int = DEFAULT_MAX_SPAN
 
 
 def _parse(body: bytes, *, namespace: str, max_spans: int) -> ParsedBody:
+    typed = _parse_typed(body, namespace=namespace, max_spans=max_spans)
+    if typed is not None:
+        return typed
     try:
         document = orjson.loads(body)
     except orjson.JSONDecodeError as error:
@@ -138,6 +142,21 @@ def _parse(body: bytes, *, namespace: str, max_spans: int) -> ParsedBody:
     # Some span is unusual or wrong: validate one by one, naming the first bad span.
     records = parse_row_wise(spans, namespace=namespace, tags=tags)
     return ParsedBody(list(zip(*records, strict=True)) if records else _NO_COLUMNS, batch_id)
+
+
+def _parse_typed(body: bytes, *, namespace: str, max_spans: int) -> ParsedBody | None:
+    """The typed path (msgspec): ``None`` when the body needs the usual one."""
+    decoded = decode_body(body)
+    if decoded is None:
+        return None
+    spans, tags_value, batch_value = decoded
+    if len(spans) > max_spans:
+        return None
+    # Checked as on the usual path, in its order: the same answer for a bad one.
+    batch_id = _batch_id(batch_value)
+    tags = _body_tags(tags_value)
+    columns = typed_columns(spans, namespace=namespace, tags=tags)
+    return None if columns is None else ParsedBody(columns, batch_id)
 
 
 _BATCH_RE = re.compile(r"[0-9A-Za-z]{27}")

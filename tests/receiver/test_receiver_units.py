@@ -14,11 +14,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import span_tree
-from span_tree._record import span_to_json_dict
+from span_tree._record import FinishedSpan, span_to_json_dict
 from span_tree.integrations import remote_parent, trace_headers
 from span_tree.receiver import KeyStore
 from span_tree.receiver._bulk import bulk_records
 from span_tree.receiver._ingest import IngestError, gunzip_bounded, parse_row_wise, parse_spans
+from span_tree.receiver._typed import decode_body, typed_columns
 from span_tree.testing import capture_spans
 
 
@@ -312,3 +313,30 @@ def test_bulk_path_agrees_with_the_row_wise_validator(
 def test_bulk_path_takes_real_bodies() -> None:
     """Bodies printed by the library take the fast path."""
     assert bulk_records(_REAL, namespace="ns", tags={}) is not None
+
+
+def _typed_records(spans: list[Any], tags: dict[str, str]) -> list[Any] | None:
+    decoded = decode_body(json.dumps({"spans": spans}).encode())
+    if decoded is None:
+        return None
+    columns = typed_columns(decoded[0], namespace="ns", tags=tags)
+    return None if columns is None else list(zip(*columns, strict=True))
+
+
+@settings(max_examples=400, deadline=None)
+@given(body=_bodies())
+def test_typed_path_agrees_with_the_row_wise_validator(
+    body: tuple[list[Any], dict[str, str]],
+) -> None:
+    """Whatever the typed (msgspec) path accepts, the row-wise validator accepts identically."""
+    spans, tags = body
+    typed = _typed_records(spans, tags)
+    if typed is not None:
+        assert [tuple(r) for r in parse_row_wise(spans, namespace="ns", tags=tags)] == typed
+
+
+def test_typed_path_takes_real_bodies() -> None:
+    """Bodies printed by the library take the typed path, with the bulk path's columns."""
+    assert bulk_records(_REAL, namespace="ns", tags={"env": "x"}) == [
+        FinishedSpan._make(row) for row in _typed_records(_REAL, {"env": "x"}) or []
+    ]
