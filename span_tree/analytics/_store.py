@@ -212,6 +212,8 @@ class Store:
             create_span_views(self._con, Listing())
         try:
             self._views |= create_views(self._con, missing | self._views)
+            # That created the live running_spans again: point it at the known keys anew.
+            self._running_ready = False
         finally:
             if listing is not None and listing.files:
                 create_span_views(self._con, listing)

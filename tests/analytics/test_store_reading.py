@@ -325,6 +325,23 @@ def test_running_spans_are_computed_once_per_partition_files(
     assert [[day0, day1], [day1]] == evaluated
 
 
+def test_running_spans_stay_remembered_when_a_later_query_adds_views(tmp_path: Path) -> None:
+    """A second query that needs more views does not put back the live running_spans
+    (a scan of every snapshot partition per query): it reads the remembered keys."""
+    location = open_store(str(tmp_path))
+    span = _spans(0, 1)[0]
+    write_spans(location, [span._replace(status="started", end_time=None, duration_us=None)])
+    write_spans(location, _spans(1))
+    store = Store(str(tmp_path))
+    assert [(4,)] == store.sql("select count(*) from spans").fetchall()
+    assert [(4,)] == store.sql("select sum(count)::int from span_stats").fetchall()
+    definition = store.sql(
+        "select sql from duckdb_views() where view_name = 'running_spans'"
+    ).fetchall()[0][0]
+    assert "running_span_keys" in definition
+    assert [(span.span_id,)] == store.sql("select span_id from running_spans").fetchall()
+
+
 def test_bounded_memory_settings(tmp_path: Path, cache_dir: Path) -> None:
     """DuckDB gets a memory limit and spills under the cache directory."""
     store = Store(build_store(tmp_path), memory_limit="300MB")
