@@ -73,7 +73,7 @@ def serve(
     """
     import uvicorn
 
-    from span_tree.receiver._protocol import NoDelayH11Protocol
+    from span_tree.receiver._protocol import NoDelayHttpToolsProtocol
 
     config = ReceiverConfig(
         store=store,
@@ -94,7 +94,7 @@ def serve(
         # Bounded: beyond this many open connections clients get 503 and retry.
         "limit_concurrency": 512,
         "timeout_graceful_shutdown": 30,
-        "http": NoDelayH11Protocol,
+        "http": NoDelayHttpToolsProtocol,
     }
     if workers <= 1:
         uvicorn.run(_build(config), **options)
