@@ -149,10 +149,10 @@ def test_old_store_with_duplicates_reads_each_span_once(tmp_path: Path) -> None:
 # -- listing by range --------------------------------------------------------------------
 
 
-def test_since_lists_only_the_partitions_it_needs(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """traces(since=...) lists the days from since's day on; SQL over all lists all."""
+@pytest.fixture
+def listed_first_dates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """A store of ten days (one span a day) in tmp_path; the list fills with the
+    ``first_date`` of each listing of it."""
     import span_tree.storage
 
     location = open_store(str(tmp_path))
@@ -166,6 +166,14 @@ def test_since_lists_only_the_partitions_it_needs(
         return real(location, **options)
 
     monkeypatch.setattr(span_tree.storage, "list_span_files", spy)
+    return asked
+
+
+def test_since_lists_only_the_partitions_it_needs(
+    tmp_path: Path, listed_first_dates: list[Any]
+) -> None:
+    """traces(since=...) lists the days from since's day on; SQL over all lists all."""
+    asked = listed_first_dates
     store = Store(str(tmp_path))
     since = BASE + timedelta(days=8)
     assert 2 == store.traces(since=since).height
@@ -177,23 +185,10 @@ def test_since_lists_only_the_partitions_it_needs(
 
 
 def test_trace_of_a_known_day_lists_from_that_day(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, listed_first_dates: list[Any]
 ) -> None:
     """Store.trace(KSUID) lists from the day before its id's day, not the whole store."""
-    import span_tree.storage
-
-    location = open_store(str(tmp_path))
-    for day in range(10):
-        write_spans(location, _spans(day, 1))
-    asked: list[Any] = []
-    real = span_tree.storage.list_span_files
-    monkeypatch.setattr(
-        span_tree.storage,
-        "list_span_files",
-        lambda location, **options: (
-            asked.append(options.get("first_date")) or real(location, **options)
-        ),
-    )
+    asked = listed_first_dates
     wanted = _spans(7, 1)[0]
     assert [wanted.span_id] == [s.span_id for s in Store(str(tmp_path)).trace(wanted.trace_id)]
     assert ["2026-03-07"] == asked

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
@@ -68,24 +70,35 @@ class LossyProxy(LoopbackServer):
         super().__init__(Handler)
 
 
+@contextlib.contextmanager
+def sink_losing_one_answer(
+    receiver: ReceiverProcess, store: str, tmp_path: Path, *, max_retries: int
+) -> Iterator[tuple[HttpSink, LossyProxy]]:
+    """An HttpSink sending to the receiver through a proxy that loses the first answer."""
+    proxy = LossyProxy(receiver.url, drop=1)
+    try:
+        yield (
+            HttpSink(
+                proxy.url,
+                api_key=key_store(store).create("remote"),
+                spool_dir=str(tmp_path / "spool"),
+                max_retries=max_retries,
+                backoff=0.01,
+            ),
+            proxy,
+        )
+    finally:
+        proxy.close()
+
+
 def test_http_retry_after_a_lost_answer_adds_no_rows(
     receiver: ReceiverProcess, store: str, tmp_path: Path
 ) -> None:
     """The receiver wrote but its answer was lost: the retry lands on the same file."""
-    proxy = LossyProxy(receiver.url, drop=1)
-    try:
-        sink = HttpSink(
-            proxy.url,
-            api_key=key_store(store).create("remote"),
-            spool_dir=str(tmp_path / "spool"),
-            max_retries=2,
-            backoff=0.01,
-        )
-        spans = unit_spans(5)
+    spans = unit_spans(5)
+    with sink_losing_one_answer(receiver, store, tmp_path, max_retries=2) as (sink, proxy):
         sink.export(spans)
         sink.shutdown()
-    finally:
-        proxy.close()
     names, rows = stored(store)
     assert (2, 1, 1, len(spans)) == (
         len(proxy.forwarded),
@@ -101,22 +114,12 @@ def test_spool_replay_after_a_lost_answer_adds_no_rows(
     receiver: ReceiverProcess, store: str, tmp_path: Path
 ) -> None:
     """A batch spooled after a lost answer and replayed later is written once."""
-    proxy = LossyProxy(receiver.url, drop=1)
-    try:
-        sink = HttpSink(
-            proxy.url,
-            api_key=key_store(store).create("remote"),
-            spool_dir=str(tmp_path / "spool"),
-            max_retries=0,
-            backoff=0.01,
-        )
-        spans = unit_spans(4)
+    spans = unit_spans(4)
+    with sink_losing_one_answer(receiver, store, tmp_path, max_retries=0) as (sink, proxy):
         sink.export(spans)
         assert 1 == sink.stats()["spool_files"]  # the send "failed": kept for later
         assert sink.force_flush(10.0)
         sink.shutdown()
-    finally:
-        proxy.close()
     names, rows = stored(store)
     assert (2, 1, len(spans)) == (len(proxy.forwarded), len(names), rows)
 
