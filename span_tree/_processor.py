@@ -17,14 +17,17 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Callable, Sequence
+from itertools import chain
 from typing import Any
 
-from span_tree._record import FinishedSpan
+from span_tree._record import FinishedSpan, columns_from_records, records_from_columns
 from span_tree.typing import Sink
 
 SinkFactory = Callable[[], Sink]
 # Turns a batch of queued items (live spans, ready records) into records for the sinks.
 BatchConverter = Callable[[list[Any]], list[FinishedSpan]]
+# The same, into columns (one list per SPAN_COLUMNS entry) for sinks that take columns.
+ColumnConverter = Callable[[list[Any]], list[list[Any]]]
 
 
 def _records_as_they_are(items: list[Any]) -> list[FinishedSpan]:
@@ -66,8 +69,12 @@ class BatchProcessor:
             counts as hung: producers then drop (and count) instead of waiting, until the
             worker takes a batch again. A slow sink slows producers down; a stuck one
             costs them at most this once.
-        convert: turns a batch of queued items into records (configure passes the
-            span layer's converter of live spans; the default takes records as they are).
+        convert: turns a batch of queued items into records (the default takes records
+            as they are).
+        convert_columns: turns a batch of queued items into columns (configure passes
+            the span layer's converter of live spans). When given, each batch is
+            converted once into columns: sinks with ``export_columns`` (the Parquet sink)
+            take them as they are, the others get records made from them.
         on_worker_start: called first on the worker thread (configure passes what keeps
             the worker's own logging and library calls from being traced).
         batch_size: spans per export call; a full batch wakes the worker early.
@@ -84,12 +91,14 @@ class BatchProcessor:
         on_full: str = "block",
         max_block: float = 2.0,
         convert: BatchConverter = _records_as_they_are,
+        convert_columns: ColumnConverter | None = None,
         on_worker_start: Callable[[], None] | None = None,
     ) -> None:
         if on_full not in ("block", "drop"):
             raise ValueError(f"on_full must be 'block' or 'drop', not {on_full!r}")
         self._factories = list(sink_factories)
         self._convert = convert
+        self._convert_columns = convert_columns
         self._on_worker_start = on_worker_start
         self._max_queue_size = max_queue_size
         self._max_block = max_block if on_full == "block" else 0.0
@@ -354,7 +363,6 @@ class BatchProcessor:
         return sinks
 
     def _export_queued(self) -> None:
-        convert = self._convert
         queue = self.queue
         popleft = queue.popleft
         while queue:
@@ -362,41 +370,55 @@ class BatchProcessor:
             # Room again: let producers waiting on a full queue go on.
             self._stalled = False
             self._room.set()
-            try:
-                batch = convert(items)
-            except Exception:
-                batch = self._convert_one_by_one(items)
-            if batch:
-                self._export(batch)
+            if self._convert_columns is not None:
+                columns = self._converted(self._convert_columns, items)
+                if columns is not None and columns[0]:
+                    self._export(_Batch(columns=columns))
+                continue
+            records = self._converted(self._convert, items)
+            if records:
+                self._export(_Batch(records=records))
 
-    def _convert_one_by_one(self, items: list[Any]) -> list[FinishedSpan]:
-        """The slow path after a conversion failed: keep every span that converts."""
-        batch = []
+    def _converted(self, convert: Callable[[list[Any]], Any], items: list[Any]) -> Any:
+        """``convert(items)``; after a failure, one by one, keeping every span that converts."""
+        try:
+            return convert(items)
+        except Exception:
+            pass
+        parts = []
         for item in items:
             try:
-                batch.extend(self._convert([item]))
+                parts.append(convert([item]))
             except Exception as error:
                 self.converted_errors += 1
-                name = _bounded(item.name)
+                name = _bounded(getattr(item, "name", item))
                 _report(f"span_tree: could not record span {name}: {_bounded(error)}")
-        return batch
+        if convert is not self._convert_columns:
+            return list(chain.from_iterable(parts))
+        if not parts:
+            return None
+        return [list(chain.from_iterable(column)) for column in zip(*parts, strict=True)]
 
-    def _export(self, batch: list[FinishedSpan]) -> None:
+    def _export(self, batch: _Batch) -> None:
         assert self._sinks is not None
-        self._in_flight = len(batch)
+        self._in_flight = size = len(batch)
         for sink, sink_stats in self._sinks:
             self._sink_call_started = time.monotonic()
             try:
-                sink.export(batch)
+                export_columns = getattr(sink, "export_columns", None)
+                if export_columns is not None:
+                    export_columns(batch.columns())
+                else:
+                    sink.export(batch.records())
             except Exception as error:
                 sink_stats.errors += 1
-                sink_stats.failed_spans += len(batch)
+                sink_stats.failed_spans += size
                 sink_stats.last_error = _bounded(error)
                 if sink_stats.errors == 1:
                     _report(f"span_tree: sink {sink_stats.name} failed: {sink_stats.last_error}")
             else:
                 sink_stats.batches += 1
-                sink_stats.exported_spans += len(batch)
+                sink_stats.exported_spans += size
         self._sink_call_started = None
         self._in_flight = 0
 
@@ -428,6 +450,34 @@ class BatchProcessor:
                 sink_stats.errors += 1
                 sink_stats.last_error = _bounded(error)
         self._sink_call_started = None
+
+
+class _Batch:
+    """One batch for the sinks, as columns or records: each form made once, when asked."""
+
+    __slots__ = ("_columns", "_records")
+
+    def __init__(
+        self,
+        *,
+        columns: list[list[Any]] | None = None,
+        records: list[FinishedSpan] | None = None,
+    ) -> None:
+        self._columns = columns
+        self._records = records
+
+    def __len__(self) -> int:
+        return len(self._records) if self._records is not None else len(self.columns()[0])
+
+    def columns(self) -> list[list[Any]]:
+        if self._columns is None:
+            self._columns = columns_from_records(self.records())
+        return self._columns
+
+    def records(self) -> list[FinishedSpan]:
+        if self._records is None:
+            self._records = records_from_columns(self.columns())
+        return self._records
 
 
 def _reset_after_fork(processor_ref: weakref.ref[BatchProcessor]) -> None:

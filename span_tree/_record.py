@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
@@ -98,6 +98,18 @@ class FinishedSpan(NamedTuple):
 
 
 SPAN_COLUMNS: tuple[str, ...] = FinishedSpan._fields
+
+
+def records_from_columns(columns: Sequence[Sequence[Any]]) -> list[FinishedSpan]:
+    """Records of spans given as columns (one sequence per ``SPAN_COLUMNS`` entry)."""
+    return list(map(FinishedSpan._make, zip(*columns, strict=True)))
+
+
+def columns_from_records(records: Sequence[FinishedSpan]) -> list[list[Any]]:
+    """The records as columns: one list per ``SPAN_COLUMNS`` entry, in that order."""
+    if not records:
+        return [[] for _ in SPAN_COLUMNS]
+    return [list(column) for column in zip(*records, strict=True)]
 
 
 # `datetime` is imported on first use (not by `import span_tree`): these three names.

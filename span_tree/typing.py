@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from span_tree._record import FinishedSpan
 
@@ -26,3 +26,17 @@ class Sink(Protocol):
 
     def shutdown(self) -> None:
         """Release resources; no export follows."""
+
+
+@runtime_checkable
+class ColumnSink(Sink, Protocol):
+    """A sink that also takes a batch as columns, without a record per span.
+
+    The processor converts each batch once: a sink defining ``export_columns`` gets the
+    columns (and ``export`` is not called for that batch); the other sinks get records.
+    """
+
+    def export_columns(self, columns: Sequence[Sequence[Any]]) -> None:
+        """Write one batch given as columns: one sequence per ``SPAN_COLUMNS`` entry
+        (``span_tree._record.SPAN_COLUMNS``), in that order, all of one length, holding
+        what the ``FinishedSpan`` fields hold. Read-only: other sinks share them."""

@@ -21,7 +21,12 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from span_tree._record import FinishedSpan
+from span_tree._record import (
+    SPAN_COLUMNS,
+    FinishedSpan,
+    columns_from_records,
+    records_from_columns,
+)
 from span_tree._sanitize import encodable
 from span_tree._spool_dir import default_spool_dir
 from span_tree.sinks._delivery import (
@@ -36,7 +41,12 @@ from span_tree.sinks._delivery import (
 from span_tree.storage._auto import AutoCompactor
 from span_tree.storage._layout import new_batch_id
 from span_tree.storage._location import open_store
-from span_tree.storage._writer import PreparedFile, prepare_files, put_prepared
+from span_tree.storage._writer import (
+    PreparedFile,
+    prepare_column_files,
+    prepare_files,
+    put_prepared,
+)
 from span_tree.storage.schema import records_to_table
 
 DEFAULT_SPOOL_BYTES = 256 * 1024 * 1024
@@ -149,12 +159,23 @@ class ParquetSink:
     # -- Sink protocol ---------------------------------------------------------------
     def export(self, batch: Sequence[FinishedSpan]) -> None:
         """Buffer a batch; write a file when a size or age limit is reached."""
+        if batch:
+            self.export_columns(columns_from_records(batch))
+
+    def export_columns(self, columns: Sequence[Sequence[Any]]) -> None:
+        """``export`` of a batch given as columns (``span_tree.typing.ColumnSink``): the
+        processor's form, encoded without a record per span."""
+        count = len(columns[0])
+        if not count:
+            return
         with self._lock:
-            if not self._buffer:
+            if not self._buffered:
                 self._first_at = time.monotonic()
-            self._buffer.extend(batch)
-            self._buffered_bytes += sum(
-                _SPAN_BYTES + _EVENT_BYTES * len(span.events) for span in batch
+            for buffer, column in zip(self._columns, columns, strict=True):
+                buffer.extend(column)
+            self._buffered += count
+            self._buffered_bytes += _SPAN_BYTES * count + _EVENT_BYTES * sum(
+                map(len, columns[_EVENTS])
             )
             if self._due():
                 self._write_buffer(deadline=None)
@@ -179,7 +200,7 @@ class ParquetSink:
 
     def pending_spans(self) -> int:
         """Spans held in memory (buffered or being written): lost if the process ends now."""
-        return len(self._buffer) + self._in_hand
+        return self._buffered + self._in_hand
 
     def lost_spans(self) -> int:
         """Spans neither written nor spooled so far."""
@@ -199,7 +220,7 @@ class ParquetSink:
         """
         result: dict[str, Any] = dict(self._counters)
         result["retries"] = self._retry.retries
-        result["buffered_spans"] = len(self._buffer)
+        result["buffered_spans"] = self._buffered
         result["last_store_error"] = self._last_error
         result["store_down"] = self._retry.is_open()
         result["spool_pending_files"] = len(self.spool.pending())
@@ -207,13 +228,15 @@ class ParquetSink:
 
     # -- writing ---------------------------------------------------------------------
     def _reset_buffer(self) -> None:
-        self._buffer: list[FinishedSpan] = []
+        # One list per span column: batches arrive as columns and are encoded so.
+        self._columns: list[list[Any]] = [[] for _ in SPAN_COLUMNS]
+        self._buffered = 0
         self._buffered_bytes = 0
         self._first_at = 0.0
 
     def _due(self) -> bool:
-        return bool(self._buffer) and (
-            len(self._buffer) >= self._max_rows
+        return bool(self._buffered) and (
+            self._buffered >= self._max_rows
             or self._buffered_bytes >= self._max_bytes
             or time.monotonic() - self._first_at >= self._max_age
         )
@@ -226,26 +249,26 @@ class ParquetSink:
         return exit_deadline if deadline is None else min(deadline, exit_deadline)
 
     def _write_buffer(self, *, deadline: float | None) -> bool:
-        records = self._buffer
+        columns, count = self._columns, self._buffered
         self._reset_buffer()
-        if not records:
+        if not count:
             return True
-        self._in_hand = len(records)
+        self._in_hand = count
         try:
-            return self._write_records(records, deadline)
+            return self._write_columns(columns, deadline)
         finally:
             self._in_hand = 0
 
-    def _write_records(self, records: list[FinishedSpan], deadline: float | None) -> bool:
+    def _write_columns(self, columns: list[list[Any]], deadline: float | None) -> bool:
         deadline = self._limit(deadline)
         # The batch's identity, chosen once: every retry and spool replay of its files
         # puts the same names, so none of them can add rows twice.
         batch_id = new_batch_id()
         try:
-            prepared = prepare_files(records, batch_id=batch_id)
-        except Exception as error:  # a record pyarrow cannot encode: keep the others
+            prepared = prepare_column_files(columns, batch_id=batch_id)
+        except Exception as error:  # a span pyarrow cannot encode: keep the others
             self._last_error = f"encoding failed: {repr(error)[:300]}"
-            kept, repaired, lost = _encodable_records(records)
+            kept, repaired, lost = _encodable_records(records_from_columns(columns))
             self._counters["repaired_spans"] += repaired
             self._counters["lost_spans"] += lost
             self._in_hand -= lost
@@ -371,6 +394,9 @@ class ParquetSink:
         self._lock = threading.RLock()
         self._reset_buffer()
         self._putter.reset_after_fork()
+
+
+_EVENTS = SPAN_COLUMNS.index("events")
 
 
 def _row_count(data: bytes) -> int:

@@ -292,3 +292,96 @@ def test_a_queue_past_the_batch_size_wakes_the_worker() -> None:
     woke = exported.wait(10.0)
     processor.shutdown(5.0)
     assert (True, 6) == (woke, sum(len(batch) for batch in sink.batches))
+
+
+class ColumnRecordingSink(RecordingSink):
+    """A sink that takes batches as columns (``export_columns``) and keeps them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.column_batches: list[list[list[Any]]] = []
+
+    def export_columns(self, columns: Sequence[Sequence[Any]]) -> None:
+        self.column_batches.append([list(column) for column in columns])
+
+
+def _spans_of_every_shape() -> None:
+    """Spans with attributes, an event, an error, a remote parent, and a started version."""
+    with span_tree.span("plain", user=7, token="secret-value"):
+        logging.getLogger("shapes").warning("inside %s", "plain")
+    with pytest.raises(ValueError), span_tree.span("failing"):
+        raise ValueError("broken")
+    from span_tree._span import Span
+
+    with Span("remote", remote_parent=("2" * 27, "ab" * 8)):
+        pass
+    root = span_tree.span("root")
+    root.__enter__()
+    child = span_tree.span("child")
+    child.__enter__()
+    root.end()  # the child is still running: its `started` version is queued first
+    child.__exit__(None, None, None)
+    root.__exit__(None, None, None)
+
+
+def test_column_sinks_get_columns_and_the_others_the_same_spans_as_records() -> None:
+    """A sink with export_columns gets batches as columns; the others, records of the same spans."""
+    from span_tree._record import SPAN_COLUMNS, records_from_columns
+    from span_tree.typing import ColumnSink
+
+    columns_sink, records_sink = ColumnRecordingSink(), RecordingSink()
+    assert (True, False) == (
+        isinstance(columns_sink, ColumnSink),
+        isinstance(records_sink, ColumnSink),
+    )
+    configure(columns_sink, records_sink, capture_logging=True)
+    _spans_of_every_shape()
+    assert span_tree.flush(5.0)
+    from_columns = [
+        record for batch in columns_sink.column_batches for record in records_from_columns(batch)
+    ]
+    records = [span for batch in records_sink.batches for span in batch]
+    assert [] == columns_sink.batches  # export() was not called as well
+    assert all(len(SPAN_COLUMNS) == len(batch) for batch in columns_sink.column_batches)
+    assert records == from_columns
+    assert ["plain", "failing", "remote", "child", "root", "child"] == [r.name for r in records]
+    assert ["started", "succeeded"] == [r.status for r in records if r.name == "child"]
+    plain, failing, remote = records[:3]
+    assert ({"user": 7, "token": "[scrubbed]"}, ["inside plain"], None) == (
+        dict(plain.attributes),
+        [event.message for event in plain.events],
+        plain.parent_id,
+    )
+    assert ("failed", "ValueError", "broken", "ERROR") == (
+        failing.status,
+        failing.error_type,
+        failing.error_message,
+        failing.level,
+    )
+    assert ("2" * 27, "ab" * 8) == (remote.trace_id, remote.parent_id)
+
+
+def test_a_batch_that_fails_to_convert_keeps_every_other_span(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """One span whose conversion raises is reported; the column sink still gets the rest."""
+    from span_tree._record import SPAN_COLUMNS, records_from_columns
+
+    class Unprintable:
+        def __str__(self) -> str:
+            raise RuntimeError("no text")
+
+    sink = ColumnRecordingSink()
+    configure(sink)
+    with span_tree.span("before"):
+        pass
+    with span_tree.span("odd") as odd:
+        pass
+    with span_tree.span("after"):
+        pass
+    odd.thread_ref = Unprintable()  # type: ignore[assignment]  # its name cannot be read
+    assert span_tree.flush(5.0)
+    names = [r.name for batch in sink.column_batches for r in records_from_columns(batch)]
+    assert len(SPAN_COLUMNS) == len(sink.column_batches[0])
+    assert ["before", "after"] == names
+    assert "could not record span 'odd'" in capsys.readouterr().err

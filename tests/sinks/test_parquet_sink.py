@@ -225,3 +225,27 @@ def test_spool_falls_back_to_the_temp_dir_when_the_cache_is_read_only(
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "not-a-dir"))
     directory = default_spool_dir("s3://bucket/store")
     assert os.path.join(tempfile.gettempdir(), "spantree-spool") == os.path.dirname(directory)
+
+
+def test_columns_and_records_write_the_same_rows(tmp_path: Path) -> None:
+    """A batch given as columns (the processor's form) is stored as its records would be."""
+    from span_tree._record import columns_from_records
+    from span_tree.typing import ColumnSink
+
+    spans = make_spans(3)
+    rows = []
+    for form in ("records", "columns"):
+        sink = ParquetSink(str(tmp_path / form), spool_dir=str(tmp_path / "spool"), max_age=60)
+        assert isinstance(sink, ColumnSink)
+        if form == "records":
+            sink.export(spans[:4])
+            sink.export(spans[4:])
+        else:
+            sink.export_columns(columns_from_records(spans[:4]))
+            sink.export_columns(columns_from_records(spans[4:]))
+        assert len(spans) == sink.stats()["buffered_spans"]
+        assert sink.force_flush(5.0)
+        sink.shutdown()
+        stored = read_back(span_files(open_store(str(tmp_path / form))).files)
+        rows.append(sorted(row._replace(written_at=None) for row in stored))
+    assert sorted(spans) == rows[0] == rows[1]
