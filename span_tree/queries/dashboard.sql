@@ -2,42 +2,44 @@
 -- Answers: Name · Status (of the latest run) · Counts (runs, succeeded, failed, running)
 -- · LastTime (start of the latest run), plus p50/p99 run duration and the error rate.
 CREATE OR REPLACE VIEW dashboard AS
-WITH runs AS (
+WITH candidates AS (
     -- A run is a trace, its root as `traces` picks it (a parentless span first, then the
     -- earliest), found among the only spans that can be a root: parentless spans and
     -- local roots (seq 1, the first span of the trace in its process; seq 0, unknown,
     -- counts as one). Every other span started inside its local root, so it is never the
     -- earliest. That reads a tenth of the rows a group over every span of every trace
-    -- reads; only a run still going (no root duration) looks at all its spans for its end.
+    -- reads. A window ranks them (it sorts, and spills when it must), where an arg_min
+    -- per trace held a state per trace in memory (A, 1M traces: 520 -> 325 MB).
     SELECT
-        trace_id,
-        arg_min(
-            {
-                'namespace': namespace, 'app': app, 'name': name, 'status': status,
-                'duration_us': duration_us
-            },
-            {'has_parent': parent_id IS NOT NULL, 'start': start_time}
-        ) AS root,
-        min(start_time) AS start_time
+        trace_id, namespace, app, name, status, duration_us,
+        row_number() OVER (
+            PARTITION BY trace_id ORDER BY parent_id IS NOT NULL, start_time
+        ) AS candidate_rank,
+        min(start_time) OVER (PARTITION BY trace_id) AS trace_start
     FROM spans
     WHERE parent_id IS NULL OR coalesce(seq, 0) <= 1
-    GROUP BY trace_id
+),
+runs AS (
+    SELECT trace_id, namespace, app, name, status, duration_us, trace_start AS start_time
+    FROM candidates
+    WHERE candidate_rank = 1
 ),
 running_ends AS (
+    -- Only a run still going (no root duration) looks at all its spans for its end.
     SELECT trace_id, max(end_time) AS end_time
     FROM spans
-    WHERE trace_id IN (SELECT trace_id FROM runs WHERE root.duration_us IS NULL)
+    WHERE trace_id IN (SELECT trace_id FROM runs WHERE duration_us IS NULL)
     GROUP BY trace_id
 ),
 durations AS (
     SELECT
-        r.root.namespace AS namespace,
-        r.root.app AS app,
-        r.root.name AS name,
-        r.root.status AS status,
+        r.namespace,
+        r.app,
+        r.name,
+        r.status,
         r.trace_id,
         r.start_time,
-        coalesce(r.root.duration_us, date_diff('microsecond', r.start_time, e.end_time))
+        coalesce(r.duration_us, date_diff('microsecond', r.start_time, e.end_time))
             AS duration_us
     FROM runs AS r
     LEFT JOIN running_ends AS e USING (trace_id)
