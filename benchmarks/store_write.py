@@ -1,7 +1,9 @@
-"""Store write throughput: FinishedSpan records -> Parquet files on local disk.
+"""Store write throughput: finished spans -> Parquet files on local disk.
 
-Compares, in the same run, span_tree's writer (records -> Arrow conversion, stamping,
-sorting, zstd, atomic rename) with a hand-written pyarrow baseline
+Compares, in the same run, span_tree's write path (the Parquet sink given a batch as the
+processor's worker hands it over, as columns: Arrow conversion, stamping, sorting, zstd,
+atomic rename; also ``write_spans`` of the same spans as records) with a hand-written
+pyarrow baseline
 (``pa.Table.from_pydict`` of the same rows already as Python columns, then
 ``pq.write_table`` with zstd), interleaved repeat by repeat, wall and CPU time; reports
 the file size per million spans, and times compaction of many small files.
@@ -26,11 +28,19 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from span_tree._record import SCHEMA_VERSION, Event, FinishedSpan, HandledError
+from span_tree._record import (
+    SCHEMA_VERSION,
+    Event,
+    FinishedSpan,
+    HandledError,
+    columns_from_records,
+)
+from span_tree.sinks.parquet import ParquetSink
 from span_tree.storage import compact, list_span_files, open_store, span_files, write_spans
 from span_tree.storage.schema import SPAN_SCHEMA, records_to_table
 
-OURS = "span_tree write_spans"
+OURS = "span_tree write_spans"  # the sink's path: the worker's columns -> files
+RECORDS = "write_spans of records"
 CONVERT = "records_to_table only"
 BASELINE = "pyarrow from_pydict + write_table"
 RESULTS = Path(__file__).parent / "results" / "store_write.json"
@@ -141,7 +151,20 @@ def bench_write(count: int, repeats: int, workdir: Path) -> dict[str, Any]:
     columns = as_columns(records)
     store = workdir / "store"
 
+    spool = workdir / "spool"
+    span_columns = columns_from_records(records)  # what the worker hands the Parquet sink
+
     def ours() -> None:
+        shutil.rmtree(store, ignore_errors=True)
+        sink = ParquetSink(
+            str(store), spool_dir=str(spool), max_rows=count + 1, compact_interval=None
+        )
+        sink.export_columns(span_columns)
+        if not sink.force_flush(600) or sink.stats()["written_spans"] != count:
+            raise RuntimeError(f"the Parquet sink did not write the batch: {sink.stats()}")
+        sink.shutdown()
+
+    def records_api() -> None:
         shutil.rmtree(store, ignore_errors=True)
         write_spans(open_store(str(store)), records)
 
@@ -153,7 +176,9 @@ def bench_write(count: int, repeats: int, workdir: Path) -> dict[str, Any]:
         pq.write_table(table, workdir / "baseline.parquet", compression="zstd")
 
     results: dict[str, Any] = {}
-    timings = timed(repeats, {OURS: ours, CONVERT: convert_only, BASELINE: baseline})
+    timings = timed(
+        repeats, {OURS: ours, RECORDS: records_api, CONVERT: convert_only, BASELINE: baseline}
+    )
     for name, (wall, cpu) in timings.items():
         results[name] = {
             "median_s": wall,
@@ -241,7 +266,7 @@ def main() -> None:
         shutil.rmtree(workdir, ignore_errors=True)
     print(f"write: {args.spans:,} spans, median of {args.repeats} (memory pool: {pool})")
     print(f"{'writer':36} {'wall s':>8} {'spans/s':>10} {'cpu s':>8} {'spans/cpu-s':>12}")
-    for name in (OURS, CONVERT, BASELINE):
+    for name in (OURS, RECORDS, CONVERT, BASELINE):
         row = write[name]
         print(
             f"{name:36} {row['median_s']:8.3f} {row['spans_per_s']:10,.0f}"
