@@ -33,9 +33,10 @@ DICTIONARY_COLUMNS = [
     "error_type", "handled_errors.list.element.type", "events.list.element.level",
     "events.list.element.logger", "events.list.element.file", "schema_version",
 ]  # fmt: skip
-# Columns queries filter on: their min/max statistics let readers skip row groups.
+# Columns queries filter on: their min/max statistics let readers skip row groups (seq:
+# error_occurrences looks only at rows with seq = 0, which files written with seq lack).
 STATISTICS_COLUMNS = [
-    "trace_id", "span_id", "name", "status", "level", "start_time", "end_time",
+    "trace_id", "span_id", "seq", "name", "status", "level", "start_time", "end_time",
     "duration_us", "app", "error_type", "written_at",
 ]  # fmt: skip
 # Rows per row group: small enough that DuckDB skips most of a file when looking up

@@ -61,6 +61,16 @@ def test_rows_sorted_by_trace_and_start(tmp_path: Path) -> None:
     assert "ZSTD" == pq.ParquetFile(paths[0]).metadata.row_group(0).column(0).compression
 
 
+def test_seq_has_row_group_statistics(tmp_path: Path) -> None:
+    """The seq column carries min/max statistics, so a reader's `seq = 0` (rows written
+    without a seq) skips the row groups of files written with one."""
+    paths = write_spans(open_store(str(tmp_path)), make_spans(5))
+    group = pq.ParquetFile(paths[0]).metadata.row_group(0)
+    names = [group.column(i).path_in_schema for i in range(group.num_columns)]
+    statistics = group.column(names.index("seq")).statistics
+    assert (True, 1) == (statistics.has_min_max, statistics.min)
+
+
 def test_versions_of_one_span_in_one_write_get_increasing_stamps(tmp_path: Path) -> None:
     """A span written twice in one batch: the later version has the later written_at."""
     span = make_spans(1)[0]
