@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from support.spans import make_spans, read_back
 from typer.testing import CliRunner
 
-from span_tree._record import span_to_json
+import span_tree
+from span_tree._record import FinishedSpan, span_to_json
 from span_tree.cli import app
 from span_tree.storage import (
     compact,
@@ -24,8 +28,10 @@ from span_tree.storage import (
     span_files,
     write_spans,
 )
+from span_tree.storage._compact import _read_bulk, _read_each
 from span_tree.storage._files import REPLACES_KEY
 from span_tree.storage.schema import table_to_records
+from span_tree.testing import capture_spans
 
 OLD_FILE = Path(__file__).parent.parent / "data" / "spans_schema_v0.parquet"
 runner = CliRunner()
@@ -119,6 +125,58 @@ def test_old_schema_file_reads_and_compacts(tmp_path: Path) -> None:
     merged = span_files(location).files
     assert 1 == len(merged)
     assert {0, 1} == {r.schema_version for r in read_back(merged)}
+
+
+def _varied_spans() -> list[FinishedSpan]:
+    """Spans with every kind of value: errors, handled errors, events, tags, links, nulls."""
+    log = logging.getLogger("test.varied")
+    with capture_spans() as spans:
+        for index in range(10):
+            with span_tree.span("root", index=index, text="é ✓ \u2028") as root:
+                root.set_tags(run=str(index))
+                with contextlib.suppress(ValueError), span_tree.span("child"):
+                    log.info("step %s", index, extra={"n": index})
+                    try:
+                        raise KeyError("handled")
+                    except KeyError:
+                        log.exception("caught")
+                    raise ValueError(f"failed {index}")
+    started = spans[0]._replace(status="started", end_time=None, duration_us=None, events=())
+    bare = spans[1]._replace(
+        parent_id=None, file=None, line=None, function=None, task=None, attributes={},
+        tags={}, links=("2ZbWQnIc5sDs9mMCq8kP4nBvYzA",), ref_src=("r1",), ref_dest=("r2", "r3"),
+    )  # fmt: skip
+    return [started, bare, *spans]
+
+
+def test_bulk_read_of_many_files_equals_the_file_by_file_read(tmp_path: Path) -> None:
+    """Files read in one DuckDB scan give exactly the rows and types read file by file."""
+    location = open_store(str(tmp_path))
+    spans = _varied_spans()
+    paths = [Path(write_spans(location, spans[start::10])[0]) for start in range(10)]
+    directory, names = str(paths[0].parent), [path.name for path in paths]
+    bulk = _read_bulk(location, directory, names, 2)
+    each = pa.concat_tables(_read_each(location, directory, names, 1))  # type: ignore[arg-type]
+    assert bulk is not None
+    assert (each.schema, each.to_pylist()) == (bulk.schema, bulk.to_pylist())
+
+
+def test_compaction_skips_and_names_a_corrupt_file_among_many(tmp_path: Path) -> None:
+    """A corrupt file in a group read in bulk is skipped and named; the others are merged."""
+    location = open_store(str(tmp_path))
+    paths = [write_spans(location, make_spans(1))[0] for _ in range(10)]
+    data = bytearray(Path(paths[3]).read_bytes())
+    data[4:2000] = b"U" * 1996  # the pages; the footer still reads
+    Path(paths[3]).write_bytes(bytes(data))
+    expected = sorted((r.span_id, r.status) for r in read_back([p for p in paths if p != paths[3]]))
+    result = compact(location, min_age=0)
+    assert ([location.url_of(paths[3])], 9, 1) == (
+        [path for path, _ in result.skipped],
+        result.files_in,
+        result.files_out,
+    )
+    merged = [p for p in span_files(location).files if p not in paths]
+    assert expected == sorted((r.span_id, r.status) for r in read_back(merged))
 
 
 def test_prune_deletes_old_partitions_only(tmp_path: Path) -> None:
