@@ -48,6 +48,7 @@ from span_tree._sanitize import (
     clean_text,
     sanitize_attributes,
     sanitize_tags,
+    scrubber,
     truncate,
 )
 
@@ -772,7 +773,8 @@ def _columns(spans: list[Span], forced_status: str | None) -> list[list[Any]]:
     level INFO...) is one repeated value.
     """
     settings = _state.settings
-    scrub = settings.scrub_pattern
+    # The Scrubber itself, found once: each text and mapping below skips that lookup.
+    scrub = scrubber(settings.scrub_pattern)
     count = len(spans)
     if not count:
         return [[] for _ in SPAN_COLUMNS]
@@ -965,7 +967,7 @@ def _decorate(
     line = code.co_firstlineno if code is not None else None
 
     def new_span() -> Span:
-        span = Span(span_name, dict(attributes) if attributes else {}, kind=kind)
+        span = Span(span_name, dict(attributes) if attributes else None, kind=kind)
         span.options = options
         span.code = code
         span.line = line
@@ -1041,9 +1043,11 @@ def span(
         return _decorate(name, None, attributes, options, kind)
     # Any other object is converted to text by the worker (``to_record``), where a
     # ``__str__`` that raises costs a placeholder name instead of the caller's block.
+    # No attributes: None, not an empty dict kept alive with the span (each object a
+    # queued span holds counts towards the cyclic GC's next collection).
     if force_new_trace or kind != "internal":
-        return Span(name, attributes, force_new_trace=force_new_trace, kind=kind)
-    return Span(name, attributes)
+        return Span(name, attributes or None, force_new_trace=force_new_trace, kind=kind)
+    return Span(name, attributes or None)
 
 
 def current_span() -> Span | None:
