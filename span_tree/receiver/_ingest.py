@@ -25,7 +25,8 @@ from span_tree._record import (
 )
 from span_tree.receiver._bulk import bulk_columns
 from span_tree.receiver._limits import DEFAULT_MAX_SPANS
-from span_tree.receiver._typed import decode_body, typed_columns
+from span_tree.receiver._typed import decode_body, python_columns, typed_columns
+from span_tree.storage._layout import safe_namespace
 
 MAX_TAGS = 64
 MAX_TAG_LENGTH = 1024
@@ -66,7 +67,8 @@ class ParsedBody(NamedTuple):
     """A validated request body: its spans as columns and its batch identity (or None).
 
     ``columns`` holds one sequence per ``SPAN_COLUMNS`` entry, in that order (what the
-    writer builds Arrow arrays from, without one record tuple per span).
+    writer builds Arrow arrays from, without one record tuple per span); the typed path
+    gives some of them as Arrow arrays already.
     """
 
     columns: Sequence[Sequence[Any]]
@@ -80,7 +82,8 @@ class ParsedBody(NamedTuple):
     @property
     def records(self) -> list[FinishedSpan]:
         """The spans as records."""
-        return list(map(FinishedSpan._make, zip(*self.columns, strict=True)))
+        columns = python_columns(self.columns)
+        return list(map(FinishedSpan._make, zip(*columns, strict=True)))
 
 
 _NO_COLUMNS: tuple[tuple[Any, ...], ...] = ((),) * len(SPAN_COLUMNS)
@@ -150,8 +153,8 @@ def _parse_typed(body: bytes, *, namespace: str, max_spans: int) -> ParsedBody |
     if decoded is None:
         return None
     spans, tags_value, batch_value = decoded
-    if len(spans) > max_spans:
-        return None
+    if len(spans) > max_spans or safe_namespace(namespace) != namespace:
+        return None  # the usual path refuses, or writes rows the records way
     # Checked as on the usual path, in its order: the same answer for a bad one.
     batch_id = _batch_id(batch_value)
     tags = _body_tags(tags_value)

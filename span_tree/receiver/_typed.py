@@ -4,7 +4,10 @@
 fields, exact types, the status values and the integer ranges the Parquet columns
 hold. No dict is made per span; the spans' fields are then gathered as columns.
 Attributes are kept as raw JSON text by the decoder and parsed with orjson in one call
-per body, so they come out exactly as the orjson path makes them.
+per body, so they come out exactly as the orjson path makes them. The nested and
+timestamp columns (events, handled errors, attributes' JSON text, end and write times)
+are built straight as Arrow arrays, which the writer takes as they are: no record
+tuple per event, no integers converted back and forth.
 
 Like ``_bulk``, this path answers exactly like the row-wise validator or not at all:
 any body it cannot take (a wrong type, a timestamp not in the library's strict form,
@@ -17,16 +20,18 @@ identically.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from itertools import chain, islice
-from typing import Annotated, Any, Literal, NamedTuple
+from itertools import accumulate, chain, pairwise
+from typing import Annotated, Any, Literal
 
 import msgspec
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 from msgspec.structs import astuple
 
 from span_tree._record import SCHEMA_VERSION, SPAN_COLUMNS, Event, HandledError
-from span_tree.receiver._bulk import _Fallback, _require, _times
+from span_tree.receiver._bulk import _ISO_Z, _Fallback, _require, _times
+from span_tree.storage.schema import SPAN_SCHEMA, TIMESTAMP
 
 _Text = Annotated[str, msgspec.Meta(min_length=1)]
 _Int64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
@@ -107,14 +112,6 @@ _TEXT_DEFAULTS: dict[str, str | None] = {
 }  # fmt: skip
 
 
-class TypedBody(NamedTuple):
-    """A body decoded by the typed path: its spans as columns, its tags and batch."""
-
-    columns: list[Sequence[Any]]  # one per SPAN_COLUMNS entry, in that order
-    tags: Any  # the body's "tags" as JSON (None when absent), checked by the caller
-    batch: Any  # the body's "batch" as JSON (None when absent), checked by the caller
-
-
 def decode_body(body: bytes) -> tuple[list[_SpanIn], Any, Any] | None:
     """The body's spans as structs, with its raw ``tags`` and ``batch``; ``None``: not typed."""
     try:
@@ -128,7 +125,11 @@ def decode_body(body: bytes) -> tuple[list[_SpanIn], Any, Any] | None:
 def typed_columns(
     spans: list[_SpanIn], *, namespace: str, tags: dict[str, str]
 ) -> list[Sequence[Any]] | None:
-    """The decoded spans as columns (``SPAN_COLUMNS`` order), equal to ``bulk_columns``'s.
+    """The decoded spans as columns (``SPAN_COLUMNS`` order) for ``columns_to_table``.
+
+    Python sequences as ``bulk_columns`` makes them, except end_time, written_at,
+    attributes, events and handled_errors: Arrow arrays of their ``SPAN_SCHEMA`` types
+    (``python_columns`` turns them back into record values).
 
     Returns:
         The columns, or ``None`` when some span needs the usual path (which explains
@@ -169,15 +170,16 @@ def _columns(spans: list[_SpanIn], namespace: str, tags: dict[str, str]) -> dict
         "status": field("status"),
     }
     start = _times(start_text, required=True)
-    end = _times(field("end_time"), required=False)
+    end = _time_array(field("end_time"), required=False)
     columns["start_time"] = start
     columns["end_time"] = end
-    columns["written_at"] = _times(field("written_at"), required=False)
+    columns["written_at"] = _time_array(field("written_at"), required=False)
     duration = field("duration_us")
     if None in duration:
+        end_us = end.cast(pa.int64()).to_pylist()
         duration = [
             e - s if d is None and e is not None else d
-            for d, s, e in zip(duration, start, end, strict=True)
+            for d, s, e in zip(duration, start, end_us, strict=True)
         ]
         _require(all(-(2**63) <= d <= 2**63 - 1 for d in duration if d is not None))
     columns["duration_us"] = duration
@@ -187,13 +189,19 @@ def _columns(spans: list[_SpanIn], namespace: str, tags: dict[str, str]) -> dict
     columns["pid"] = _defaulted(field("pid"), 0)
     columns["line"] = field("line")
     columns["schema_version"] = _defaulted(field("spantree"), SCHEMA_VERSION)
-    columns["attributes"] = _attributes(field("attributes"))
+    columns["attributes"] = _json_texts(field("attributes"))
     columns["tags"] = _merged_tags(field("tags"), tags)
     for key in ("links", "ref_src", "ref_dest"):
         columns[key] = [tuple(value) if value else () for value in field(key)]
-    columns["events"] = _nested(field("events"), _events)
-    columns["handled_errors"] = _nested(field("handled_errors"), _handled_errors)
+    columns["events"] = _struct_lists(field("events"), _event_children, _EVENTS)
+    columns["handled_errors"] = _struct_lists(
+        field("handled_errors"), _handled_error_children, _HANDLED_ERRORS
+    )
     return columns
+
+
+_EVENTS = SPAN_SCHEMA.field("events").type
+_HANDLED_ERRORS = SPAN_SCHEMA.field("handled_errors").type
 
 
 def _defaulted(values: Sequence[Any], default: Any) -> Sequence[Any]:
@@ -217,36 +225,89 @@ def _merged_tags(values: Sequence[Any], body_tags: dict[str, str]) -> list[dict[
     return [value if value else {} for value in values]
 
 
-def _nested(values: Sequence[Any], build: Callable[[list[Any]], list[Any]]) -> Sequence[Any]:
-    """A list-of-structs field (events, handled_errors) converted for all spans at once."""
-    if not any(values):
-        return [()] * len(values)
+def _time_array(values: Sequence[Any], *, required: bool) -> pa.Array:
+    """Timestamps in the library's strict ISO form, straight to a ``TIMESTAMP`` array."""
+    if None in values and set(values) == {None}:
+        _require(not required)
+        return pa.nulls(len(values), TIMESTAMP)
+    text = pa.array(values, pa.string())
+    _require(not required or text.null_count == 0)
+    _require(bool(pc.all(pc.match_substring_regex(text, _ISO_Z)).as_py()))
+    return text.cast(TIMESTAMP)
+
+
+def _json_texts(raw: Sequence[msgspec.Raw]) -> pa.Array:
+    """Attribute objects as the JSON text the writer stores (orjson's, ``{}`` for none)."""
+    dumps = orjson.dumps
+    texts = [dumps(value).decode() if value else "{}" for value in _attributes(raw)]
+    return pa.array(texts, pa.string())
+
+
+def _struct_lists(
+    values: Sequence[Any], children: Callable[[list[Any]], list[pa.Array]], list_type: Any
+) -> pa.Array:
+    """A list-of-structs column (events, handled_errors) built for all spans at once."""
     flat = list(chain.from_iterable(value for value in values if value))
-    converted = iter(build(flat))
-    return [tuple(islice(converted, len(value))) if value else () for value in values]
+    struct_type = list_type.value_type
+    if flat:
+        structs = pa.StructArray.from_arrays(children(flat), fields=list(struct_type))
+    else:
+        structs = pa.array([], struct_type)
+    lengths = [len(value) if value else 0 for value in values]
+    offsets = pa.array(list(accumulate(lengths, initial=0)), pa.int32())
+    return pa.ListArray.from_arrays(offsets, structs, type=list_type)
 
 
-def _events(flat: list[_EventIn]) -> list[Event]:
+def _event_children(flat: list[_EventIn]) -> list[pa.Array]:
     field = _transposed(flat, _EVENT_FIELDS)
-    columns = (
-        _times(field("time"), required=True),
-        _defaulted(field("seq"), 0),
-        _defaulted(field("level"), "INFO"),
-        _defaulted(field("logger"), ""),
-        _defaulted(field("message"), ""),
-        field("file"),
-        field("line"),
-        _attributes(field("attributes")),
-    )
-    return list(map(Event._make, zip(*columns, strict=True)))
+    return [
+        _time_array(field("time"), required=True),
+        pa.array(_defaulted(field("seq"), 0), pa.int64()),
+        pa.array(_defaulted(field("level"), "INFO"), pa.string()),
+        pa.array(_defaulted(field("logger"), ""), pa.string()),
+        pa.array(_defaulted(field("message"), ""), pa.string()),
+        pa.array(field("file"), pa.string()),
+        pa.array(field("line"), pa.int32()),
+        _json_texts(field("attributes")),
+    ]
 
 
-def _handled_errors(flat: list[_HandledErrorIn]) -> list[HandledError]:
+def _handled_error_children(flat: list[_HandledErrorIn]) -> list[pa.Array]:
     field = _transposed(flat, _ERROR_FIELDS)
-    columns = (
-        _times(field("time"), required=True),
-        _defaulted(field("type"), ""),
-        _defaulted(field("message"), ""),
-        _defaulted(field("traceback"), ""),
-    )
-    return list(map(HandledError._make, zip(*columns, strict=True)))
+    return [
+        _time_array(field("time"), required=True),
+        pa.array(_defaulted(field("type"), ""), pa.string()),
+        pa.array(_defaulted(field("message"), ""), pa.string()),
+        pa.array(_defaulted(field("traceback"), ""), pa.string()),
+    ]
+
+
+def python_columns(columns: Sequence[Sequence[Any]]) -> list[Sequence[Any]]:
+    """Typed-path columns with their Arrow arrays turned into record values (µs, dicts...)."""
+    converted: list[Sequence[Any]] = []
+    for name, column in zip(SPAN_COLUMNS, columns, strict=True):
+        if not isinstance(column, pa.Array):
+            converted.append(column)
+        elif name == "attributes":
+            converted.append(list(map(orjson.loads, column.to_pylist())))
+        elif name in ("events", "handled_errors"):
+            make = Event._make if name == "events" else HandledError._make
+            items = list(map(make, zip(*_struct_values(column.values), strict=True)))
+            offsets = column.offsets.to_pylist()
+            converted.append([tuple(items[a:b]) for a, b in pairwise(offsets)])
+        else:
+            converted.append(column.cast(pa.int64()).to_pylist())
+    return converted
+
+
+def _struct_values(structs: pa.StructArray) -> list[list[Any]]:
+    fields = []
+    for index, child in enumerate(structs.type):
+        values = structs.field(index)
+        if child.name == "attributes":
+            fields.append(list(map(orjson.loads, values.to_pylist())))
+        elif child.name == "time":
+            fields.append(values.cast(pa.int64()).to_pylist())
+        else:
+            fields.append(values.to_pylist())
+    return fields

@@ -309,7 +309,7 @@ def columns_to_table(
     Args:
         columns: one sequence per ``SPAN_COLUMNS`` entry, in that order, all of one
             length, holding what ``FinishedSpan`` fields hold (µs integers, dicts,
-            tuples of ``Event``...).
+            tuples of ``Event``...), or a ``pa.Array`` of the field's type, used as it is.
         written_at: one stamp for every row, one per row, or ``None`` (the column's own).
         sort: order the rows by ``(trace_id, start_time)`` (stable).
 
@@ -331,6 +331,10 @@ def columns_to_table(
                 else:
                     arrays.append(pa.array(written_at, pa.int64()).cast(field.type))
                     constant.append(False)
+                continue
+            if isinstance(values, pa.Array):  # built by the caller (the receiver's typed path)
+                arrays.append(values)
+                constant.append(False)
                 continue
             is_constant = _constant(values)
             constant.append(is_constant)

@@ -19,7 +19,8 @@ from span_tree.integrations import remote_parent, trace_headers
 from span_tree.receiver import KeyStore
 from span_tree.receiver._bulk import bulk_records
 from span_tree.receiver._ingest import IngestError, gunzip_bounded, parse_row_wise, parse_spans
-from span_tree.receiver._typed import decode_body, typed_columns
+from span_tree.receiver._typed import decode_body, python_columns, typed_columns
+from span_tree.storage.schema import columns_to_table
 from span_tree.testing import capture_spans
 
 
@@ -315,12 +316,16 @@ def test_bulk_path_takes_real_bodies() -> None:
     assert bulk_records(_REAL, namespace="ns", tags={}) is not None
 
 
-def _typed_records(spans: list[Any], tags: dict[str, str]) -> list[Any] | None:
+def _typed_columns(spans: list[Any], tags: dict[str, str]) -> list[Any] | None:
     decoded = decode_body(json.dumps({"spans": spans}).encode())
     if decoded is None:
         return None
-    columns = typed_columns(decoded[0], namespace="ns", tags=tags)
-    return None if columns is None else list(zip(*columns, strict=True))
+    return typed_columns(decoded[0], namespace="ns", tags=tags)
+
+
+def _typed_records(spans: list[Any], tags: dict[str, str]) -> list[Any] | None:
+    columns = _typed_columns(spans, tags)
+    return None if columns is None else list(zip(*python_columns(columns), strict=True))
 
 
 @settings(max_examples=400, deadline=None)
@@ -328,11 +333,18 @@ def _typed_records(spans: list[Any], tags: dict[str, str]) -> list[Any] | None:
 def test_typed_path_agrees_with_the_row_wise_validator(
     body: tuple[list[Any], dict[str, str]],
 ) -> None:
-    """Whatever the typed (msgspec) path accepts, the row-wise validator accepts identically."""
+    """Whatever the typed (msgspec) path accepts, the row-wise validator accepts identically.
+
+    As records, and as the Arrow table the writer stores (attributes' JSON text included).
+    """
     spans, tags = body
-    typed = _typed_records(spans, tags)
-    if typed is not None:
-        assert [tuple(r) for r in parse_row_wise(spans, namespace="ns", tags=tags)] == typed
+    columns = _typed_columns(spans, tags)
+    if columns is not None:
+        expected = parse_row_wise(spans, namespace="ns", tags=tags)
+        typed = list(zip(*python_columns(columns), strict=True))
+        assert [tuple(r) for r in expected] == typed
+        table = columns_to_table(list(zip(*expected, strict=True)), written_at=1)
+        assert table.to_pylist() == columns_to_table(columns, written_at=1).to_pylist()
 
 
 def test_typed_path_takes_real_bodies() -> None:
