@@ -3,12 +3,12 @@
 A `spantree serve` child process on loopback writes to a fresh store; 1, 4 and 16
 client threads, each on one keep-alive HTTP/1.1 connection (the standard library's
 http.client: a lean sender's cost, not httpx's), post pre-encoded gzip bodies of 1,000
-realistic spans (what HttpSink sends) as fast as the receiver answers 202. Peers in the same run: the same bodies
-written in-process without HTTP (the ceiling: parse + validate + write only), and the
-receiver with 2 worker processes. Medians of several repeats; p99 request latency.
-Also a stage profile of the receiver's hot path (per 1,000 spans), and spans per
-CPU-second of the receiver's own processes (psutil), which stays meaningful when other
-work shares the machine.
+realistic spans (what HttpSink sends) as fast as the receiver answers 202. Peers in the
+same run: the same bodies written in-process without HTTP (the ceiling: parse + validate
++ write only), and the receiver with 2 worker processes. Medians of several repeats;
+p99 request latency. Also a stage profile of the receiver's hot path (per 1,000 spans),
+and spans per CPU-second of the receiver's own processes (psutil), which stays
+meaningful when other work shares the machine.
 
     python benchmarks/receiver.py [--requests 40] [--repeats 3] [--batch 1000]   # ~1 min quiet
 """
@@ -95,7 +95,7 @@ def stage_profile(spans: list[dict[str, Any]], repeats: int) -> dict[str, float]
         "validate (span_from_json_dict)": timed(
             lambda: [span_from_json_dict(item, namespace="bench") for item in decoded]
         ),
-        "bulk_columns (after orjson: usual path)": timed(
+        "bulk_columns (usual path, after orjson)": timed(
             lambda: bulk_columns(decoded, namespace="bench", tags={})
         ),
         "msgspec decode (typed path)": timed(lambda: decode_body(raw)),
@@ -262,7 +262,7 @@ def main(argv: list[str] | None = None) -> None:
     print("\nstage profile (ms per body, median):")
     profile = stage_profile(spans, repeats=max(5, args.repeats))
     for stage, ms in profile.items():
-        print(f"  {stage:<36} {ms:8.2f}")
+        print(f"  {stage:<40} {ms:8.2f}")
 
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as store:

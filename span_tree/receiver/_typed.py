@@ -41,6 +41,8 @@ _NULL = msgspec.Raw(b"null")
 
 
 class _EventIn(msgspec.Struct):
+    """One entry of a span's ``events`` as the body holds it."""
+
     time: str
     seq: _Int64 | None = None
     level: str | None = None
@@ -52,6 +54,8 @@ class _EventIn(msgspec.Struct):
 
 
 class _HandledErrorIn(msgspec.Struct):
+    """One entry of a span's ``handled_errors`` as the body holds it."""
+
     time: str
     type: str | None = None
     message: str | None = None
@@ -59,6 +63,8 @@ class _HandledErrorIn(msgspec.Struct):
 
 
 class _SpanIn(msgspec.Struct):
+    """One span as the body holds it (``span_to_json_dict``'s form; unknown keys ignored)."""
+
     trace_id: _Text
     span_id: _Text
     name: _Text
@@ -94,6 +100,8 @@ class _SpanIn(msgspec.Struct):
 
 
 class _BodyIn(msgspec.Struct):
+    """A ``POST /v1/spans`` body."""
+
     spans: list[_SpanIn]
     tags: msgspec.Raw = _NULL  # checked by the same function as on the usual path
     batch: msgspec.Raw = _NULL
