@@ -87,6 +87,8 @@ def to_spark_sql(duckdb_sql: str, *, relations: Relations) -> str:
         if with_.args.get("recursive"):
             _recursive_union_all(with_)
     for cte in list(tree.find_all(exp.CTE)):  # outer ones first, each before its readers
+        # AS MATERIALIZED (DuckDB: evaluate once) has no Spark syntax; the rows are the same.
+        cte.set("materialized", None)
         query = cte.this
         if isinstance(query, exp.Select):
             if query.args.get("qualify"):

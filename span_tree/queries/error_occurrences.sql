@@ -116,9 +116,10 @@ flat AS (
         AND child.error_type IS NOT DISTINCT FROM l.type
         AND child.error_message IS NOT DISTINCT FROM l.message
 ),
-patterns AS (
+patterns AS MATERIALIZED (
     -- The normalised message, computed once per distinct message (the same error recurs
-    -- with the same text: far fewer regex evaluations than occurrences).
+    -- with the same text: far fewer regex evaluations than occurrences). MATERIALIZED:
+    -- else DuckDB may move the regexes above the join, once per occurrence again.
     SELECT
         message,
         regexp_replace(regexp_replace(regexp_replace(regexp_replace(regexp_replace(
@@ -144,7 +145,7 @@ patterns AS (
         SELECT coalesce(message, '') FROM logged
     )
 ),
-frames AS (
+frames AS MATERIALIZED (
     -- The innermost traceback frame's file name and function, once per distinct traceback.
     SELECT
         traceback,
@@ -187,4 +188,5 @@ FROM fingerprinted
 -- UNION in the recursive CTE -> UNION ALL (Spark takes no other; the same rows, but on a
 -- parent cycle Spark stops at its recursion limit with an error instead of ending the
 -- walk); unnest(..., max_depth := 2) -> inline; [-1] -> try_element_at(..., -1);
--- regexp_replace group references \1 -> $1 (Java); len(list) -> size.
+-- regexp_replace group references \1 -> $1 (Java); len(list) -> size; AS MATERIALIZED
+-- -> a plain CTE.

@@ -48,6 +48,12 @@ def _select(sql: str, relations: dict[str, list[tuple[str, str]]] | None = None)
     return " ".join(to_spark_sql(sql, relations=relations or {}).split())
 
 
+def test_materialized_cte_is_a_plain_cte() -> None:
+    """AS MATERIALIZED (DuckDB only) is dropped: Spark has no such syntax."""
+    translated = _select("WITH p AS MATERIALIZED (SELECT 1 AS x) SELECT x FROM p")
+    assert "WITH p AS ( SELECT 1 AS x ) SELECT x FROM p" == translated
+
+
 def test_list_subscripts_become_try_element_at() -> None:
     """1-based and negative subscripts keep DuckDB's meaning; map keys stay subscripts."""
     translated = _select("SELECT l[1], l[-1], l[i + 1], m['k'] FROM t")
