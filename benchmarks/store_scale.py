@@ -345,8 +345,9 @@ def _spantree() -> list[str]:
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "span_tree.cli"]
 
 
-def _cold(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MiB) of one fresh process (output discarded)."""
+def _cold(argv: list[str], env: dict[str, str]) -> tuple[float, float, float]:
+    """Wall seconds, peak RSS (MiB) and CPU seconds (user + system, every thread) of one
+    fresh process (output discarded)."""
     import tempfile
 
     with tempfile.TemporaryFile() as errors:
@@ -359,7 +360,7 @@ def _cold(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
         if process.returncode != 0:
             errors.seek(0)
             raise RuntimeError(f"{argv[:3]} failed: {errors.read().decode()[-500:]}")
-    return wall, usage.ru_maxrss / 1024
+    return wall, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
 
 
 def _plain_argv(query: str) -> list[str]:
@@ -395,8 +396,8 @@ def compare(root: Path, queries: list[str], repeats: int) -> list[dict[str, Any]
 def _measure(
     name: str, ours_argv: list[str], plain_argv: list[str], env: dict[str, str], repeats: int
 ) -> dict[str, Any]:
-    ours: list[tuple[float, float]] = []
-    plain: list[tuple[float, float]] = []
+    ours: list[tuple[float, float, float]] = []
+    plain: list[tuple[float, float, float]] = []
     _cold(ours_argv, env)  # warm the page cache for both
     _cold(plain_argv, env)
     for _ in range(repeats):
@@ -404,16 +405,21 @@ def _measure(
         plain.append(_cold(plain_argv, env))
     row: dict[str, Any] = {
         "query": name,
-        "spantree_s": statistics.median(w for w, _ in ours),
-        "plain_s": statistics.median(w for w, _ in plain),
-        "spantree_rss_mib": statistics.median(r for _, r in ours),
-        "plain_rss_mib": statistics.median(r for _, r in plain),
+        "spantree_s": statistics.median(w for w, _, _ in ours),
+        "plain_s": statistics.median(w for w, _, _ in plain),
+        "spantree_rss_mib": statistics.median(r for _, r, _ in ours),
+        "plain_rss_mib": statistics.median(r for _, r, _ in plain),
+        # CPU time: what a loaded machine distorts least (wall time waits for the others).
+        "spantree_cpu_s": statistics.median(c for _, _, c in ours),
+        "plain_cpu_s": statistics.median(c for _, _, c in plain),
     }
     row["ratio"] = row["spantree_s"] / row["plain_s"]
     row["rss_ratio"] = row["spantree_rss_mib"] / row["plain_rss_mib"]
+    row["cpu_ratio"] = row["spantree_cpu_s"] / row["plain_cpu_s"]
     print(
-        f"  {name}: spantree {row['spantree_s']:.2f}s {row['spantree_rss_mib']:.0f} MiB,"
-        f" plain {row['plain_s']:.2f}s {row['plain_rss_mib']:.0f} MiB",
+        f"  {name}: spantree {row['spantree_s']:.2f}s ({row['spantree_cpu_s']:.2f}s CPU)"
+        f" {row['spantree_rss_mib']:.0f} MiB, plain {row['plain_s']:.2f}s"
+        f" ({row['plain_cpu_s']:.2f}s CPU) {row['plain_rss_mib']:.0f} MiB",
         flush=True,
     )
     return row
@@ -447,14 +453,15 @@ def _table(
 ) -> None:
     print(title)
     head = f"{'query':<14}{'spantree':>10}{'plain':>9}{'ratio':>7} {'target':<12}"
-    print(f"{head}{'RSS':>8}{'plain RSS':>11}{'ratio':>7} target")
+    print(f"{head}{'RSS':>8}{'plain RSS':>11}{'ratio':>7} {'target':<12}{'CPU ratio':>9}")
     for row in rows:
         time_target, rss_target = targets.get(row["query"], (None, None))
+        cpu = f"{row['cpu_ratio']:>9.2f}" if "cpu_ratio" in row else ""
         print(
             f"{row['query']:<14}{row['spantree_s']:>9.2f}s{row['plain_s']:>8.2f}s"
             f"{row['ratio']:>7.2f} {_verdict(row['ratio'], time_target):<12}"
             f"{row['spantree_rss_mib']:>4.0f} MiB{row['plain_rss_mib']:>7.0f} MiB"
-            f"{row['rss_ratio']:>7.2f} {_verdict(row['rss_ratio'], rss_target)}"
+            f"{row['rss_ratio']:>7.2f} {_verdict(row['rss_ratio'], rss_target):<12}{cpu}"
         )
 
 
@@ -535,11 +542,14 @@ def main() -> None:
     parser.add_argument("--only", default="A,B", help="stores to run (comma list of A, B, C)")
     parser.add_argument("--repeats", type=int, default=3, help="cold runs per query and side")
     parser.add_argument("--generate-only", action="store_true", help="build the stores and stop")
+    parser.add_argument(
+        "--out", type=Path, default=RESULTS, help="results file (a loaded machine's run elsewhere)"
+    )
     args = parser.parse_args()
     base = Path(args.store)
     results: dict[str, Any] = {"repeats": args.repeats, "cores": os.cpu_count()}
-    if RESULTS.exists():
-        results = {**json.loads(RESULTS.read_text()), **results}
+    if args.out.exists():
+        results = {**json.loads(args.out.read_text()), **results}
     for name in args.only.split(","):
         shape = SHAPES[name]
         root = base / name
@@ -612,8 +622,8 @@ def main() -> None:
         print(f"cold count after compaction: {after_s:.2f}s  {_verdict(after_s, B_AFTER_TARGET_S)}")
     if "C" in results:
         _print_c(results["C"])
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":
