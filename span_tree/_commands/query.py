@@ -209,7 +209,7 @@ def sql(
 ) -> None:
     """Run SQL over the store's views (spans, traces, span_stats, error_groups...)."""
     from span_tree.analytics import QueryError
-    from span_tree.analytics._formats import write_result
+    from span_tree.analytics._formats import write_result, write_rows
 
     if engine not in ("duckdb", "spark"):
         raise fail(f"--engine must be duckdb or spark, not {engine!r}")
@@ -248,11 +248,18 @@ def sql(
     assert query is not None  # checked by _check_one_statement
     try:
         with _busy("running query"):
-            result = opened.arrow(query)
+            if chosen in ("csv", "json", "jsonl"):
+                # Rows straight from DuckDB: the text formats need no pyarrow (start-up).
+                columns, types, rows = opened.rows(query)
+            else:
+                result = opened.arrow(query)
     except QueryError as error:
         raise fail(str(error) if verbose else _short_sql_error(str(error))) from None
     with _clear_errors():
-        write_result(result, fmt=chosen, output=output)
+        if chosen in ("csv", "json", "jsonl"):
+            write_rows(columns, types, rows, fmt=chosen, output=output)
+        else:
+            write_result(result, fmt=chosen, output=output)
 
 
 def _check_one_statement(query: str | None) -> None:

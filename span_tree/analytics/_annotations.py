@@ -8,14 +8,11 @@ writers.
 
 from __future__ import annotations
 
-import getpass
 import io
 import time
 from typing import Any
 
-import pyarrow as pa
-
-from span_tree.analytics._source import ANNOTATION_SCHEMA, ANNOTATIONS_DIR
+from span_tree.analytics._source import ANNOTATIONS_DIR, annotation_schema
 
 STATUSES: tuple[str, ...] = ("crash", "silenced", "open")
 LEVELS: tuple[str, ...] = ("OK", "WARN", "ALERT")
@@ -39,6 +36,8 @@ def check_annotation(fingerprint: str, status: str, level: str) -> None:
 
 
 def _author() -> str:
+    import getpass
+
     try:
         return getpass.getuser()
     except Exception:  # no user name in some containers; an annotation still works
@@ -53,12 +52,14 @@ def write_annotation(
     Returns:
         The engine-readable path of the new file and its ``created_at`` (µs).
     """
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     from span_tree.storage._layout import new_file_name
     from span_tree.storage._writer import write_bytes_atomic
 
     created_at = time.time_ns() // 1000
+    schema = annotation_schema()
     table = pa.table(
         {
             "fingerprint": [fingerprint],
@@ -66,9 +67,9 @@ def write_annotation(
             "level": [level],
             "note": [note],
             "author": [_author()],
-            "created_at": pa.array([created_at], ANNOTATION_SCHEMA.field("created_at").type),
+            "created_at": pa.array([created_at], schema.field("created_at").type),
         },
-        schema=ANNOTATION_SCHEMA,
+        schema=schema,
     )
     buffer = io.BytesIO()
     pq.write_table(table, buffer)

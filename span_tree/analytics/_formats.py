@@ -11,14 +11,16 @@ import io
 import json
 import os
 import sys
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from itertools import islice
 from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
-
-if TYPE_CHECKING:  # rich is imported where a table is drawn: csv/json output never needs it
+if TYPE_CHECKING:
+    # rich is imported where a table is drawn, pyarrow where an Arrow table is written:
+    # `spantree sql --format csv|json|jsonl` needs neither (write_rows).
+    import pyarrow as pa
     from rich.console import Console, RenderableType
     from rich.text import Text
 
@@ -101,6 +103,8 @@ def rows_of(table: pa.Table | pa.RecordBatch) -> list[dict[str, Any]]:
 
 def _shape_fixes(schema: pa.Schema) -> dict[str, Callable[[Any], Any]]:
     """Per column, what turns its plain value into its one JSON shape."""
+    import pyarrow as pa
+
     fixes: dict[str, Callable[[Any], Any]] = {}
     for field in schema:
         if pa.types.is_map(field.type):
@@ -201,12 +205,81 @@ _CHUNK_ROWS = 10_000
 def _text_output(table: pa.Table, fmt: str) -> Iterator[str]:
     """The text of ``table`` in ``fmt`` (csv, json or jsonl), in pieces."""
     batches = table.to_batches(max_chunksize=_CHUNK_ROWS)
+    return _text_pieces(table.column_names, (rows_of(batch) for batch in batches), fmt)
+
+
+def write_rows(
+    columns: Sequence[str],
+    types: Sequence[str],
+    rows: Iterable[tuple[Any, ...]],
+    *,
+    fmt: str,
+    output: str | None = None,
+) -> None:
+    """Write DuckDB result rows in a text format, as ``write_result`` writes a table.
+
+    The same text as ``write_result`` of the same result fetched as Arrow, without
+    loading pyarrow (most of a small query's start-up): timestamps as ISO 8601 UTC,
+    maps and lists as JSON, float ``*_us`` columns in whole microseconds.
+
+    Args:
+        columns: the result's column names.
+        types: their DuckDB type names (``DOUBLE``, ``MAP(VARCHAR, VARCHAR)``...).
+        rows: the rows, as DuckDB's Python API gives them.
+        fmt: ``csv``, ``json`` or ``jsonl``.
+        output: a file path; default stdout.
+
+    Raises:
+        ValueError: another format.
+        OSError: ``output`` cannot be written.
+    """
+    if fmt not in ("csv", "json", "jsonl"):
+        raise ValueError(f"write_rows writes csv, json or jsonl, not {fmt!r}")
+    shaped: list[Callable[[Any], Any] | None] = []
+    for name, kind in zip(columns, types, strict=True):
+        if name.endswith("_us") and kind in ("DOUBLE", "FLOAT"):
+            shaped.append(_whole)
+        elif name == "attributes" and kind == "VARCHAR":
+            shaped.append(_json_object)
+        else:
+            shaped.append(None)
+    names = list(columns)
+
+    def chunks() -> Iterator[list[dict[str, Any]]]:
+        iterator = iter(rows)
+        while chunk := list(islice(iterator, _CHUNK_ROWS)):
+            yield [
+                {
+                    name: plain(value) if fix is None else fix(plain(value))
+                    for name, fix, value in zip(names, shaped, row, strict=True)
+                }
+                for row in chunk
+            ]
+
+    pieces = _text_pieces(names, chunks(), fmt)
+    if output:
+        with open(output, "w", encoding="utf-8", newline="") as handle:
+            handle.writelines(pieces)
+    else:
+        sys.stdout.writelines(pieces)
+        sys.stdout.flush()
+
+
+def _whole(value: Any) -> Any:
+    """A float duration in whole microseconds (as ``whole_durations`` rounds a column)."""
+    return round(value) if isinstance(value, float) and value == value else value
+
+
+def _text_pieces(
+    columns: Sequence[str], chunks: Iterable[list[dict[str, Any]]], fmt: str
+) -> Iterator[str]:
+    """The text of rows (plain dicts, a chunk at a time) in ``fmt`` (csv, json or jsonl)."""
     if fmt == "csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(table.column_names)
-        for batch in batches:
-            for row in rows_of(batch):
+        writer.writerow(columns)
+        for chunk in chunks:
+            for row in chunk:
                 writer.writerow([text(value) for value in row.values()])
             yield buffer.getvalue()
             buffer.seek(0)
@@ -214,22 +287,17 @@ def _text_output(table: pa.Table, fmt: str) -> Iterator[str]:
         yield buffer.getvalue()
         return
     if fmt == "jsonl":
-        for batch in batches:
-            yield "".join(
-                json.dumps(row, ensure_ascii=False, default=str) + "\n" for row in rows_of(batch)
-            )
+        for chunk in chunks:
+            yield "".join(json.dumps(row, ensure_ascii=False, default=str) + "\n" for row in chunk)
         return
     # json: the same text as json.dumps(rows, indent=2), one item at a time.
-    if table.num_rows == 0:
-        yield "[]\n"
-        return
     separator = "[\n"
-    for batch in batches:
-        for row in rows_of(batch):
+    for chunk in chunks:
+        for row in chunk:
             item = json.dumps(row, ensure_ascii=False, indent=2, default=str)
             yield separator + "  " + item.replace("\n", "\n  ")
             separator = ",\n"
-    yield "\n]\n"
+    yield "[]\n" if separator == "[\n" else "\n]\n"
 
 
 # Ids are copied from the table into the next command: never fold them.
@@ -247,11 +315,16 @@ _STATUS_STYLES = {
 
 def whole_durations(table: pa.Table) -> pa.Table:
     """Float ``*_us`` columns (percentiles, averages) rounded to whole microseconds."""
+    import pyarrow as pa
+
     for index, field in enumerate(table.schema):
         if field.name.endswith("_us") and pa.types.is_floating(field.type):
             import pyarrow.compute as pc  # only when there is such a column
 
-            column = pc.round(table.column(index)).cast(pa.int64())
+            column = table.column(index)
+            # NaN (a quantile of nothing in some engines) is written as null, not an error.
+            column = pc.if_else(pc.is_nan(column), pa.scalar(None, field.type), column)
+            column = pc.round(column).cast(pa.int64())
             table = table.set_column(index, pa.field(field.name, pa.int64()), column)
     return table
 
@@ -322,6 +395,8 @@ def fit_table(
         pad_edge=False,
         collapse_padding=True,
     )
+    import pyarrow as pa
+
     for name in shown:
         field_type = table.schema.field(name).type
         numeric = pa.types.is_integer(field_type) or pa.types.is_floating(field_type)
@@ -361,6 +436,8 @@ def _cell(
 
 def _uncut(name: str, field_type: pa.DataType) -> bool:
     """Columns whose values must show whole: ids are copied into the next command."""
+    import pyarrow as pa
+
     return (
         name in _IDENTIFIERS
         or name.endswith("_id")

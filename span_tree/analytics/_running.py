@@ -20,18 +20,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import duckdb
-import pyarrow as pa
 
 from span_tree.analytics._source import cache_dir, read_spans_sql, sql_string
 
-_KEYS_SCHEMA = pa.schema(
-    [
-        ("namespace", pa.string()),
-        ("date", pa.string()),
-        ("trace_id", pa.string()),
-        ("span_id", pa.string()),
-    ]
-)
+_KEY_COLUMNS = ("namespace", "date", "trace_id", "span_id")
 Key = tuple[str, str, str, str]
 
 
@@ -112,8 +104,13 @@ def create_cached_view(con: duckdb.DuckDBPyConnection, keys: Sequence[Key]) -> N
         # The anchor alone: no store file to bind when a query reads `spans`.
         con.execute(f"CREATE OR REPLACE VIEW running_spans AS {read_spans_sql([])}")
         return
-    table = pa.Table.from_pylist(
-        [dict(zip(_KEYS_SCHEMA.names, key, strict=True)) for key in keys], schema=_KEYS_SCHEMA
+    import pyarrow as pa
+
+    table = pa.table(
+        {
+            name: pa.array(column, pa.string())
+            for name, column in zip(_KEY_COLUMNS, zip(*keys, strict=True), strict=True)
+        }
     )
     con.register("_running_keys_arrow", table)
     try:

@@ -24,26 +24,47 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
-import pyarrow as pa
 
+from span_tree._record import SPAN_COLUMNS
 from span_tree.analytics._errors import StoreNotFound
-from span_tree.storage.schema import SPAN_SCHEMA
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 ANNOTATIONS_DIR = "annotations"
 
-ANNOTATION_SCHEMA = pa.schema(
-    [
-        ("fingerprint", pa.string()),
-        ("status", pa.string()),  # crash | silenced | open
-        ("level", pa.string()),  # OK | WARN | ALERT
-        ("note", pa.string()),
-        ("author", pa.string()),
-        ("created_at", pa.timestamp("us", tz="UTC")),
-    ]
+# The annotation columns and their DuckDB types (pyarrow is imported only to write one or
+# to hand the schema to Spark: a query of a store with no annotation never loads it).
+ANNOTATION_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("fingerprint", "VARCHAR"),
+    ("status", "VARCHAR"),  # crash | silenced | open
+    ("level", "VARCHAR"),  # OK | WARN | ALERT
+    ("note", "VARCHAR"),
+    ("author", "VARCHAR"),
+    ("created_at", "TIMESTAMP WITH TIME ZONE"),  # µs, UTC
 )
+
+
+def annotation_schema() -> pa.Schema:
+    """The Arrow schema of annotation files (``ANNOTATION_COLUMNS``)."""
+    import pyarrow as pa
+
+    text = pa.string()
+    return pa.schema(
+        [(name, text) for name, _ in ANNOTATION_COLUMNS[:-1]]
+        + [("created_at", pa.timestamp("us", tz="UTC"))]
+    )
+
+
+def __getattr__(name: str) -> Any:
+    """``ANNOTATION_SCHEMA``, built (with pyarrow) when first imported by name."""
+    if name == "ANNOTATION_SCHEMA":
+        return annotation_schema()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 # DuckDB may use this share of the machine's memory before it spills to disk (its own
 # default, 80 %, lets one big query take a shared machine). SPANTREE_MEMORY_LIMIT
@@ -198,6 +219,8 @@ def anchor_file() -> str:
     if not os.path.exists(path):
         import pyarrow.parquet as pq
 
+        from span_tree.storage.schema import SPAN_SCHEMA
+
         os.makedirs(directory, exist_ok=True)
         temporary = f"{path}.{os.getpid()}.tmp"
         pq.write_table(SPAN_SCHEMA.empty_table(), temporary)
@@ -205,7 +228,7 @@ def anchor_file() -> str:
     return path
 
 
-_COLUMNS = ", ".join(f'"{name}"' for name in SPAN_SCHEMA.names)
+_COLUMNS = ", ".join(f'"{name}"' for name in SPAN_COLUMNS)  # SPAN_SCHEMA's names
 
 
 def read_spans_sql(files: Sequence[str], *, by_name: bool = False) -> str:
@@ -257,11 +280,8 @@ def create_annotation_view(con: duckdb.DuckDBPyConnection, files: Sequence[str])
             f" read_parquet([{listed}], union_by_name = true)"
         )
         return
-    con.register("_arrow_empty", ANNOTATION_SCHEMA.empty_table())
-    try:
-        con.execute("CREATE OR REPLACE TABLE _empty_annotations AS SELECT * FROM _arrow_empty")
-    finally:
-        con.unregister("_arrow_empty")
+    columns = ", ".join(f"{name} {kind}" for name, kind in ANNOTATION_COLUMNS)
+    con.execute(f"CREATE OR REPLACE TABLE _empty_annotations ({columns})")
     con.execute("CREATE OR REPLACE VIEW annotation_versions AS SELECT * FROM _empty_annotations")
 
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import chain
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -389,6 +390,33 @@ class Store:
         if relation is None:
             return None
         return _Relation(self, relation, query, params)
+
+    def rows(
+        self, query: str, params: Sequence[Any] | Mapping[str, Any] | None = None
+    ) -> tuple[list[str], list[str], Iterator[tuple[Any, ...]]]:
+        """Run SQL over the views: its column names, DuckDB type names and rows.
+
+        DuckDB runs the query once and keeps the result; the rows are handed out a batch
+        at a time (a big result is never a whole Python copy). No pyarrow: the CLI's text
+        formats start faster this way.
+
+        Raises:
+            QueryError: the query is invalid or fails while running.
+        """
+
+        def run() -> tuple[list[str], list[str], Iterator[tuple[Any, ...]]]:
+            relation = self._con.sql(query, params=params)
+            if relation is None:  # a statement without a result (SET, CREATE...)
+                return [], [], iter(())
+            rows = relation.iter_rows(batch_size=2048)
+            first = next(rows, None)  # runs the query: a bad or vanished file recovers here
+            head = [] if first is None else [first]
+            return list(relation.columns), [str(kind) for kind in relation.types], chain(head, rows)
+
+        try:
+            return self._retrying(run, query=query)
+        except duckdb.Error as error:
+            raise QueryError(_one_message(error)) from None
 
     def arrow(
         self, query: str, params: Sequence[Any] | Mapping[str, Any] | None = None

@@ -71,9 +71,9 @@ def small_store(root: Path) -> None:
 
 
 def test_sql_csv_imports_only_what_it_uses(tmp_path: Path) -> None:
-    """`spantree sql --format csv` on a local store loads duckdb and pyarrow, not
-    pydantic, rich, polars, textual, pyarrow.compute, the storage writer, or fsspec (and
-    with it asyncio): a local store is listed with the standard library."""
+    """`spantree sql --format csv` on a local store loads duckdb, not pyarrow (the rows
+    come straight from DuckDB), pydantic, rich, polars, textual, the storage writer, or
+    fsspec (and with it asyncio): a local store is listed with the standard library."""
     small_store(tmp_path)
     out, modules = imported_by_cli(
         "sql", "--store", str(tmp_path), "--format", "csv", "select count(*) from spans"
@@ -84,9 +84,7 @@ def test_sql_csv_imports_only_what_it_uses(tmp_path: Path) -> None:
         "rich",
         "polars",
         "textual",
-        "pyarrow.compute",
-        "pyarrow.parquet",
-        "pyarrow.dataset",
+        "pyarrow",
         "span_tree.storage._writer",
         "span_tree.storage._compact",
         "span_tree.sinks",
@@ -94,7 +92,7 @@ def test_sql_csv_imports_only_what_it_uses(tmp_path: Path) -> None:
         "asyncio",
     )
     assert [] == [name for name in heavy if name in modules]
-    assert {"duckdb", "pyarrow"} <= modules  # the probe is sound: the query ran
+    assert "duckdb" in modules  # the probe is sound: the query ran
 
 
 def test_sql_table_still_loads_rich(tmp_path: Path) -> None:
@@ -104,4 +102,4 @@ def test_sql_table_still_loads_rich(tmp_path: Path) -> None:
         "sql", "--store", str(tmp_path), "--format", "table", "select count(*) from spans"
     )
     assert "3" in out
-    assert "rich" in modules
+    assert {"rich", "pyarrow"} <= modules
