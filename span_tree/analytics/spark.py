@@ -131,7 +131,7 @@ def register_views(
         except TranslationError as error:
             raise StoreError(f"view {name} does not translate to Spark SQL: {error}") from None
         spark.sql(statement)
-        relations[name] = _columns(spark.table(name))
+        relations[name] = _view_columns(spark, name)
     if "running_spans" in VIEW_NAMES:
         # Like Store: the spans still running are few and fixed for one file list, and
         # finding them looks across rows; Spark keeps them once (lazily, on first use).
@@ -269,6 +269,12 @@ def _register_root(spark: SparkSession, name: str, files: list[str], schema: pa.
 
 def _columns(frame: DataFrame) -> list[tuple[str, str]]:
     return [(field.name, field.dataType.simpleString()) for field in frame.schema.fields]
+
+
+def _view_columns(spark: SparkSession, name: str) -> list[tuple[str, str]]:
+    """A registered view's columns as the catalog keeps them: ``spark.table(name)`` would
+    analyse the view's plan a second time (seconds for the recursive error walk)."""
+    return [(column.name, column.dataType) for column in spark.catalog.listColumns(name)]
 
 
 def _first_line(error: BaseException) -> str:
