@@ -24,6 +24,8 @@ _STANDARD_RECORD_KEYS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), N
     "asctime",
     "taskName",
 }
+# How many attributes a LogRecord has when made (a custom record factory may add more).
+_PLAIN_RECORD_SIZE = len(vars(logging.LogRecord("", 0, "", 0, "", (), None)))
 
 
 class SpanEventHandler(logging.Handler):
@@ -40,13 +42,14 @@ class SpanEventHandler(logging.Handler):
             return False
         try:
             fields = record.__dict__
-            # One C set difference finds the `extra=` keys (usually none).
-            extra_keys = fields.keys() - _STANDARD_RECORD_KEYS
-            extras = (
-                {key: value for key, value in fields.items() if key in extra_keys}
-                if extra_keys
-                else {}
-            )
+            extras: dict[str, Any] = {}
+            # A record with no more attributes than a fresh one has no `extra=` keys
+            # (one length check); else a C set difference finds them (other handlers'
+            # formatting adds `message` and `asctime`, which are not extras).
+            if len(fields) > _PLAIN_RECORD_SIZE:
+                extra_keys = fields.keys() - _STANDARD_RECORD_KEYS
+                if extra_keys:
+                    extras = {key: value for key, value in fields.items() if key in extra_keys}
             span._event(
                 truncate(record.getMessage(), MAX_MESSAGE_CHARS),
                 record.levelno,

@@ -284,3 +284,28 @@ def test_dictconfig_replacing_root_handlers_is_recovered_at_next_trace(
         assert ["still captured"] == [e.message for e in memory_sink.spans[-1].events]
     finally:
         logging.getLogger().setLevel(logging.WARNING)
+
+
+def test_extras_are_found_whether_or_not_another_handler_formatted_the_record(
+    memory_sink: MemorySink,
+) -> None:
+    """Formatting by an application handler adds no extras; `extra=` keys are kept either way."""
+    import io
+
+    formatted = logging.getLogger("formatted")
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    formatted.addHandler(handler)
+    plain = logging.getLogger("plain")
+    try:
+        with span_tree.span("logged"):
+            plain.info("bare")
+            plain.info("with extra", extra={"order": 1})
+            formatted.info("formatted bare")
+            formatted.info("formatted with extra", extra={"order": 2})
+    finally:
+        formatted.removeHandler(handler)
+    events = by_name(memory_sink)["logged"].events
+    assert [{}, {"order": 1}, {}, {"order": 2}] == [dict(event.attributes) for event in events]
+    assert 2 == len(stream.getvalue().splitlines())

@@ -385,3 +385,33 @@ def test_a_batch_that_fails_to_convert_keeps_every_other_span(
     assert len(SPAN_COLUMNS) == len(sink.column_batches[0])
     assert ["before", "after"] == names
     assert "could not record span 'odd'" in capsys.readouterr().err
+
+
+def test_columns_of_a_batch_across_midnight_and_of_odd_names() -> None:
+    """A batch's columns keep each span's own date, and names of any object become text."""
+    from span_tree._record import SPAN_COLUMNS, records_from_columns, utc_day
+
+    class Unhashable:
+        __hash__ = None  # type: ignore[assignment]
+
+        def __str__(self) -> str:
+            return "unhashable name"
+
+    sink = ColumnRecordingSink()
+    configure(sink)
+    day_us = 86_400_000_000
+    opened = []
+    for name in ("late", Unhashable(), "", 42, "late"):
+        with span_tree.span(name) as opened_span:
+            pass
+        opened.append(opened_span)
+    assert span_tree.flush(5.0)
+    from span_tree._span import to_columns
+
+    opened[0].start_ns -= day_us * 1000  # a span begun the day before
+    columns = to_columns(opened)
+    assert len(SPAN_COLUMNS) == len(columns)
+    records = records_from_columns(columns)
+    assert ["late", "unhashable name", "<unnamed>", "42", "late"] == [r.name for r in records]
+    assert [utc_day(r.start_time) for r in records] == [r.date for r in records]
+    assert 2 == len({r.date for r in records})
