@@ -66,9 +66,14 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-# DuckDB may use this share of the machine's memory before it spills to disk (its own
-# default, 80 %, lets one big query take a shared machine). SPANTREE_MEMORY_LIMIT
-# overrides it with any DuckDB size ("2GB", "50%" is not DuckDB syntax: use a size).
+# DuckDB may use this much memory (MiB) before it spills to disk: a big join or
+# aggregation spills under the cache directory instead of taking a shared machine
+# (100M spans: error_groups 4.8 -> 1.2 GB RSS for 60 % more CPU, dashboard 2.0 -> 1.1 GB
+# for 20 % more; a store whose queries fit, like 10M spans, is not slowed). A query
+# DuckDB cannot answer within it (an operator that cannot spill) runs once more with
+# MEMORY_SHARE of the machine, DuckDB's own default being 80 %. SPANTREE_MEMORY_LIMIT or
+# Store(memory_limit=) sets the limit instead, with no second try ("2GB": a DuckDB size).
+BOUNDED_MEMORY_MB = 1024
 MEMORY_SHARE = 0.5
 
 
@@ -127,31 +132,42 @@ def open_location(url: str | None, storage_options: dict[str, Any] | None) -> An
     return location
 
 
-def configure(con: duckdb.DuckDBPyConnection, memory_limit: str | None) -> None:
+def configure(con: duckdb.DuckDBPyConnection, memory_limit: str | None) -> str | None:
     """DuckDB settings of a Store's connection: UTC, no progress bar, bounded memory.
 
     Big queries spill to ``<cache>/duckdb-tmp`` instead of taking the machine.
+
+    Returns:
+        The larger memory limit to run a query again with when it ran out of memory
+        under the default one (``None``: the caller chose the limit, or none is larger).
     """
     con.execute("SET TimeZone = 'UTC'")
     # DuckDB's own progress bar would print into piped csv/json output.
     con.execute("SET enable_progress_bar = false")
-    limit = memory_limit or os.environ.get("SPANTREE_MEMORY_LIMIT") or _default_memory_limit()
+    limit = memory_limit or os.environ.get("SPANTREE_MEMORY_LIMIT")
+    larger = None
+    if not limit:
+        share = _machine_share_mb()
+        limit = f"{min(BOUNDED_MEMORY_MB, share)}MiB" if share else None
+        larger = f"{share}MiB" if share and share > BOUNDED_MEMORY_MB else None
     if limit:
         con.execute(f"SET memory_limit = {sql_string(limit)}")
     temp = os.path.join(cache_dir(), "duckdb-tmp")
     try:
         os.makedirs(temp, exist_ok=True)
     except OSError:
-        return  # a read-only home: DuckDB's default (no spilling for :memory:) stays
+        return larger  # a read-only home: DuckDB's default (no spilling for :memory:) stays
     con.execute(f"SET temp_directory = {sql_string(temp)}")
+    return larger
 
 
-def _default_memory_limit() -> str | None:
+def _machine_share_mb() -> int | None:
+    """``MEMORY_SHARE`` of the machine's memory in MiB (at least 256), if known."""
     try:
         total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):
         return None
-    return f"{max(256, int(total * MEMORY_SHARE) // 2**20)}MB"
+    return max(256, int(total * MEMORY_SHARE) // 2**20)
 
 
 def list_spans(

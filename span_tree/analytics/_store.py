@@ -83,8 +83,9 @@ class Store:
             ``None`` means the local store (``SPANTREE_STORE`` or ``~/.spantree``).
         storage_options: fsspec options for object stores (credentials, endpoint).
         namespace: read only this namespace's partitions.
-        memory_limit: DuckDB's memory limit (``"4GB"``); default ``SPANTREE_MEMORY_LIMIT``
-            or half the machine's memory. Bigger queries spill to the cache directory.
+        memory_limit: DuckDB's memory limit (``"4GB"``); default ``SPANTREE_MEMORY_LIMIT``,
+            else 1 GB, with one more try at half the machine's memory for a query that
+            cannot be answered within it. Bigger queries spill to the cache directory.
         on_problem: called with the new problem lines (skipped files) when found.
 
     Raises:
@@ -106,7 +107,7 @@ class Store:
         self.on_problem = on_problem
         self._lock = threading.RLock()
         self._con = duckdb.connect(":memory:")
-        configure(self._con, memory_limit)
+        self._larger_memory_limit = configure(self._con, memory_limit)
         if not self.location.is_local:
             self._con.register_filesystem(self.location.fs)
         self._verdicts = _verdicts.Verdicts(self.location)
@@ -285,6 +286,14 @@ class Store:
 
     def _recover(self, error: duckdb.Error) -> bool:
         """Act on a failed read: True when something changed and a retry may succeed."""
+        if isinstance(error, duckdb.OutOfMemoryException):
+            larger, self._larger_memory_limit = self._larger_memory_limit, None
+            if larger is None:
+                return False
+            # An operator that cannot spill needed more than the default bound: once more
+            # with the machine's share (the bound stays raised for this Store).
+            self._con.execute(f"SET memory_limit = '{larger}'")
+            return True
         if isinstance(error, _QUERY_ERRORS) or self._listing is None:
             return False
         message = str(error)

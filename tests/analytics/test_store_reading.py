@@ -346,6 +346,35 @@ def test_bounded_memory_settings(tmp_path: Path, cache_dir: Path) -> None:
     assert ("286.1 MiB", str(cache_dir / "duckdb-tmp")) == (limit, temp)
 
 
+# A result DuckDB cannot spill: one list of every value, held whole in memory.
+_UNSPILLABLE = "select len(list(range)) from range(4000000)"
+
+
+def test_default_memory_bound_is_raised_once_for_a_query_that_needs_more(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under the default bound a query that cannot be answered within it runs once more
+    with half the machine's memory, instead of failing; the bound is DuckDB's limit."""
+    from span_tree.analytics import _source
+
+    monkeypatch.delenv("SPANTREE_MEMORY_LIMIT", raising=False)
+    monkeypatch.setattr(_source, "BOUNDED_MEMORY_MB", 16)
+    store = Store(build_store(tmp_path))
+    assert [("16.0 MiB",)] == store.sql("select current_setting('memory_limit')").fetchall()
+    assert [(4000000,)] == store.sql(_UNSPILLABLE).fetchall()
+    raised = store.sql("select current_setting('memory_limit')").fetchall()[0][0]
+    assert "16.0 MiB" != raised
+
+
+def test_a_chosen_memory_limit_is_kept(tmp_path: Path) -> None:
+    """A memory limit the caller chose is not raised: the query fails with one error."""
+    from span_tree.analytics import QueryError
+
+    store = Store(build_store(tmp_path), memory_limit="16MB")
+    with pytest.raises(QueryError, match="Out of Memory"):
+        store.rows(_UNSPILLABLE)
+
+
 def test_a_lazy_relation_survives_a_compaction_under_it(tmp_path: Path) -> None:
     """A relation from Store.sql() fetched after compaction replaced its files re-lists
     and answers, instead of failing with "No files found"."""
