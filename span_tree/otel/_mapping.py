@@ -25,6 +25,7 @@ success).
 from __future__ import annotations
 
 import base64
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
@@ -45,6 +46,7 @@ from span_tree._sanitize import (
     MAX_NAME_CHARS,
     MAX_TEXT_CHARS,
     MAX_TRACEBACK_CHARS,
+    SCRUBBED,
     Scrubber,
     clean_text,
     json_safe,
@@ -100,6 +102,12 @@ _SEVERITY_LEVELS = ("DEBUG",) * 8 + ("INFO",) * 4 + ("WARNING",) * 4 + ("ERROR",
 _SEVERITY_TEXT = re.compile(r"^(trace|debug|info|warn|warning|error|fatal|critical)", re.I)
 _LEVEL_ORDER = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40, "CRITICAL": 50}
 _LEVEL_NAMES = {number: name for name, number in _LEVEL_ORDER.items()}
+
+
+# Records and events built with a C call (tuple.__new__) instead of the NamedTuple's
+# keyword ``__new__``: the receiver builds one per span and event received.
+_new_span = functools.partial(tuple.__new__, FinishedSpan)
+_new_event = functools.partial(tuple.__new__, Event)
 
 
 class Rejected(ValueError):
@@ -183,6 +191,66 @@ def clean_attributes(attributes: dict[str, Any], scrub: Scrub) -> dict[str, Any]
         kept["_truncated_attributes"] = len(attributes) - _MAX_ATTRIBUTES
         return kept
     return attributes
+
+
+class _Texts:
+    """One request's cleaned texts: each distinct name, message and attribute text is
+    bounded and scrubbed once (spans of one request repeat them). Only without a scrub
+    callback, whose answer may depend on where the text is; with one, every text is
+    cleaned where it occurs, as before."""
+
+    def __init__(self, scrub: Scrubber) -> None:
+        self.scrub = scrub
+        self.cached = scrub.callback is None
+        self.names: dict[str, str] = {}
+        self.messages: dict[str, str] = {}
+        self.values: dict[str, str] = {}
+        self.keys: dict[str, bool] = {}
+
+    def name(self, text: str) -> str:
+        """``clean_text`` of a span name."""
+        if not self.cached:
+            return clean_text(text, self.scrub, MAX_NAME_CHARS, ("name",))
+        found = self.names.get(text)
+        if found is None:
+            found = self.names[text] = clean_text(text, self.scrub, MAX_NAME_CHARS, ("name",))
+        return found
+
+    def message(self, text: str) -> str:
+        """``clean_text`` of an event message."""
+        if not self.cached:
+            return clean_text(text, self.scrub, MAX_MESSAGE_CHARS, ("events", "message"))
+        found = self.messages.get(text)
+        if found is None:
+            found = clean_text(text, self.scrub, MAX_MESSAGE_CHARS, ("events", "message"))
+            self.messages[text] = found
+        return found
+
+    def attributes(self, attributes: dict[str, Any]) -> dict[str, Any]:
+        """``clean_attributes``, with each key's verdict and each text's form found once."""
+        if not self.cached:
+            return clean_attributes(attributes, self.scrub)
+        keys = self.keys
+        values = self.values
+        active = self.scrub
+        for key, value in attributes.items():
+            hit = keys.get(key)
+            if hit is None:
+                hit = keys[key] = active.search(key)
+            if hit:
+                attributes[key] = SCRUBBED
+            elif value.__class__ is str:
+                found = values.get(value)
+                if found is None:
+                    found = values[value] = active.text(truncate(value), (key,))
+                attributes[key] = found
+            elif value.__class__ not in _PLAIN:
+                attributes[key] = json_safe(value, 0, active, (key,))
+        if len(attributes) > _MAX_ATTRIBUTES:
+            kept = dict(list(attributes.items())[:_MAX_ATTRIBUTES])
+            kept["_truncated_attributes"] = len(attributes) - _MAX_ATTRIBUTES
+            return kept
+        return attributes
 
 
 def _tag_text(value: Any) -> str:
@@ -323,7 +391,7 @@ def _strings(value: Any) -> tuple[str, ...]:
     return ()
 
 
-def _event(event: Any, scrub: Scrub) -> Event:
+def _event(event: Any, texts: _Texts) -> Event:
     time = _time_us(event.time_unix_nano, "event time_unix_nano")
     attributes = key_values(event.attributes)
     seq = level = logger = file = line = None
@@ -333,15 +401,17 @@ def _event(event: Any, scrub: Scrub) -> Event:
         logger = attributes.pop(EVENT_LOGGER, None)
         file = _pop_first(attributes, FILE_KEYS)
         line = _pop_first(attributes, LINE_KEYS)
-    return Event(
-        time=time,
-        seq=time if seq is None else seq,
-        level=truncate(level, 32) if isinstance(level, str) and level else "INFO",
-        logger=_text_or_none(logger) or "",
-        message=clean_text(event.name, scrub, MAX_MESSAGE_CHARS, ("events", "message")),
-        file=_text_or_none(file),
-        line=_int_or_none(line, _INT32),
-        attributes=clean_attributes(attributes, scrub) if attributes else {},
+    return _new_event(
+        (
+            time,
+            time if seq is None else seq,
+            truncate(level, 32) if isinstance(level, str) and level else "INFO",
+            _text_or_none(logger) or "",
+            texts.message(event.name),
+            _text_or_none(file),
+            _int_or_none(line, _INT32),
+            texts.attributes(attributes) if attributes else {},
+        )
     )
 
 
@@ -383,12 +453,15 @@ def map_span(
     namespace: str,
     trace_ids: TraceIds,
     scrub: Scrub,
+    texts: _Texts | None = None,
 ) -> FinishedSpan:
-    """One OTLP ``Span`` as a span-tree record.
+    """One OTLP ``Span`` as a span-tree record (``texts``: the request's cleaned texts).
 
     Raises:
         Rejected: the span cannot be stored (the reason names the field).
     """
+    if texts is None:
+        texts = _Texts(scrubber(scrub))
     trace_id = trace_ids.ksuid(span.trace_id, span.trace_state)
     span_id = span_id_hex(span.span_id, "span_id")
     parent_id = span_id_hex(span.parent_span_id, "parent_span_id", optional=True)
@@ -420,9 +493,9 @@ def map_span(
     span_events = span.events
     for item in span_events if span_events else ():
         if item.name == EXCEPTION_EVENT:
-            exceptions.append(_exception(item, scrub))
+            exceptions.append(_exception(item, texts.scrub))
         else:
-            event = _event(item, scrub)
+            event = _event(item, texts)
             events.append(event)
             level = max(level, _LEVEL_ORDER.get(event.level, 20))
     failed = span.status.code == STATUS_CODE_ERROR
@@ -432,13 +505,13 @@ def map_span(
         if exceptions:
             chosen = exceptions.pop(escaped[-1] if escaped else len(exceptions) - 1)
             message = chosen.message or clean_text(
-                span.status.message, scrub, MAX_TEXT_CHARS, ("error_message",)
+                span.status.message, texts.scrub, MAX_TEXT_CHARS, ("error_message",)
             )
             error = (chosen.type or "Error", message, chosen.traceback)
         else:
             error = (
                 _error_type(attributes),
-                clean_text(span.status.message, scrub, MAX_TEXT_CHARS, ("error_message",)),
+                clean_text(span.status.message, texts.scrub, MAX_TEXT_CHARS, ("error_message",)),
                 None,
             )
         level = max(level, 40)
@@ -448,43 +521,47 @@ def map_span(
         if span_links
         else ()
     )
-    return FinishedSpan(
-        namespace=namespace,
-        date=utc_day(start),
-        trace_id=trace_id,
-        span_id=span_id,  # type: ignore[arg-type]  # required ids are never None
-        parent_id=parent_id,
-        seq=start if seq is None else seq,
-        name=clean_text(span.name, scrub, MAX_NAME_CHARS, ("name",)) or "<unnamed>",
-        kind=KIND_NAMES.get(span.kind, "internal"),
-        status=STATUS_FAILED if failed else STATUS_SUCCEEDED,
-        level=_level_name(level),
-        start_time=start,
-        end_time=end,
-        duration_us=end - start,
-        file=_text_or_none(file),
-        line=_int_or_none(line, _INT32),
-        function=_text_or_none(function),
-        app=resource.app,
-        app_version=resource.app_version,
-        host=resource.host,
-        pid=resource.pid,
-        thread=_text_or_none(thread, 256) or "",
-        task=_text_or_none(task, 256),
-        tags=resource.tags,
-        attributes=clean_attributes(attributes, scrub) if attributes else {},
-        error_type=error[0] if error else None,
-        error_message=error[1] if error else None,
-        error_traceback=error[2] if error else None,
-        handled_errors=tuple(
-            HandledError(exc.time, exc.type, exc.message, exc.traceback) for exc in exceptions
-        ),
-        events=tuple(events),
-        links=links,
-        ref_src=ref_src,
-        ref_dest=ref_dest,
-        written_at=None,
-        schema_version=SCHEMA_VERSION,
+    return _new_span(
+        (
+            namespace,
+            utc_day(start),
+            trace_id,
+            span_id,
+            parent_id,
+            start if seq is None else seq,
+            texts.name(span.name) or "<unnamed>",
+            KIND_NAMES.get(span.kind, "internal"),
+            STATUS_FAILED if failed else STATUS_SUCCEEDED,
+            _level_name(level),
+            start,
+            end,
+            end - start,
+            _text_or_none(file),
+            _int_or_none(line, _INT32),
+            _text_or_none(function),
+            resource.app,
+            resource.app_version,
+            resource.host,
+            resource.pid,
+            _text_or_none(thread, 256) or "",
+            _text_or_none(task, 256),
+            resource.tags,
+            texts.attributes(attributes) if attributes else {},
+            error[0] if error else None,
+            error[1] if error else None,
+            error[2] if error else None,
+            tuple(
+                HandledError(exc.time, exc.type, exc.message, exc.traceback) for exc in exceptions
+            )
+            if exceptions
+            else (),
+            tuple(events),
+            links,
+            ref_src,
+            ref_dest,
+            None,
+            SCHEMA_VERSION,
+        )
     )
 
 
@@ -523,6 +600,7 @@ def records_from_traces(request: Any, *, namespace: str, scrub: Scrub) -> Mapped
     reasons: list[str] = []
     trace_ids = TraceIds()
     scrub = scrubber(scrub)  # once per request: it caches verdicts on keys and short texts
+    texts = _Texts(scrub)
     for resource_spans in request.resource_spans:
         resource = map_resource(key_values(resource_spans.resource.attributes), scrub)
         for scope_spans in resource_spans.scope_spans:
@@ -537,6 +615,7 @@ def records_from_traces(request: Any, *, namespace: str, scrub: Scrub) -> Mapped
                             namespace=namespace,
                             trace_ids=trace_ids,
                             scrub=scrub,
+                            texts=texts,
                         )
                     )
                 except Rejected as error:

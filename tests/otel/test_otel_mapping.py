@@ -411,3 +411,38 @@ def test_secret_looking_text_from_otel_is_scrubbed() -> None:
     assert [] == [
         secret for secret in ("pg-hunter2", "libpq-secret", "abc123secret") if secret in stored
     ]
+
+
+def test_texts_repeated_across_spans_are_each_cleaned_alike() -> None:
+    """A request's repeated names, values and event texts are scrubbed in every span, and a
+    sensitive key is scrubbed whatever its value (each text is cleaned once per request)."""
+    fields = {
+        "name": "GET /login?token=abc123secret",
+        "attributes": {"db.url": "postgres://app:pg-hunter2@db/main", "password": "plain"},
+        "events": [("dsn password=libpq-secret", 10, {"note": "password=libpq-secret"})],
+    }
+    request = request_with(fields, {**fields, "span_id": CHILD}, {**fields, "span_id": CHILD[::-1]})
+    records = mapped(request).records
+    assert 3 == len(records)
+    assert 1 == len({(r.name, repr(r.attributes), repr(r.events)) for r in records})
+    assert SCRUBBED == records[2].attributes["password"]
+    assert [] == [s for s in ("pg-hunter2", "libpq-secret", "abc123secret") if s in repr(records)]
+
+
+def test_scrub_callback_sees_every_occurrence_of_a_repeated_text() -> None:
+    """With a scrub callback, a text repeated in a request is offered once per occurrence,
+    with its own path (no per-request cache of the answer)."""
+    from span_tree._sanitize import Scrubber
+
+    seen: list[tuple[Any, ...]] = []
+
+    def keep(match: Any) -> Any:
+        seen.append(tuple(match.path))
+        return None
+
+    scrub = Scrubber(SCRUB, values=True, callback=keep)
+    fields = {"attributes": {"db.url": "postgres://app:pg-hunter2@db/main"}}
+    request = request_with(fields, {**fields, "span_id": CHILD})
+    records = records_from_traces(request, namespace="team", scrub=scrub).records
+    assert [("db.url",), ("db.url",)] == seen
+    assert ["pg-hunter2" in repr(r.attributes) for r in records] == [False, False]
