@@ -16,6 +16,7 @@ import threading
 import time
 import weakref
 from collections.abc import Mapping, Sequence
+from itertools import chain
 from typing import Any
 
 import pyarrow as pa
@@ -165,14 +166,20 @@ class ParquetSink:
     def export_columns(self, columns: Sequence[Sequence[Any]]) -> None:
         """``export`` of a batch given as columns (``span_tree.typing.ColumnSink``): the
         processor's form, encoded without a record per span."""
-        count = len(columns[0])
+        count = len(columns[0]) if columns else 0
+        if len(columns) != len(SPAN_COLUMNS) or any(len(column) != count for column in columns):
+            lengths = sorted(set(map(len, columns)))
+            raise ValueError(
+                f"{len(SPAN_COLUMNS)} span columns of one length expected,"
+                f" not {len(columns)} of lengths {lengths}"
+            )
         if not count:
             return
         with self._lock:
             if not self._buffered:
                 self._first_at = time.monotonic()
-            for buffer, column in zip(self._columns, columns, strict=True):
-                buffer.extend(column)
+            # Kept as given (read-only, shared with other sinks), joined once when written.
+            self._batches.append(columns)
             self._buffered += count
             self._buffered_bytes += _SPAN_BYTES * count + _EVENT_BYTES * sum(
                 map(len, columns[_EVENTS])
@@ -228,8 +235,10 @@ class ParquetSink:
 
     # -- writing ---------------------------------------------------------------------
     def _reset_buffer(self) -> None:
-        # One list per span column: batches arrive as columns and are encoded so.
-        self._columns: list[list[Any]] = [[] for _ in SPAN_COLUMNS]
+        # The batches, each as its columns: copying them into one list per column on
+        # every export cost more than joining them once, where a column that holds one
+        # value throughout (namespace, app, host...) is not copied at all.
+        self._batches: list[Sequence[Sequence[Any]]] = []
         self._buffered = 0
         self._buffered_bytes = 0
         self._first_at = 0.0
@@ -249,17 +258,17 @@ class ParquetSink:
         return exit_deadline if deadline is None else min(deadline, exit_deadline)
 
     def _write_buffer(self, *, deadline: float | None) -> bool:
-        columns, count = self._columns, self._buffered
+        batches, count = self._batches, self._buffered
         self._reset_buffer()
         if not count:
             return True
         self._in_hand = count
         try:
-            return self._write_columns(columns, deadline)
+            return self._write_columns(joined_columns(batches), deadline)
         finally:
             self._in_hand = 0
 
-    def _write_columns(self, columns: list[list[Any]], deadline: float | None) -> bool:
+    def _write_columns(self, columns: Sequence[Sequence[Any]], deadline: float | None) -> bool:
         deadline = self._limit(deadline)
         # The batch's identity, chosen once: every retry and spool replay of its files
         # puts the same names, so none of them can add rows twice.
@@ -397,6 +406,41 @@ class ParquetSink:
 
 
 _EVENTS = SPAN_COLUMNS.index("events")
+
+
+def joined_columns(batches: Sequence[Sequence[Sequence[Any]]]) -> Sequence[Sequence[Any]]:
+    """The columns of several batches as one batch's columns, rows in order.
+
+    A column holding one value in every batch (the processor hands namespace, app,
+    host... over as one object repeated) becomes ``[value] * rows`` instead of a copy:
+    counting one repeated object compares identities only, where copying touches every
+    row's reference count, and the encoder then sees the column as constant at once.
+    """
+    if len(batches) == 1:
+        return batches[0]
+    rows = sum(len(batch[0]) for batch in batches)
+    joined: list[Sequence[Any]] = []
+    for pieces in zip(*batches, strict=True):
+        value = pieces[0][0]
+        if all(_holds_only(piece, value) for piece in pieces):
+            joined.append([value] * rows)
+        else:
+            joined.append(list(chain.from_iterable(pieces)))
+    return joined
+
+
+def _holds_only(values: Sequence[Any], value: Any) -> bool:
+    """True when every item of ``values`` equals ``value`` (probed before counting)."""
+    first = values[0]
+    if not isinstance(values, list) or values[-1] is not first:
+        return False
+    try:
+        # Not the same object: one day's date, say, is an equal string made per batch.
+        if first is not value and not (type(first) is type(value) and first == value):
+            return False
+        return values[len(values) // 2] is first and values.count(first) == len(values)
+    except Exception:  # a value whose comparison fails or is not a bool: copy the column
+        return False
 
 
 def _row_count(data: bytes) -> int:

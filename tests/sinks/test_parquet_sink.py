@@ -5,12 +5,14 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from support.spans import make_spans, read_back
 
 import span_tree
-from span_tree.sinks.parquet import ParquetSink
+from span_tree._record import SPAN_COLUMNS, FinishedSpan, columns_from_records
+from span_tree.sinks.parquet import ParquetSink, joined_columns
 from span_tree.storage import open_store, span_files
 from span_tree.typing import Sink
 
@@ -249,3 +251,66 @@ def test_columns_and_records_write_the_same_rows(tmp_path: Path) -> None:
         stored = read_back(span_files(open_store(str(tmp_path / form))).files)
         rows.append(sorted(row._replace(written_at=None) for row in stored))
     assert sorted(spans) == rows[0] == rows[1]
+
+
+def _worker_columns(spans: list[FinishedSpan]) -> list[list[Any]]:
+    """Columns as the processor hands them over: a constant column is one object repeated."""
+    columns = columns_from_records(spans)
+    return [
+        [column[0]] * len(column) if column.count(column[0]) == len(column) else column
+        for column in columns
+    ]
+
+
+def test_buffered_batches_keep_each_rows_values(tmp_path: Path) -> None:
+    """Batches joined at the write keep every row's value: a column constant within each
+    batch but not across them, one differing in a single row, equal strings made apart."""
+    spans = make_spans(30)
+    batches = [_worker_columns(spans[index : index + 20]) for index in (0, 20, 40)]
+    host = SPAN_COLUMNS.index("host")
+    app = SPAN_COLUMNS.index("app")
+    batches[0][host] = ["host-a"] * 20
+    batches[1][host] = ["host-b"] * 20
+    batches[2][host] = ["".join(["host-", "a"])] * 20  # equal to batch 0's, another object
+    batches[1][app] = [batches[1][app][0]] * 20
+    batches[1][app][3] = "other-app"
+    sink = ParquetSink(str(tmp_path / "s"), spool_dir=str(tmp_path / "spool"), max_age=60)
+    for columns in batches:
+        sink.export_columns(columns)
+    assert sink.force_flush(5.0)
+    sink.shutdown()
+    expected = [
+        row for columns in batches for row in map(FinishedSpan._make, zip(*columns, strict=True))
+    ]
+    stored = read_back(span_files(open_store(str(tmp_path / "s"))).files)
+    assert sorted(expected) == sorted(row._replace(written_at=None) for row in stored)
+    assert ["host-a"] * 40 + ["host-b"] * 20 == sorted(row.host for row in stored)
+    assert 1 == [row.app for row in stored].count("other-app")
+
+
+def test_joined_columns_repeat_a_shared_value(tmp_path: Path) -> None:
+    """A column holding one value in every batch is joined as that value repeated."""
+    spans = make_spans(40)
+    batches = [_worker_columns(spans[:40]), _worker_columns(spans[40:])]
+    namespace = SPAN_COLUMNS.index("namespace")
+    joined = joined_columns(batches)
+    assert [True] * 80 == [value is batches[0][namespace][0] for value in joined[namespace]]
+    assert [s.span_id for s in spans] == list(joined[SPAN_COLUMNS.index("span_id")])
+
+
+def test_columns_of_another_shape_are_refused_and_lose_nothing(tmp_path: Path) -> None:
+    """A batch with a missing or short column is refused with one error; buffered spans stay."""
+    sink = ParquetSink(str(tmp_path / "s"), spool_dir=str(tmp_path / "spool"), max_age=60)
+    spans = make_spans(3)
+    sink.export_columns(columns_from_records(spans))
+    short = columns_from_records(make_spans(2))
+    short[5] = short[5][:1]
+    with pytest.raises(ValueError, match="span columns of one length expected"):
+        sink.export_columns(short)
+    with pytest.raises(ValueError, match="span columns of one length expected"):
+        sink.export_columns(columns_from_records(spans)[:-1])
+    assert len(spans) == sink.stats()["buffered_spans"]
+    assert sink.force_flush(5.0)
+    sink.shutdown()
+    stored = read_back(span_files(open_store(str(tmp_path / "s"))).files)
+    assert sorted(spans) == sorted(row._replace(written_at=None) for row in stored)
