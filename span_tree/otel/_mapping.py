@@ -391,23 +391,24 @@ def _strings(value: Any) -> tuple[str, ...]:
     return ()
 
 
-def _event(event: Any, texts: _Texts) -> Event:
+def _event(event: Any, name: str, texts: _Texts) -> Event:
     time = _time_us(event.time_unix_nano, "event time_unix_nano")
     attributes = key_values(event.attributes)
-    seq = level = logger = file = line = None
-    if not _EVENT_RESERVED.isdisjoint(attributes):
-        seq = _int_or_none(attributes.pop(SEQ, None), _INT64)
-        level = attributes.pop(EVENT_LEVEL, None)
-        logger = attributes.pop(EVENT_LOGGER, None)
-        file = _pop_first(attributes, FILE_KEYS)
-        line = _pop_first(attributes, LINE_KEYS)
+    if _EVENT_RESERVED.isdisjoint(attributes):  # an event of another tracer: no columns
+        cleaned = texts.attributes(attributes) if attributes else {}
+        return _new_event((time, time, "INFO", "", texts.message(name), None, None, cleaned))
+    seq = _int_or_none(attributes.pop(SEQ, None), _INT64)
+    level = attributes.pop(EVENT_LEVEL, None)
+    logger = attributes.pop(EVENT_LOGGER, None)
+    file = _pop_first(attributes, FILE_KEYS)
+    line = _pop_first(attributes, LINE_KEYS)
     return _new_event(
         (
             time,
             time if seq is None else seq,
             truncate(level, 32) if isinstance(level, str) and level else "INFO",
             _text_or_none(logger) or "",
-            texts.message(event.name),
+            texts.message(name),
             _text_or_none(file),
             _int_or_none(line, _INT32),
             texts.attributes(attributes) if attributes else {},
@@ -463,24 +464,33 @@ def map_span(
     if texts is None:
         texts = _Texts(scrubber(scrub))
     trace_id = trace_ids.ksuid(span.trace_id, span.trace_state)
-    span_id = span_id_hex(span.span_id, "span_id")
-    parent_id = span_id_hex(span.parent_span_id, "parent_span_id", optional=True)
+    # Valid ids inline (every span has them); span_id_hex explains a bad one.
+    raw = span.span_id
+    span_id = raw.hex() if len(raw) == 8 and raw != _ZERO_SPAN else span_id_hex(raw, "span_id")
+    raw = span.parent_span_id
+    parent_id = (
+        raw.hex()
+        if len(raw) == 8 and raw != _ZERO_SPAN
+        else span_id_hex(raw, "parent_span_id", optional=True)
+    )
     start = _time_us(span.start_time_unix_nano, "start_time_unix_nano")
     end = _time_us(span.end_time_unix_nano, "end_time_unix_nano")
     if end < start:
         raise Rejected("end_time_unix_nano is before start_time_unix_nano")
     attributes = key_values(span.attributes)
-    seq = file = line = function = thread = task = None
+    seq = line = None
+    file = function = task = None
+    thread = ""
     ref_src: tuple[str, ...] = ()
     ref_dest: tuple[str, ...] = ()
     # Most spans of other tracers carry none of these: one set test instead of 12 pops.
     if not _SPAN_RESERVED.isdisjoint(attributes):
         seq = _int_or_none(attributes.pop(SEQ, None), _INT64)
-        file = _pop_first(attributes, FILE_KEYS)
-        line = _pop_first(attributes, LINE_KEYS)
-        function = _pop_first(attributes, FUNCTION_KEYS)
-        thread = attributes.pop(THREAD_NAME, None)
-        task = attributes.pop(TASK, None)
+        file = _text_or_none(_pop_first(attributes, FILE_KEYS))
+        line = _int_or_none(_pop_first(attributes, LINE_KEYS), _INT32)
+        function = _text_or_none(_pop_first(attributes, FUNCTION_KEYS))
+        thread = _text_or_none(attributes.pop(THREAD_NAME, None), 256) or ""
+        task = _text_or_none(attributes.pop(TASK, None), 256)
         ref_src = _strings(attributes.pop(REF_SRC, None))
         ref_dest = _strings(attributes.pop(REF_DEST, None))
     if scope[0] and scope[0] != OWN_SCOPE:
@@ -492,12 +502,14 @@ def map_span(
     level = 20
     span_events = span.events
     for item in span_events if span_events else ():
-        if item.name == EXCEPTION_EVENT:
+        event_name = item.name
+        if event_name == EXCEPTION_EVENT:
             exceptions.append(_exception(item, texts.scrub))
         else:
-            event = _event(item, texts)
+            event = _event(item, event_name, texts)
             events.append(event)
-            level = max(level, _LEVEL_ORDER.get(event.level, 20))
+            if event.level != "INFO":  # INFO is the least a span's level is
+                level = max(level, _LEVEL_ORDER.get(event.level, 20))
     failed = span.status.code == STATUS_CODE_ERROR
     error: tuple[str, str, str | None] | None = None
     if failed:
@@ -536,15 +548,15 @@ def map_span(
             start,
             end,
             end - start,
-            _text_or_none(file),
-            _int_or_none(line, _INT32),
-            _text_or_none(function),
+            file,
+            line,
+            function,
             resource.app,
             resource.app_version,
             resource.host,
             resource.pid,
-            _text_or_none(thread, 256) or "",
-            _text_or_none(task, 256),
+            thread,
+            task,
             resource.tags,
             texts.attributes(attributes) if attributes else {},
             error[0] if error else None,
