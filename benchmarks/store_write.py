@@ -39,7 +39,7 @@ from span_tree.sinks.parquet import ParquetSink
 from span_tree.storage import compact, list_span_files, open_store, span_files, write_spans
 from span_tree.storage.schema import SPAN_SCHEMA, records_to_table
 
-OURS = "span_tree write_spans"  # the sink's path: the worker's columns -> files
+OURS = "span_tree ParquetSink export_columns"  # the worker's columns -> the sink -> files
 RECORDS = "write_spans of records"
 CONVERT = "records_to_table only"
 BASELINE = "pyarrow from_pydict + write_table"
