@@ -485,13 +485,31 @@ def _without_gc(convert: Callable[[Any], Any], batch: Any) -> Any:
     """``convert(batch)`` with the cyclic GC paused: a batch's conversion allocates many
     containers and frees none the GC could, yet would trigger collections that walk every
     queued span (measured: a third of the worker's time with a long queue)."""
+    global _gc_paused
     if not gc.isenabled():
         return convert(batch)
     gc.disable()
+    _gc_paused = True
     try:
         return convert(batch)
     finally:
+        _gc_paused = False
         gc.enable()
+
+
+# True while ``_without_gc`` has the GC paused: a child forked meanwhile (by another
+# thread) has no worker to enable it again, so the fork hook does.
+_gc_paused = False
+
+
+def _resume_gc_after_fork() -> None:
+    global _gc_paused
+    if _gc_paused:
+        _gc_paused = False
+        gc.enable()
+
+
+os.register_at_fork(after_in_child=_resume_gc_after_fork)
 
 
 def _reset_after_fork(processor_ref: weakref.ref[BatchProcessor]) -> None:

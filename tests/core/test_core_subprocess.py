@@ -264,3 +264,32 @@ def test_pytest_plugin_fixture_and_silence(tmp_path: Path) -> None:
     assert "2 passed" in result.stdout
     assert '"spantree"' not in result.stdout + result.stderr
     assert "quiet-0" not in result.stdout + result.stderr
+
+
+@pytest.mark.slow
+def test_child_forked_while_worker_converts_has_the_gc_enabled() -> None:
+    """A fork during the worker's batch conversion (GC paused) leaves the child's GC on."""
+    script = textwrap.dedent(
+        """
+        import gc, os, sys
+        from span_tree._processor import _without_gc
+
+        def convert(batch):
+            pid = os.fork()
+            if pid == 0:
+                os._exit(0 if gc.isenabled() else 3)
+            return os.waitpid(pid, 0)[1]
+
+        status = _without_gc(convert, [])
+        print(os.waitstatus_to_exitcode(status), gc.isenabled())
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        env=clean_env(),
+    )
+    assert "" == result.stderr
+    assert "0 True\n" == result.stdout
