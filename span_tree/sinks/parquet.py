@@ -11,12 +11,13 @@ with the HTTP sink); spans that fit nowhere are counted in ``stats()``
 
 from __future__ import annotations
 
+import operator
 import os
 import threading
 import time
 import weakref
 from collections.abc import Mapping, Sequence
-from itertools import chain
+from itertools import chain, repeat
 from typing import Any
 
 import pyarrow as pa
@@ -429,16 +430,27 @@ def joined_columns(batches: Sequence[Sequence[Sequence[Any]]]) -> Sequence[Seque
     return joined
 
 
+# Types whose equal values are the same value. Equal mappings and floats need not be:
+# {"n": 1} == {"n": True} and 0.0 == -0.0, yet each is stored as given.
+_EXACT = frozenset((str, int, type(None)))
+
+
 def _holds_only(values: Sequence[Any], value: Any) -> bool:
-    """True when every item of ``values`` equals ``value`` (probed before counting)."""
+    """True when every item of ``values`` is ``value`` or, for text and integers, equals
+    it (probed before counting)."""
     first = values[0]
     if not isinstance(values, list) or values[-1] is not first:
         return False
+    exact = type(first) in _EXACT
     try:
         # Not the same object: one day's date, say, is an equal string made per batch.
-        if first is not value and not (type(first) is type(value) and first == value):
+        if first is not value and not (exact and type(first) is type(value) and first == value):
             return False
-        return values[len(values) // 2] is first and values.count(first) == len(values)
+        if values[len(values) // 2] is not first:
+            return False
+        if exact:
+            return values.count(first) == len(values)
+        return all(map(operator.is_, values, repeat(first)))
     except Exception:  # a value whose comparison fails or is not a bool: copy the column
         return False
 

@@ -314,3 +314,22 @@ def test_columns_of_another_shape_are_refused_and_lose_nothing(tmp_path: Path) -
     sink.shutdown()
     stored = read_back(span_files(open_store(str(tmp_path / "s"))).files)
     assert sorted(spans) == sorted(row._replace(written_at=None) for row in stored)
+
+
+def test_batches_with_equal_values_of_other_types_keep_each_value(tmp_path: Path) -> None:
+    """Buffered one-span batches whose attributes are equal but not alike (1, True, 1.0;
+    0.0, -0.0) are each stored as given, as a record sink would see them."""
+    for index, given in enumerate(([{"n": 1}, {"n": True}, {"n": 1.0}], [{"z": 0.0}, {"z": -0.0}])):
+        spans = [
+            span._replace(attributes=attributes)
+            for span, attributes in zip(make_spans(len(given)), given, strict=False)
+        ]
+        store = str(tmp_path / f"s{index}")
+        sink = ParquetSink(store, spool_dir=str(tmp_path / "spool"), max_age=60)
+        for span in spans:
+            sink.export([span])
+        assert sink.force_flush(5.0)
+        sink.shutdown()
+        stored = read_back(span_files(open_store(store)).files)
+        by_id = {row.span_id: repr(row.attributes) for row in stored}
+        assert [repr(attributes) for attributes in given] == [by_id[s.span_id] for s in spans]
