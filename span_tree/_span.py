@@ -928,14 +928,11 @@ def _names(raw_names: tuple[Any, ...], scrub: Any) -> list[str]:
     def clean(raw: Any) -> str:
         return clean_text(safe_str(raw) or UNNAMED, scrub, MAX_NAME_CHARS, ("name",))
 
-    try:
-        distinct = set(raw_names)
-    except TypeError:  # an unhashable object
-        distinct = None
-    if distinct is None or any(raw.__class__ is not str for raw in distinct):
-        # objects: each converted on its own (its str() may change, or raise)
+    if set(map(type, raw_names)) != {str}:
+        # objects: each converted on its own (its str() may change, or raise), never
+        # hashed or compared (their __hash__ or __eq__ may raise too)
         return [clean(raw) for raw in raw_names]
-    cleaned = {raw: clean(raw) for raw in distinct}
+    cleaned = {raw: clean(raw) for raw in set(raw_names)}
     return list(map(cleaned.__getitem__, raw_names))
 
 

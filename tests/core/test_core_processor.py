@@ -415,3 +415,36 @@ def test_columns_of_a_batch_across_midnight_and_of_odd_names() -> None:
     assert ["late", "unhashable name", "<unnamed>", "42", "late"] == [r.name for r in records]
     assert [utc_day(r.start_time) for r in records] == [r.date for r in records]
     assert 2 == len({r.date for r in records})
+
+
+def test_a_name_whose_hash_fails_is_recorded_as_its_text() -> None:
+    """A span named by an object whose __hash__ or __eq__ raises keeps its text name and
+    does not cost its batch's other spans (names were only ever converted with str())."""
+    from span_tree._span import to_records
+
+    class BadHash:
+        def __hash__(self) -> int:
+            raise RuntimeError("no hash")
+
+        def __str__(self) -> str:
+            return "bad hash"
+
+    class BadEq:
+        def __hash__(self) -> int:
+            return 1
+
+        def __eq__(self, other: object) -> bool:
+            raise RuntimeError("no eq")
+
+        def __str__(self) -> str:
+            return "bad eq"
+
+    sink = ColumnRecordingSink()
+    configure(sink)
+    opened = []
+    for name in ("a", BadHash(), BadEq(), BadEq(), "b"):
+        with span_tree.span(name) as opened_span:
+            pass
+        opened.append(opened_span)
+    assert span_tree.flush(5.0)
+    assert ["a", "bad hash", "bad eq", "bad eq", "b"] == [r.name for r in to_records(opened)]
