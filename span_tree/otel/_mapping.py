@@ -186,6 +186,11 @@ def clean_attributes(attributes: dict[str, Any], scrub: Scrub) -> dict[str, Any]
             attributes[key] = active.text(truncate(value), (key,))
         elif value.__class__ not in _PLAIN:
             attributes[key] = json_safe(value, 0, active, (key,))
+    return _at_most_attributes(attributes)
+
+
+def _at_most_attributes(attributes: dict[str, Any]) -> dict[str, Any]:
+    """The first ``_MAX_ATTRIBUTES`` keys, and how many more were dropped, if any."""
     if len(attributes) > _MAX_ATTRIBUTES:
         kept = dict(list(attributes.items())[:_MAX_ATTRIBUTES])
         kept["_truncated_attributes"] = len(attributes) - _MAX_ATTRIBUTES
@@ -246,11 +251,7 @@ class _Texts:
                 attributes[key] = found
             elif value.__class__ not in _PLAIN:
                 attributes[key] = json_safe(value, 0, active, (key,))
-        if len(attributes) > _MAX_ATTRIBUTES:
-            kept = dict(list(attributes.items())[:_MAX_ATTRIBUTES])
-            kept["_truncated_attributes"] = len(attributes) - _MAX_ATTRIBUTES
-            return kept
-        return attributes
+        return _at_most_attributes(attributes)
 
 
 def _tag_text(value: Any) -> str:

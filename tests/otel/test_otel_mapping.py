@@ -446,3 +446,17 @@ def test_scrub_callback_sees_every_occurrence_of_a_repeated_text() -> None:
     records = records_from_traces(request, namespace="team", scrub=scrub).records
     assert [("db.url",), ("db.url",)] == seen
     assert ["pg-hunter2" in repr(r.attributes) for r in records] == [False, False]
+
+
+def test_too_many_attributes_keep_the_first_thousand_and_say_how_many_more() -> None:
+    """A span or event with more than 1,000 attributes keeps the first 1,000 and the count
+    of the others (``_truncated_attributes``), on the cached path as on clean_attributes."""
+    many = {f"key{index:04d}": index for index in range(1005)}
+    request = request_with({"attributes": many, "events": [("step", 10, many)]})
+    (record,) = mapped(request).records
+    kept = {f"key{index:04d}": index for index in range(1000)}
+    # The span's also has the scope's name and version (added after its own): 7 more.
+    assert ({**kept, "_truncated_attributes": 7}, {**kept, "_truncated_attributes": 5}) == (
+        dict(record.attributes),
+        dict(record.events[0].attributes),
+    )
