@@ -488,13 +488,15 @@ def _without_gc(convert: Callable[[Any], Any], batch: Any) -> Any:
     global _gc_paused
     if not gc.isenabled():
         return convert(batch)
-    gc.disable()
+    # The flag is up for longer than the pause, never shorter: a fork in between cannot
+    # leave the child's GC off.
     _gc_paused = True
+    gc.disable()
     try:
         return convert(batch)
     finally:
-        _gc_paused = False
         gc.enable()
+        _gc_paused = False
 
 
 # True while ``_without_gc`` has the GC paused: a child forked meanwhile (by another
