@@ -120,7 +120,11 @@ def prepare_column_files(
     """
     if not columns or not columns[0]:
         return []
-    partitions = set(zip(columns[_NAMESPACE], columns[_DATE_COLUMN], strict=True))
+    namespaces, dates = columns[_NAMESPACE], columns[_DATE_COLUMN]
+    if _one_value(namespaces) and _one_value(dates) and len(namespaces) == len(dates):
+        partitions = {(namespaces[0], dates[0])}  # the usual batch, without a pair per row
+    else:
+        partitions = set(zip(namespaces, dates, strict=True))
     namespace, date = next(iter(partitions))
     if len(partitions) > 1 or not _DATE.fullmatch(date) or safe_namespace(namespace) != namespace:
         # Several days (or a name to clean): the records path groups and cleans.
@@ -131,6 +135,12 @@ def prepare_column_files(
         table = stamped_columns_table(columns, write_stamp())
     relative = f"namespace={check_namespace(namespace)}/date={date}/{name}"
     return [PreparedFile(relative, table_bytes(table), table.num_rows)]
+
+
+def _one_value(values: Sequence[Any]) -> bool:
+    """True when every item of a list or tuple equals the first (a list of one repeated
+    object, as the processor builds constant columns, is counted by identity)."""
+    return isinstance(values, (list, tuple)) and values.count(values[0]) == len(values)
 
 
 def put_prepared(location: StoreLocation, prepared: PreparedFile) -> str:
@@ -259,7 +269,10 @@ def table_bytes(table: pa.Table, *, footer: Mapping[bytes, bytes] | None = None)
         use_dictionary=DICTIONARY_COLUMNS,
         write_statistics=STATISTICS_COLUMNS,
         sorting_columns=_sorting_columns(table.schema),
+        write_batch_size=ROW_GROUP_ROWS,
     ) as writer:
+        # One row group's values per write batch (default 1,024): the same bytes, less
+        # per-batch work in the encoder.
         writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
         if footer:
             writer.add_key_value_metadata(dict(footer))

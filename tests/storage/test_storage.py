@@ -230,3 +230,27 @@ def test_a_failed_footer_read_is_not_remembered(
     after = span_files(location)
     assert ([], 1) == (during.files, len(during.problems))
     assert (paths, []) == (after.files, after.problems)
+
+
+def test_column_batch_goes_to_each_rows_partition() -> None:
+    """A batch of columns lands in one file per (namespace, date), whichever row differs."""
+    from span_tree._record import SPAN_COLUMNS, columns_from_records
+    from span_tree.storage._writer import prepare_column_files
+
+    spans = make_spans(40)
+    columns = columns_from_records(spans)
+    namespace, date = SPAN_COLUMNS.index("namespace"), SPAN_COLUMNS.index("date")
+    columns[namespace] = ["ns"] * len(spans)  # as the processor builds a constant column
+    columns[date] = ["2026-11-27"] * len(spans)
+    one = prepare_column_files(columns)
+    assert [("namespace=ns/date=2026-11-27", len(spans))] == [
+        (file.relative_path.rsplit("/", 1)[0], file.rows) for file in one
+    ]
+    columns[date][7] = "2026-11-28"  # neither the first, middle nor last row
+    two = prepare_column_files(columns)
+    assert [
+        ("namespace=ns/date=2026-11-27", len(spans) - 1),
+        ("namespace=ns/date=2026-11-28", 1),
+    ] == sorted((file.relative_path.rsplit("/", 1)[0], file.rows) for file in two)
+    day = next(file for file in two if "2026-11-28" in file.relative_path)
+    assert [spans[7].span_id] == pq.read_table(pa.BufferReader(day.data))["span_id"].to_pylist()
