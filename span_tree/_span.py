@@ -990,8 +990,18 @@ def _decorate(
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        span = new_span()
-        if not _guarded_start(span):
+        # new_span(), _guarded_start() and _restore_context()'s usual case written out:
+        # three Python calls less on every call of a decorated function.
+        span = Span(span_name, dict(attributes) if attributes else None, kind=kind)
+        span.options = options
+        span.code = code
+        span.line = line
+        try:
+            started = _start(span)
+        except Exception as error:
+            _internal_error(error)
+            started = False
+        if not started:
             return fn(*args, **kwargs)
         span.token = current_span_var.set(span)
         try:
@@ -1005,7 +1015,13 @@ def _decorate(
         except Exception as error:
             _internal_error(error)
         finally:
-            _restore_context(span)
+            token = span.token
+            if token.__class__ is Token:
+                try:
+                    current_span_var.reset(token)
+                    span.token = _EXITED
+                except ValueError:
+                    _restore_context(span)  # left in another context: see there
         return result
 
     return cast(F, wrapper)

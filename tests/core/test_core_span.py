@@ -108,6 +108,33 @@ def test_decorated_function_opens_a_new_span_per_call(memory_sink: MemorySink) -
     assert 2 == len(ids)
 
 
+def test_decorated_call_gives_the_context_back_to_the_caller(memory_sink: MemorySink) -> None:
+    """After a decorated call the caller's span is current again, also when the function
+    ended its own span early; the call's span is the caller's child."""
+
+    @span_tree.span("plain")
+    def plain() -> str:
+        current = span_tree.current_span()
+        assert current is not None
+        return current.name or ""
+
+    @span_tree.span("ends_itself")
+    def ends_itself() -> None:
+        current = span_tree.current_span()
+        assert current is not None
+        current.__exit__(None, None, None)
+
+    with span_tree.span("outer") as outer:
+        assert "plain" == plain()
+        assert outer is span_tree.current_span()
+        ends_itself()
+        assert outer is span_tree.current_span()
+    assert span_tree.current_span() is None
+    records = finished(memory_sink)
+    assert records["outer"].span_id == records["plain"].parent_id
+    assert records["outer"].span_id == records["ends_itself"].parent_id
+
+
 async def test_async_decorator_covers_the_whole_await(memory_sink: MemorySink) -> None:
     """An async function's span starts at the call and ends after the awaited work."""
     inner_end: list[int] = []
