@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import json
+import operator
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -203,14 +204,30 @@ def _struct_lists(
     return pa.ListArray.from_arrays(_offsets(map(len, values)), structs)
 
 
+# Values that equal ones are stored alike in a typed column (1 and True in an int64).
+_SCALARS = (str, int, float, bool, type(None))
+
+
 def _constant(values: Sequence[Any]) -> bool:
-    """True when every value equals the first (probed cheaply before the full count)."""
+    """True when every value is stored as the first one is (probed before the full count).
+
+    Text and numbers: equal is enough. Anything else must be the very same object (a
+    trace's shared tags, the empty tuple): equal dicts of unlike items, ``{"n": 1}`` and
+    ``{"n": True}``, are stored as different JSON.
+    """
     if len(values) < 64 or not isinstance(values, (tuple, list)):
         return False
     first = values[0]
-    if not (first == values[-1] == values[len(values) // 2]):
+    if type(first) not in _SCALARS:
+        if values[-1] is not first or values[len(values) // 2] is not first:
+            return False
+        return all(map(operator.is_, values, repeat(first)))
+    try:
+        if not (first == values[-1] == values[len(values) // 2]):
+            return False
+        return values.count(first) == len(values)
+    except Exception:  # a value whose comparison fails: convert the column as it is
         return False
-    return values.count(first) == len(values)
 
 
 def _column_array(name: str, values: Sequence[Any], field_type: pa.DataType) -> pa.Array:

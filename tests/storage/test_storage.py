@@ -254,3 +254,17 @@ def test_column_batch_goes_to_each_rows_partition() -> None:
     ] == sorted((file.relative_path.rsplit("/", 1)[0], file.rows) for file in two)
     day = next(file for file in two if "2026-11-28" in file.relative_path)
     assert [spans[7].span_id] == pq.read_table(pa.BufferReader(day.data))["span_id"].to_pylist()
+
+
+def test_equal_values_of_unlike_types_are_stored_as_they_are() -> None:
+    """A batch whose tags are all equal, one of them with True for 1: that row keeps its
+    own tag text (equal is not "stored alike")."""
+    from support.spans import unit_spans
+
+    from span_tree.storage.schema import records_to_table
+
+    spans = [span._replace(tags={"n": 1}) for span in unit_spans(80)]
+    spans[40] = spans[40]._replace(tags={"n": True})
+    table = records_to_table(spans, written_at=1, sort=False)
+    texts = [dict(tags)["n"] for tags in table.column("tags").to_pylist()]
+    assert ["1"] * 40 + ["True"] + ["1"] * 39 == texts
