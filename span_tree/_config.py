@@ -210,7 +210,6 @@ def configure(
         batch_size=batch_size,
         schedule_delay=schedule_delay,
         on_full=on_full,
-        convert=_span.to_records,
         convert_columns=_span.to_columns,
         on_worker_start=_span.suppress_tracing,
     )

@@ -172,7 +172,7 @@ class Span:
 
     __slots__ = (
         "__weakref__",
-        "attributes",
+        "_attributes",
         "code",
         "copy_of",
         "end_ns",
@@ -215,7 +215,9 @@ class Span:
         remote_parent: tuple[str, str] | None = None,
     ) -> None:
         self.name = name
-        self.attributes = attributes
+        # None until an attribute is set or read: no empty dict kept alive per span (each
+        # container counts towards the cyclic GC's next collection).
+        self._attributes = attributes
         self.kind = kind
         self.options = (
             (force_new_trace, remote_parent) if force_new_trace or remote_parent else None
@@ -254,7 +256,7 @@ class Span:
                 return self
             # Entering a span object again (or from a second thread) records a new span
             # with the same name and attributes rather than corrupting this one.
-            span = Span(self.name, dict(self.attributes or {}), kind=self.kind)
+            span = Span(self.name, dict(self._attributes or {}), kind=self.kind)
             span.options = self.options
             span.copy_of = self
             return span._enter_from(frame)
@@ -336,7 +338,7 @@ class Span:
         _exit(span, exc_type, exc, tb)
 
     def __call__(self, fn: F) -> F:
-        return _decorate(fn, self.name, self.attributes or {}, self.options, self.kind)
+        return _decorate(fn, self.name, self._attributes or {}, self.options, self.kind)
 
     # -- public API -------------------------------------------------------------------
     @property
@@ -377,19 +379,30 @@ class Span:
             return STATUS_STARTED
         return STATUS_FAILED if self.error else STATUS_SUCCEEDED
 
+    @property
+    def attributes(self) -> dict[str, Any]:
+        """This span's attributes (a dict, empty until one is set)."""
+        if self._attributes is None:
+            self._attributes = {}
+        return self._attributes
+
+    @attributes.setter
+    def attributes(self, value: dict[str, Any]) -> None:
+        self._attributes = value
+
     def set_attribute(self, key: str, value: Any) -> None:
         """Set one attribute of this span."""
         if self._check_live("set_attribute"):
-            if self.attributes is None:
-                self.attributes = {}
-            self.attributes[key] = value
+            if self._attributes is None:
+                self._attributes = {}
+            self._attributes[key] = value
 
     def set_attributes(self, **attributes: Any) -> None:
         """Set several attributes of this span."""
         if self._check_live("set_attributes"):
-            if self.attributes is None:
-                self.attributes = {}
-            self.attributes.update(attributes)
+            if self._attributes is None:
+                self._attributes = {}
+            self._attributes.update(attributes)
 
     def set_tags(self, **tags: Any) -> None:
         """Set tags on this span's whole trace (copied onto every span row)."""
@@ -749,7 +762,7 @@ _DAY_US = 86_400_000_000
 # What the worker reads of each live span, in one C call per span.
 _span_fields = operator.attrgetter(
     "trace", "sid", "parent_ref", "seq", "name", "kind", "start_ns", "end_ns", "error",
-    "levelno", "code", "lasti", "line", "thread_ref", "task_ref", "attributes", "events",
+    "levelno", "code", "lasti", "line", "thread_ref", "task_ref", "_attributes", "events",
     "handled_errors", "ref_src", "ref_dest",
 )  # fmt: skip
 

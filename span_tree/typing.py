@@ -32,8 +32,9 @@ class Sink(Protocol):
 class ColumnSink(Sink, Protocol):
     """A sink that also takes a batch as columns, without a record per span.
 
-    The processor converts each batch once: a sink defining ``export_columns`` gets the
-    columns (and ``export`` is not called for that batch); the other sinks get records.
+    The processor converts each batch once: a sink whose class defines ``export_columns``
+    gets the columns (and ``export`` is not called for that batch); the other sinks get
+    records.
     """
 
     def export_columns(self, columns: Sequence[Sequence[Any]]) -> None:

@@ -448,3 +448,16 @@ def test_a_name_whose_hash_fails_is_recorded_as_its_text() -> None:
         opened.append(opened_span)
     assert span_tree.flush(5.0)
     assert ["a", "bad hash", "bad eq", "bad eq", "b"] == [r.name for r in to_records(opened)]
+
+
+def test_a_mock_sink_gets_records_through_export() -> None:
+    """A unittest.mock sink (it answers every attribute, export_columns too) gets export()."""
+    from unittest import mock
+
+    sink = mock.Mock()
+    configure(sink)
+    with span_tree.span("mocked"):
+        pass
+    assert span_tree.flush(5.0)
+    exported = [span.name for call in sink.export.call_args_list for span in call.args[0]]
+    assert (["mocked"], []) == (exported, sink.export_columns.call_args_list)

@@ -360,3 +360,13 @@ def test_disabled_tracing_records_nothing(memory_sink: MemorySink) -> None:
     assert 5 == value
     span_tree.flush(5.0)
     assert [] == sink.spans
+
+
+def test_attributes_read_as_a_dict_and_changes_to_it_are_recorded(
+    memory_sink: MemorySink,
+) -> None:
+    """A span made without attributes reads ``{}``; keys put into that dict are recorded."""
+    with span_tree.span("plain") as plain:
+        assert {} == plain.attributes
+        plain.attributes["rows"] = 3
+    assert {"rows": 3} == finished(memory_sink)["plain"].attributes
