@@ -133,6 +133,9 @@ class ParquetSink:
                 first_delay=min(60.0, compact_interval),
                 namespaces=lambda: set(self._written_namespaces),
                 min_age=compact_min_age,
+                # The traced application's process: no DuckDB loaded into it (tens of MB
+                # kept) to save a few ms per small file.
+                read_with_duckdb=False,
             )
         self._lock = threading.RLock()
         self._counters: dict[str, int] = dict.fromkeys(

@@ -33,6 +33,7 @@ class AutoCompactor:
         target_rows: rows per merged file at most (bounds the memory of a pass).
         min_age: files younger than this (by name) are left alone.
         grace: see ``compact``.
+        read_with_duckdb: see ``compact`` (a traced service's sink passes False).
     """
 
     def __init__(
@@ -47,6 +48,7 @@ class AutoCompactor:
         target_rows: int = 250_000,
         min_age: float = DEFAULT_MIN_AGE,
         grace: float = DEFAULT_GRACE,
+        read_with_duckdb: bool = True,
     ) -> None:
         self.location = location
         self.interval = interval
@@ -56,6 +58,7 @@ class AutoCompactor:
         self._target_rows = target_rows
         self._min_age = min_age
         self._grace = grace
+        self._read_with_duckdb = read_with_duckdb
         self._next = time.monotonic() + first_delay
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -104,6 +107,7 @@ class AutoCompactor:
             "grace": self._grace,
             "workers": 1,
             "should_stop": self._stop.is_set,
+            "read_with_duckdb": self._read_with_duckdb,
         }
         closed = [p for p in partitions if p.date < today.isoformat()]
         current = [p for p in partitions if p.date >= today.isoformat()]

@@ -105,6 +105,7 @@ def compact(
     min_files: int = 2,
     partitions: Sequence[Partition] | None = None,
     should_stop: Callable[[], bool] = lambda: False,
+    read_with_duckdb: bool = True,
 ) -> CompactResult:
     """Merge small span files per partition (any number of compactors may run at once).
 
@@ -124,6 +125,9 @@ def compact(
         min_files: merge a partition only when it has at least this many small files.
         partitions: these partitions instead of listing the store.
         should_stop: checked between partitions and merges (a service shutting down).
+        read_with_duckdb: read a group of small local files in one DuckDB scan (see
+            ``_read_bulk``); False keeps DuckDB out of the process (a traced service's
+            own sink compacting its files).
 
     Returns:
         Counts of partitions, files merged and written, rows, files cleaned up.
@@ -150,8 +154,9 @@ def compact(
                 result.partitions += 1
             # grace 0 (tests, a store with one compactor): no deletion waits, no window.
             window = grace / 2 if grace > 0 else float("inf")
+            bulk_readable = standard if read_with_duckdb else set()
             merge = partial(
-                _merge, location, state, planned_at, window, should_stop, threads, standard
+                _merge, location, state, planned_at, window, should_stop, threads, bulk_readable
             )
             for outcome in pool.map(merge, groups):
                 result.add(outcome)

@@ -77,3 +77,51 @@ def test_receiver_compacts_the_store_in_the_background(tmp_path: Path) -> None:
     finally:
         app.state.receiver.compactor.stop()
     assert (1, len(spans)) == (len(files), pq.read_metadata(files[0]).num_rows)
+
+
+SINK_COMPACTS_TEN_FILES = """
+import sys, time
+from datetime import UTC, datetime, timedelta
+import span_tree
+from span_tree.sinks.parquet import ParquetSink
+from span_tree.storage import list_span_files, open_store
+from span_tree.testing import capture_spans
+
+store, spool = sys.argv[1], sys.argv[2]
+past = (datetime.now(UTC).date() - timedelta(days=1)).isoformat()
+span_tree.configure(console=False, jsonl=False, store=None)
+with capture_spans() as spans:
+    for index in range(10):
+        with span_tree.span("unit", index=index):
+            pass
+sink = ParquetSink(store, spool_dir=spool, compact_interval=0.3, compact_min_age=0)
+for span in spans:
+    sink.export([span._replace(date=past)])
+    sink.force_flush(5.0)
+deadline = time.monotonic() + 30
+while len(list_span_files(open_store(store)).files) > 1 and time.monotonic() < deadline:
+    sink.tick()
+    time.sleep(0.1)
+sink.shutdown()
+print(len(list_span_files(open_store(store)).files), "duckdb" in sys.modules)
+"""
+
+
+def test_a_services_sink_compacts_without_loading_duckdb(tmp_path: Path) -> None:
+    """The sink's background compaction (in the traced app's process) merges ten small
+    files without importing DuckDB; the receiver and `spantree compact` may."""
+    import subprocess
+    import sys
+
+    from support.processes import TIMEOUT, clean_env
+
+    arguments = [str(tmp_path / "store"), str(tmp_path / "spool")]
+    done = subprocess.run(
+        [sys.executable, "-c", SINK_COMPACTS_TEN_FILES, *arguments],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        env=clean_env(),
+        check=True,
+    )
+    assert "1 False" == done.stdout.strip()
