@@ -66,13 +66,16 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-# DuckDB may use this much memory (MiB) before it spills to disk: a big join or
-# aggregation spills under the cache directory instead of taking a shared machine
-# (100M spans: error_groups 4.8 -> 1.2 GB RSS for 60 % more CPU, dashboard 2.0 -> 1.1 GB
-# for 20 % more; a store whose queries fit, like 10M spans, is not slowed). A query
-# DuckDB cannot answer within it (an operator that cannot spill) runs once more with
-# MEMORY_SHARE of the machine, DuckDB's own default being 80 %. SPANTREE_MEMORY_LIMIT or
-# Store(memory_limit=) sets the limit instead, with no second try ("2GB": a DuckDB size).
+# DuckDB may use BOUND_SHARE of the machine's memory (at least BOUNDED_MEMORY_MB) before
+# it spills to disk: a big join or aggregation spills under the cache directory instead
+# of taking a shared machine, DuckDB's own default being 80 %. A quarter, not a fixed
+# 1 GiB: at 1 GiB, span_stats over 100M spans (about 1 GB of quantile state, as much as
+# the plain query takes) spilled and took 54 s instead of 6.5 s; error_groups there
+# takes 4.8 GB and 20 s, or 1.2 GB and 33 s spilled. A query DuckDB cannot answer within
+# the bound (an operator that cannot spill) runs once more with MEMORY_SHARE of the
+# machine. SPANTREE_MEMORY_LIMIT or Store(memory_limit=) sets the limit instead, with no
+# second try ("2GB": a DuckDB size).
+BOUND_SHARE = 0.25
 BOUNDED_MEMORY_MB = 1024
 MEMORY_SHARE = 0.5
 
@@ -146,10 +149,12 @@ def configure(con: duckdb.DuckDBPyConnection, memory_limit: str | None) -> str |
     con.execute("SET enable_progress_bar = false")
     limit = memory_limit or os.environ.get("SPANTREE_MEMORY_LIMIT")
     larger = None
-    if not limit:
-        share = _machine_share_mb()
-        limit = f"{min(BOUNDED_MEMORY_MB, share)}MiB" if share else None
-        larger = f"{share}MiB" if share and share > BOUNDED_MEMORY_MB else None
+    machine = None if limit else _machine_memory_mb()
+    if machine:
+        share = max(256, int(machine * MEMORY_SHARE))
+        bound = min(share, max(BOUNDED_MEMORY_MB, int(machine * BOUND_SHARE)))
+        limit = f"{bound}MiB"
+        larger = f"{share}MiB" if share > bound else None
     if limit:
         con.execute(f"SET memory_limit = {sql_string(limit)}")
     temp = os.path.join(cache_dir(), "duckdb-tmp")
@@ -161,13 +166,12 @@ def configure(con: duckdb.DuckDBPyConnection, memory_limit: str | None) -> str |
     return larger
 
 
-def _machine_share_mb() -> int | None:
-    """``MEMORY_SHARE`` of the machine's memory in MiB (at least 256), if known."""
+def _machine_memory_mb() -> int | None:
+    """The machine's memory in MiB, if known."""
     try:
-        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20
     except (ValueError, OSError, AttributeError):
         return None
-    return max(256, int(total * MEMORY_SHARE) // 2**20)
 
 
 def list_spans(

@@ -359,11 +359,31 @@ def test_default_memory_bound_is_raised_once_for_a_query_that_needs_more(
 
     monkeypatch.delenv("SPANTREE_MEMORY_LIMIT", raising=False)
     monkeypatch.setattr(_source, "BOUNDED_MEMORY_MB", 16)
+    monkeypatch.setattr(_source, "BOUND_SHARE", 0.0)
     store = Store(build_store(tmp_path))
     assert [("16.0 MiB",)] == store.sql("select current_setting('memory_limit')").fetchall()
     assert [(4000000,)] == store.sql(_UNSPILLABLE).fetchall()
     raised = store.sql("select current_setting('memory_limit')").fetchall()[0][0]
     assert "16.0 MiB" != raised
+
+
+def test_default_memory_bound_is_a_quarter_of_the_machine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no limit chosen, DuckDB may use a quarter of the machine's memory (at least
+    1 GiB) before it spills: enough for span_stats over 100M spans without spilling."""
+    import os
+
+    import duckdb
+
+    monkeypatch.delenv("SPANTREE_MEMORY_LIMIT", raising=False)
+    machine_mb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20
+    expected = min(max(256, machine_mb // 2), max(1024, machine_mb // 4))
+    con = duckdb.connect()
+    con.execute(f"SET memory_limit = '{expected}MiB'")
+    setting = "select current_setting('memory_limit')"
+    store = Store(build_store(tmp_path))
+    assert con.sql(setting).fetchall() == store.sql(setting).fetchall()
 
 
 def test_a_chosen_memory_limit_is_kept(tmp_path: Path) -> None:
