@@ -11,13 +11,12 @@ with the HTTP sink); spans that fit nowhere are counted in ``stats()``
 
 from __future__ import annotations
 
-import operator
 import os
 import threading
 import time
 import weakref
 from collections.abc import Mapping, Sequence
-from itertools import chain, repeat
+from itertools import chain
 from typing import Any
 
 import pyarrow as pa
@@ -49,7 +48,7 @@ from span_tree.storage._writer import (
     prepare_files,
     put_prepared,
 )
-from span_tree.storage.schema import records_to_table
+from span_tree.storage.schema import holds_only, records_to_table
 
 DEFAULT_SPOOL_BYTES = 256 * 1024 * 1024
 
@@ -426,36 +425,11 @@ def joined_columns(batches: Sequence[Sequence[Sequence[Any]]]) -> Sequence[Seque
     joined: list[Sequence[Any]] = []
     for pieces in zip(*batches, strict=True):
         value = pieces[0][0]
-        if all(_holds_only(piece, value) for piece in pieces):
+        if all(holds_only(piece, value) for piece in pieces):
             joined.append([value] * rows)
         else:
             joined.append(list(chain.from_iterable(pieces)))
     return joined
-
-
-# Types whose equal values are the same value. Equal mappings and floats need not be:
-# {"n": 1} == {"n": True} and 0.0 == -0.0, yet each is stored as given.
-_EXACT = frozenset((str, int, type(None)))
-
-
-def _holds_only(values: Sequence[Any], value: Any) -> bool:
-    """True when every item of ``values`` is ``value`` or, for text and integers, equals
-    it (probed before counting)."""
-    first = values[0]
-    if not isinstance(values, list) or values[-1] is not first:
-        return False
-    exact = type(first) in _EXACT
-    try:
-        # Not the same object: one day's date, say, is an equal string made per batch.
-        if first is not value and not (exact and type(first) is type(value) and first == value):
-            return False
-        if values[len(values) // 2] is not first:
-            return False
-        if exact:
-            return values.count(first) == len(values)
-        return all(map(operator.is_, values, repeat(first)))
-    except Exception:  # a value whose comparison fails or is not a bool: copy the column
-        return False
 
 
 def _row_count(data: bytes) -> int:

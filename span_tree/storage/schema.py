@@ -204,30 +204,34 @@ def _struct_lists(
     return pa.ListArray.from_arrays(_offsets(map(len, values)), structs)
 
 
-# Values that equal ones are stored alike in a typed column (1 and True in an int64).
-_SCALARS = (str, int, float, bool, type(None))
+# Types whose equal values are the same stored value. Equal containers and floats need
+# not be: {"n": 1} == {"n": True} and 0.0 == -0.0, yet each is stored as given.
+_EQUAL_IS_SAME = frozenset((str, int, type(None)))
+
+
+def holds_only(values: Sequence[Any], value: Any) -> bool:
+    """True when every item of ``values`` is stored as ``value`` is: the very same object,
+    or for text and integers an equal one of the same type (probed before counting)."""
+    if not values or not isinstance(values, (list, tuple)):
+        return False
+    first = values[0]
+    middle, last = values[len(values) // 2], values[-1]
+    try:
+        if type(first) in _EQUAL_IS_SAME:
+            # An equal string made per batch (one day's date, say) is the same value.
+            if type(value) is not type(first) or not (value == first == middle == last):
+                return False
+            return values.count(first) == len(values)
+        if not (first is value and middle is value and last is value):
+            return False
+        return all(map(operator.is_, values, repeat(value)))
+    except Exception:  # a value whose comparison fails or is not a bool: not one value
+        return False
 
 
 def _constant(values: Sequence[Any]) -> bool:
-    """True when every value is stored as the first one is (probed before the full count).
-
-    Text and numbers: equal is enough. Anything else must be the very same object (a
-    trace's shared tags, the empty tuple): equal dicts of unlike items, ``{"n": 1}`` and
-    ``{"n": True}``, are stored as different JSON.
-    """
-    if len(values) < 64 or not isinstance(values, (tuple, list)):
-        return False
-    first = values[0]
-    if type(first) not in _SCALARS:
-        if values[-1] is not first or values[len(values) // 2] is not first:
-            return False
-        return all(map(operator.is_, values, repeat(first)))
-    try:
-        if not (first == values[-1] == values[len(values) // 2]):
-            return False
-        return values.count(first) == len(values)
-    except Exception:  # a value whose comparison fails: convert the column as it is
-        return False
+    """A column long enough to be worth it that holds one stored value throughout."""
+    return len(values) >= 64 and holds_only(values, values[0])
 
 
 def _column_array(name: str, values: Sequence[Any], field_type: pa.DataType) -> pa.Array:
