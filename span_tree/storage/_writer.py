@@ -23,7 +23,12 @@ from span_tree.storage._layout import (
     safe_namespace,
 )
 from span_tree.storage._location import StoreLocation
-from span_tree.storage.schema import columns_to_table, gc_paused, transpose_records
+from span_tree.storage.schema import (
+    columns_to_table,
+    gc_paused,
+    holds_only,
+    transpose_records,
+)
 
 # Low-cardinality columns, where dictionary encoding pays; on the others (ids, messages,
 # JSON) it costs time and, falling back to plain encoding, saves nothing.
@@ -121,7 +126,8 @@ def prepare_column_files(
     if not columns or not columns[0]:
         return []
     namespaces, dates = columns[_NAMESPACE], columns[_DATE_COLUMN]
-    if _one_value(namespaces) and _one_value(dates) and len(namespaces) == len(dates):
+    one_namespace = holds_only(namespaces, namespaces[0])
+    if one_namespace and holds_only(dates, dates[0]) and len(namespaces) == len(dates):
         partitions = {(namespaces[0], dates[0])}  # the usual batch, without a pair per row
     else:
         partitions = set(zip(namespaces, dates, strict=True))
@@ -135,12 +141,6 @@ def prepare_column_files(
         table = stamped_columns_table(columns, write_stamp())
     relative = f"namespace={check_namespace(namespace)}/date={date}/{name}"
     return [PreparedFile(relative, table_bytes(table), table.num_rows)]
-
-
-def _one_value(values: Sequence[Any]) -> bool:
-    """True when every item of a list or tuple equals the first (a list of one repeated
-    object, as the processor builds constant columns, is counted by identity)."""
-    return isinstance(values, (list, tuple)) and values.count(values[0]) == len(values)
 
 
 def put_prepared(location: StoreLocation, prepared: PreparedFile) -> str:
