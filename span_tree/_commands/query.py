@@ -266,6 +266,10 @@ def _check_one_statement(query: str | None) -> None:
     """Refuse an empty query or several statements (only the last one would print)."""
     if not query or not query.strip(" \t\r\n;"):
         raise fail('give a query, e.g. spantree sql "select * from traces limit 5" (or --views)')
+    if ";" not in query.rstrip(" \t\r\n;"):
+        # Surely one statement: no parse, which would start DuckDB's default database
+        # (~20 ms of a cold `spantree sql`) besides the Store's.
+        return
     import duckdb
 
     try:

@@ -103,3 +103,50 @@ def test_sql_table_still_loads_rich(tmp_path: Path) -> None:
     )
     assert "3" in out
     assert {"rich", "pyarrow"} <= modules
+
+
+# Run `spantree sql` with duckdb.extract_statements counted (a parse with it starts
+# DuckDB's default database, a second one besides the Store's).
+PARSE_PROBE = """
+import json, sys
+import duckdb
+calls = []
+original = duckdb.extract_statements
+duckdb.extract_statements = lambda *args: calls.append(args) or original(*args)
+from span_tree.cli import main
+try:
+    main()
+except SystemExit as stop:
+    code = stop.code
+print(json.dumps({"code": code, "parses": len(calls)}), file=sys.stderr)
+"""
+
+
+def parses_by_cli(*args: str) -> tuple[int, str, int]:
+    """Run ``spantree ARGS``: its exit code, stdout and how often it parsed the query."""
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
+        "HOME": os.environ.get("HOME", "/tmp"),
+        "SPANTREE_STORE": "none",
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", PARSE_PROBE, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env=env,
+    )
+    report = json.loads(result.stderr.strip().splitlines()[-1])
+    return report["code"], result.stdout, report["parses"]
+
+
+def test_sql_of_one_statement_starts_no_second_duckdb(tmp_path: Path) -> None:
+    """A query with no ';' inside runs without a parse by DuckDB's default database;
+    one with a ';' inside a string literal is parsed, and is still one statement."""
+    small_store(tmp_path)
+    store = ["--store", str(tmp_path), "--format", "csv"]
+    plain = parses_by_cli("sql", *store, "select count(*) as n from spans;")
+    quoted = parses_by_cli("sql", *store, "select ';' as s")
+    assert ((0, "n\n3\n", 0), (0, "s\n;\n", 1)) == (plain, quoted)
