@@ -9,11 +9,13 @@ without it (``logging.lastResort``).
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar, overload
 
-from span_tree import _ids, _span
+from span_tree import _ids, _runtime, _span
 from span_tree._context import current_span_var
+from span_tree._record import Event
 from span_tree._sanitize import MAX_MESSAGE_CHARS, truncate
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -26,6 +28,12 @@ _STANDARD_RECORD_KEYS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), N
 }
 # How many attributes a LogRecord has when made (a custom record factory may add more).
 _PLAIN_RECORD_SIZE = len(vars(logging.LogRecord("", 0, "", 0, "", (), None)))
+_LogRecord = logging.LogRecord
+_current_span = current_span_var.get
+_SUPPRESSED = _span.SUPPRESSED
+_LEVEL_NAMES = _span._LEVEL_NAMES
+_new_event = tuple.__new__
+_time_ns = time.time_ns
 
 
 class SpanEventHandler(logging.Handler):
@@ -34,30 +42,17 @@ class SpanEventHandler(logging.Handler):
     def handle(self, record: logging.LogRecord) -> bool:
         # No handler lock: appending to the span's own event list is thread-safe
         # under the GIL, and the lock would serialise every logging call.
-        span = current_span_var.get()
-        if span is None or span is _span.SUPPRESSED:
+        span = _current_span()
+        if span is None or span is _SUPPRESSED:
             _pass_through(record, self)
             return True
         if self.filters and not self.filter(record):
             return False
         try:
-            fields = record.__dict__
-            extras: dict[str, Any] = {}
-            # A record with no more attributes than a fresh one has no `extra=` keys
-            # (one length check); else a C set difference finds them (other handlers'
-            # formatting adds `message` and `asctime`, which are not extras).
-            if len(fields) > _PLAIN_RECORD_SIZE:
-                extra_keys = fields.keys() - _STANDARD_RECORD_KEYS
-                if extra_keys:
-                    extras = {key: value for key, value in fields.items() if key in extra_keys}
-            span._event(
-                truncate(record.getMessage(), MAX_MESSAGE_CHARS),
-                record.levelno,
-                record.name,
-                record.pathname,
-                record.lineno,
-                extras,
-            )
+            if span.end_ns or not span.start_ns:
+                _runtime.stats.late_events += 1
+            else:
+                _add_event(span, record)
             if record.exc_info and record.exc_info[0] is not None:
                 span.record_handled_error(record.exc_info)
         except Exception:
@@ -66,6 +61,51 @@ class SpanEventHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:  # pragma: no cover - handle() does it
         self.handle(record)
+
+
+def _add_event(span: _span.Span, record: logging.LogRecord) -> None:
+    """``Span._event`` of a log record written out: this runs once per logging call."""
+    fields = record.__dict__
+    extras: dict[str, Any] = {}
+    # A record with no more attributes than a fresh one has no `extra=` keys (one
+    # length check); else a C set difference finds them (other handlers' formatting
+    # adds `message` and `asctime`, which are not extras).
+    if len(fields) > _PLAIN_RECORD_SIZE:
+        extra_keys = fields.keys() - _STANDARD_RECORD_KEYS
+        if extra_keys:
+            extras = {key: value for key, value in fields.items() if key in extra_keys}
+    if record.__class__ is _LogRecord:
+        # LogRecord.getMessage's own steps, without the method call.
+        message = record.msg
+        if message.__class__ is not str:
+            message = str(message)
+        if record.args:
+            message = message % record.args
+    else:  # a record factory's class may define its own getMessage
+        message = record.getMessage()
+    if len(message) > MAX_MESSAGE_CHARS:
+        message = truncate(message, MAX_MESSAGE_CHARS)
+    level = record.levelno
+    event = _new_event(
+        Event,
+        (
+            _time_ns() // 1000,
+            next(span.trace.counter),  # type: ignore[union-attr]  # a started span
+            _LEVEL_NAMES.get(level) or _span._level_name(level),
+            record.name,
+            message,
+            record.pathname,
+            record.lineno,
+            extras,
+        ),
+    )
+    events = span.events
+    if events is None:
+        span.events = [event]
+    else:
+        events.append(event)
+    if level > span.levelno:
+        span.levelno = level
 
 
 def _pass_through(record: logging.LogRecord, ours: logging.Handler) -> None:

@@ -309,3 +309,24 @@ def test_extras_are_found_whether_or_not_another_handler_formatted_the_record(
     events = by_name(memory_sink)["logged"].events
     assert [{}, {"order": 1}, {}, {"order": 2}] == [dict(event.attributes) for event in events]
     assert 2 == len(stream.getvalue().splitlines())
+
+
+def test_a_record_factory_s_own_get_message_is_used(memory_sink: MemorySink) -> None:
+    """A record class from logging.setLogRecordFactory that defines getMessage keeps it;
+    a message given as another object is stored as its text."""
+
+    class Prefixed(logging.LogRecord):
+        def getMessage(self) -> str:  # logging's name
+            return "[app] " + super().getMessage()
+
+    logger = logging.getLogger("factory.test")
+    before = logging.getLogRecordFactory()
+    with span_tree.span("custom"):
+        logger.info({"n": 1})
+        logging.setLogRecordFactory(Prefixed)
+        try:
+            logger.info("x=%d", 2)
+        finally:
+            logging.setLogRecordFactory(before)
+    events = by_name(memory_sink)["custom"].events
+    assert ["{'n': 1}", "[app] x=2"] == [event.message for event in events]

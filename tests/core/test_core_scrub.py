@@ -282,3 +282,49 @@ def test_the_default_key_list_means_the_default_rule_everywhere() -> None:
     pattern = scrub_pattern(DEFAULT_SCRUB_KEYS)
     assert DEFAULT_KEY_PATTERN is pattern
     assert (None, True) == (pattern.search("author"), bool(pattern.search("x-auth-token")))
+
+
+def test_a_message_repeated_across_a_batch_is_scrubbed_in_every_span(
+    memory_sink: MemorySink, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One secret-looking log line in many spans (scrubbed once per batch) is scrubbed in each,
+    next to events with extras, plain ones and a message given as another object."""
+    caplog.set_level(logging.INFO)
+    line = "GET /data?token=tk-12345"
+    for index in range(5):
+        with span_tree.span(f"repeat {index}") as opened:
+            app_logger().info(line)
+            app_logger().info("plain %d", index, extra={"password": "pw"})
+            opened.add_event(["token=tk-12345"])  # type: ignore[arg-type]
+    assert span_tree.flush(5.0)
+    expected = (f"GET /data?token={SCRUBBED}", "plain {}", f"['token={SCRUBBED}']")
+    assert [[expected[0], expected[1].format(index), expected[2]] for index in range(5)] == [
+        [event.message for event in record.events] for record in memory_sink.spans
+    ]
+    assert [{}, {"password": SCRUBBED}, {}] * 5 == [
+        dict(event.attributes) for record in memory_sink.spans for event in record.events
+    ]
+
+
+def test_a_scrub_callback_sees_every_occurrence_of_a_repeated_message(
+    memory_sink: MemorySink, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With a callback, a log line repeated across spans is offered once per event."""
+    caplog.set_level(logging.INFO)
+    sink = MemorySink()
+    seen: list[ScrubMatch] = []
+
+    def keep_nothing(match: ScrubMatch) -> object:
+        seen.append(match)
+        return None
+
+    span_tree.configure(
+        sinks=[sink], console=False, jsonl=False, store=None,
+        scrub=ScrubbingOptions(callback=keep_nothing),
+    )  # fmt: skip
+    for _ in range(3):
+        with span_tree.span("repeat"):
+            app_logger().info("GET /data?token=tk-12345")
+    assert span_tree.flush(5.0)
+    assert [f"GET /data?token={SCRUBBED}"] * 3 == [r.events[0].message for r in sink.spans]
+    assert 3 == sum(1 for match in seen if match.path == ("events", "message"))

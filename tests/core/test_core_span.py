@@ -46,6 +46,38 @@ def test_span_location_is_the_calling_code(memory_sink: MemorySink) -> None:
     )
 
 
+def test_locations_of_one_batch_are_told_apart(memory_sink: MemorySink) -> None:
+    """Spans of one batch from one code object at two lines, from another function and
+    from a decorated one each keep their own file, line and function."""
+
+    def elsewhere() -> int:
+        with span_tree.span("elsewhere"):
+            return sys._getframe().f_lineno - 1
+
+    @span_tree.span
+    def decorated() -> None:
+        pass
+
+    first = sys._getframe().f_lineno + 3
+    second = first + 2
+    for _ in range(3):
+        with span_tree.span("first"):
+            pass
+        with span_tree.span("second"):
+            pass
+    third = elsewhere()
+    decorated()
+    here = "test_locations_of_one_batch_are_told_apart"
+    assert span_tree.flush(5.0)
+    expected = [("first", first, here), ("second", second, here)] * 3 + [
+        ("elsewhere", third, f"{here}.<locals>.elsewhere"),
+        ("test_locations_of_one_batch_are_told_apart.<locals>.decorated",
+         decorated.__wrapped__.__code__.co_firstlineno, f"{here}.<locals>.decorated"),
+    ]  # fmt: skip
+    assert expected == [(r.name, r.line, r.function) for r in memory_sink.spans]
+    assert {__file__} == {r.file for r in memory_sink.spans}
+
+
 def test_bare_with_span_is_named_after_calling_function(memory_sink: MemorySink) -> None:
     """`with span():` without a name takes the calling function's name."""
 
