@@ -124,9 +124,14 @@ class Mapped(NamedTuple):
 
     def message(self) -> str:
         """The partial-success ``error_message`` ("" when nothing was rejected)."""
-        if not self.rejected:
-            return ""
-        return f"{self.rejected} rejected: " + "; ".join(self.reasons)
+        return rejection_message(self.rejected, self.reasons)
+
+
+def rejection_message(rejected: int, reasons: list[str]) -> str:
+    """A partial-success ``error_message``: how many were rejected, and why."""
+    if not rejected:
+        return ""
+    return f"{rejected} rejected: " + "; ".join(reasons)
 
 
 # -- values ------------------------------------------------------------------------------
@@ -252,6 +257,39 @@ class _Texts:
             elif value.__class__ not in _PLAIN:
                 attributes[key] = json_safe(value, 0, active, (key,))
         return _at_most_attributes(attributes)
+
+    def key_values(self, items: Iterable[Any]) -> dict[str, Any]:
+        """``attributes(key_values(items))`` in one pass (only when ``cached``), without
+        the bound on the number of keys (``_at_most_attributes``: the caller's, once
+        it has added its own keys)."""
+        keys = self.keys
+        values = self.values
+        active = self.scrub
+        cleaned: dict[str, Any] = {}
+        for item in items:
+            key = item.key
+            hit = keys.get(key)
+            if hit is None:
+                hit = keys[key] = active.search(key)
+            if hit:
+                cleaned[key] = SCRUBBED
+                continue
+            value = item.value
+            which = value.WhichOneof("value")
+            if which == "int_value":
+                cleaned[key] = value.int_value
+                continue
+            found = value.string_value if which == "string_value" else any_value(value)
+            if found.__class__ is str:
+                text = values.get(found)
+                if text is None:
+                    text = values[found] = active.text(truncate(found), (key,))
+                cleaned[key] = text
+            elif found.__class__ in _PLAIN:
+                cleaned[key] = found
+            else:
+                cleaned[key] = json_safe(found, 0, active, (key,))
+        return cleaned
 
 
 def _tag_text(value: Any) -> str:

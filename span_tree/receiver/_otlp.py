@@ -26,7 +26,7 @@ import base64
 import binascii
 import hashlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -34,11 +34,13 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from span_tree._record import iso_from_us
+from span_tree._record import SPAN_COLUMNS, iso_from_us
 from span_tree._sanitize import DEFAULT_SCRUB_KEYS, scrub_pattern
+from span_tree.otel._columns import MappedColumns
 from span_tree.receiver._app import _Service, _StoreUnavailable
 from span_tree.receiver._ingest import IngestError, gunzip_bounded
 from span_tree.receiver._window import check_partitions, outside_window, window_bounds
+from span_tree.storage._ingest import content_batch_id
 
 if TYPE_CHECKING:
     from span_tree.otel._mapping import Mapped
@@ -49,6 +51,7 @@ logger = logging.getLogger("span_tree.receiver")
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 _SCRUB = scrub_pattern(DEFAULT_SCRUB_KEYS)
+_START_TIME = SPAN_COLUMNS.index("start_time")
 # google.rpc.Code values for the Status body of an error answer.
 _RPC_CODES = {400: 3, 401: 16, 413: 8, 415: 3, 429: 8, 501: 12, 503: 14}
 
@@ -87,14 +90,19 @@ class _Signal:
             return int(mapping.count_spans(request))
         return int(mapping.count_log_records(request))
 
-    def map(self, request: Any, namespace: str) -> Mapped:
+    def map(self, request: Any, namespace: str) -> Mapped | MappedColumns:
+        """Traces as the writer's columns (no record per span), logs as records."""
         _, mapping = self.modules()
-        convert: Callable[..., Mapped] = (
-            mapping.records_from_traces if self.kind == "traces" else mapping.records_from_logs
-        )
+        convert: Callable[..., Mapped | MappedColumns]
+        if self.kind == "traces":
+            from span_tree.otel._columns import columns_from_traces
+
+            convert = columns_from_traces
+        else:
+            convert = mapping.records_from_logs
         return convert(request, namespace=namespace, scrub=_SCRUB)
 
-    def response(self, mapped: Mapped) -> Any:
+    def response(self, mapped: Mapped | MappedColumns) -> Any:
         service, _ = self.modules()
         if self.kind == "traces":
             answer = service.ExportTraceServiceResponse()
@@ -186,15 +194,15 @@ class _Endpoint:
         except _StoreUnavailable as error:
             raise _Refused(503, f"the store could not be written: {error}", retry_after=1) from None
         service.accepted_requests += 1
-        service.accepted_spans += len(mapped.records)
+        service.accepted_spans += sum(prepared.rows for prepared in files)
         return _message_response(self.signal.response(mapped), content_type == JSON)
 
     def _prepare(
         self, body: bytes, gzipped: bool, as_json: bool, namespace: str
-    ) -> tuple[Mapped, list[PreparedFile]]:
+    ) -> tuple[Mapped | MappedColumns, list[PreparedFile]]:
         """CPU part: decode, map, encode the Parquet files (nothing visible yet)."""
-        from span_tree.storage._ingest import _content_batch_id
-        from span_tree.storage._writer import prepare_files
+        from span_tree.storage._writer import prepare_column_files, prepare_files
+        from span_tree.storage.schema import gc_paused
 
         if gzipped:
             body = gunzip_bounded(body, limit=self.service.config.max_body)
@@ -205,21 +213,31 @@ class _Endpoint:
             what = "spans" if self.signal.kind == "traces" else "log records"
             raise _Refused(413, f"too many {what} in one request: {count} (limit {limit})")
         try:
-            mapped = self.signal.map(message, namespace)
+            # Mapping allocates containers per span and frees none: cyclic GC passes in
+            # between would be wasted (as in parse_body).
+            with gc_paused():
+                mapped = self.signal.map(message, namespace)
         except Exception as error:
             # A body the mapping did not foresee is still the client's: say so (400)
             # rather than fail with a 5xx, and log it to fix the mapping.
             logger.exception("could not map an OTLP %s request", self.signal.kind)
             raise _Refused(400, f"the request cannot be stored: {error!r}") from None
-        mapped = self._within_window(mapped)
-        if not mapped.records:
+        if isinstance(mapped, MappedColumns):
+            mapped = self._columns_within_window(mapped)
+            starts: Sequence[int] = mapped.columns[_START_TIME] if mapped.columns else ()
+        else:  # log rows carry their request's time: only the partition limit applies
+            starts = [record.start_time for record in mapped.records]
+            check_partitions(starts, self.service.config.max_partitions)
+        if not starts:
             return mapped, []
         try:
             # OTLP exporters resend the same bytes after a 429/503 or a lost answer: a
             # batch id made from them puts the same file names again (no duplicate rows).
             digest = hashlib.sha256(f"{self.signal.kind}\0{namespace}\0".encode())
             digest.update(body)
-            batch_id = _content_batch_id(mapped.records, digest)
+            batch_id = content_batch_id(max(starts), digest)
+            if isinstance(mapped, MappedColumns):
+                return mapped, prepare_column_files(mapped.columns, batch_id=batch_id)
             return mapped, prepare_files(mapped.records, batch_id=batch_id)
         except Exception as error:
             # Mapping let through something Arrow cannot hold: a mapping gap, and still
@@ -227,34 +245,30 @@ class _Endpoint:
             logger.exception("could not encode an OTLP %s request", self.signal.kind)
             raise _Refused(400, f"the request cannot be stored: {error!r}") from None
 
-    def _within_window(self, mapped: Mapped) -> Mapped:
+    def _columns_within_window(self, mapped: MappedColumns) -> MappedColumns:
         """Spans starting outside the receiver's window are rejected one by one (partial
         success, as a collector's filter does), not the whole request: an exporter
-        drops a refused batch. A request over the partition limit is refused (400).
-        Log rows carry their request's time, so only traces are filtered."""
+        drops a refused batch. A request over the partition limit is refused (400)."""
         config = self.service.config
-        if self.signal.kind == "traces":
-            bad = set(
-                outside_window(
-                    [record.start_time for record in mapped.records],
-                    max_age_days=config.max_age_days,
-                    max_future_days=config.max_future_days,
-                )
+        columns = mapped.columns
+        bad = outside_window(
+            columns[_START_TIME] if columns else (),
+            max_age_days=config.max_age_days,
+            max_future_days=config.max_future_days,
+        )
+        if bad:
+            earliest, latest = window_bounds(config.max_age_days, config.max_future_days)
+            reason = _outside_reason(len(bad), earliest, latest)
+            skipped = set(bad)
+            kept = [i for i in range(len(columns[_START_TIME])) if i not in skipped]
+            mapped = mapped._replace(
+                columns=[[column[i] for i in kept] for column in columns] if kept else [],
+                accepted=mapped.accepted - len(bad),
+                rejected=mapped.rejected + len(bad),
+                reasons=[*mapped.reasons, reason],
             )
-            if bad:
-                earliest, latest = window_bounds(config.max_age_days, config.max_future_days)
-                reason = (
-                    f"{len(bad)} spans start outside the accepted window "
-                    f"{iso_from_us(earliest)} .. {iso_from_us(latest)}"
-                )
-                kept = [record for index, record in enumerate(mapped.records) if index not in bad]
-                mapped = mapped._replace(
-                    records=kept,
-                    accepted=mapped.accepted - len(bad),
-                    rejected=mapped.rejected + len(bad),
-                    reasons=[*mapped.reasons, reason],
-                )
-        check_partitions([r.start_time for r in mapped.records], config.max_partitions)
+        starts = mapped.columns[_START_TIME] if mapped.columns else ()
+        check_partitions(starts, config.max_partitions)
         return mapped
 
     def _decode(self, body: bytes, as_json: bool) -> Any:
@@ -315,6 +329,13 @@ def _convert_ids(item: dict[str, Any]) -> None:
             except ValueError:
                 raw = b""
             item[field] = base64.b64encode(raw).decode("ascii")
+
+
+def _outside_reason(count: int, earliest: int, latest: int) -> str:
+    return (
+        f"{count} spans start outside the accepted window "
+        f"{iso_from_us(earliest)} .. {iso_from_us(latest)}"
+    )
 
 
 def _ingest_message(error: IngestError) -> str:

@@ -119,9 +119,14 @@ _KSUID_EPOCH = 1_400_000_000
 
 def _content_batch_id(batch: list[FinishedSpan], digest: Any) -> str:
     """A KSUID for a batch of ingested lines: its newest start second, then the hash."""
+    return content_batch_id(max((span.start_time or 0) for span in batch), digest)
+
+
+def content_batch_id(newest_start_us: int, digest: Any) -> str:
+    """A KSUID for a batch given by content: its newest start second, then the hash."""
     from cyksuid.v2 import Ksuid
 
-    newest = max((span.start_time or 0) for span in batch) // 1_000_000
+    newest = newest_start_us // 1_000_000
     seconds = min(max(newest, _KSUID_EPOCH + 1), int(time.time()))
     return str(Ksuid.from_timestamp_and_payload(seconds, digest.digest()[:16]))
 

@@ -20,7 +20,8 @@ import span_tree
 from span_tree._ids import w3c_trace_id
 from span_tree._record import FinishedSpan
 from span_tree._sanitize import DEFAULT_SCRUB_KEYS, SCRUBBED, scrub_pattern
-from span_tree.otel._mapping import records_from_logs, records_from_traces
+from span_tree.otel._columns import columns_from_traces
+from span_tree.otel._mapping import Mapped, records_from_logs, records_from_traces
 from span_tree.otel._outbound import add_attributes, export_request
 from span_tree.testing import capture_spans
 
@@ -69,8 +70,17 @@ def request_with(*spans: dict[str, Any], resource: dict[str, Any] | None = None)
 
 
 def mapped(request: Any) -> Any:
-    """Map a request for namespace "team"."""
-    return records_from_traces(request, namespace="team", scrub=SCRUB)
+    """Map a request for namespace "team" (and check the receiver's column path agrees)."""
+    result = records_from_traces(request, namespace="team", scrub=SCRUB)
+    assert result == mapped_columns(request, "team")
+    return result
+
+
+def mapped_columns(request: Any, namespace: str, scrub: Any = SCRUB) -> Mapped:
+    """``columns_from_traces`` (the receiver's path) with its columns read back as records."""
+    result = columns_from_traces(request, namespace=namespace, scrub=scrub)
+    records = list(map(FinishedSpan._make, zip(*result.columns, strict=True)))
+    return Mapped(records, result.accepted, result.rejected, result.reasons)
 
 
 def test_resource_maps_to_app_version_env_and_tags() -> None:
@@ -315,6 +325,7 @@ def round_trip(spans: list[FinishedSpan]) -> list[FinishedSpan]:
     request = trace_service_pb2.ExportTraceServiceRequest.FromString(data)
     result = records_from_traces(request, namespace=spans[0].namespace, scrub=SCRUB)
     assert 0 == result.rejected
+    assert result == mapped_columns(request, spans[0].namespace)
     return list(result.records)
 
 
@@ -429,9 +440,10 @@ def test_texts_repeated_across_spans_are_each_cleaned_alike() -> None:
     assert [] == [s for s in ("pg-hunter2", "libpq-secret", "abc123secret") if s in repr(records)]
 
 
-def test_scrub_callback_sees_every_occurrence_of_a_repeated_text() -> None:
+@pytest.mark.parametrize("path", ["records", "columns"])
+def test_scrub_callback_sees_every_occurrence_of_a_repeated_text(path: str) -> None:
     """With a scrub callback, a text repeated in a request is offered once per occurrence,
-    with its own path (no per-request cache of the answer)."""
+    with its own path (no per-request cache of the answer), on either mapping path."""
     from span_tree._sanitize import Scrubber
 
     seen: list[tuple[Any, ...]] = []
@@ -443,7 +455,8 @@ def test_scrub_callback_sees_every_occurrence_of_a_repeated_text() -> None:
     scrub = Scrubber(SCRUB, values=True, callback=keep)
     fields = {"attributes": {"db.url": "postgres://app:pg-hunter2@db/main"}}
     request = request_with(fields, {**fields, "span_id": CHILD})
-    records = records_from_traces(request, namespace="team", scrub=scrub).records
+    convert = records_from_traces if path == "records" else mapped_columns_of
+    records = convert(request, namespace="team", scrub=scrub).records
     assert [("db.url",), ("db.url",)] == seen
     assert ["pg-hunter2" in repr(r.attributes) for r in records] == [False, False]
 
@@ -459,4 +472,49 @@ def test_too_many_attributes_keep_the_first_thousand_and_say_how_many_more() -> 
     assert ({**kept, "_truncated_attributes": 7}, {**kept, "_truncated_attributes": 5}) == (
         dict(record.attributes),
         dict(record.events[0].attributes),
+    )
+
+
+def mapped_columns_of(request: Any, *, namespace: str, scrub: Any) -> Mapped:
+    """``mapped_columns`` with ``records_from_traces``'s signature."""
+    return mapped_columns(request, namespace, scrub)
+
+
+def mostly(usual: Any, *others: Any) -> Any:
+    """The usual value three times in four, else one of the others."""
+    return st.one_of(st.just(usual), st.just(usual), st.just(usual), st.sampled_from(others))
+
+
+span_forms = st.fixed_dictionaries(
+    {
+        "span_id": mostly(CHILD, ROOT, b"", bytes(8), b"\x01" * 7),
+        "parent_span_id": st.sampled_from([b"", bytes(8), ROOT, b"\x02" * 9]),
+        "start_time_unix_nano": mostly(T0, 0, 2**63 - 1),
+        "end_time_unix_nano": mostly(T0 + 5_000_000, T0 - 1),
+        "kind": st.integers(0, 7),
+        "attributes": mostly(
+            {"a": 1}, {}, {"code.lineno": 12, "thread.name": "w"}, {"spantree.seq": 3}
+        ),
+        "events": st.lists(
+            mostly(
+                ("fetched", 10, {"level": "INFO"}),
+                ("fetched", 10, {}),
+                ("log", 20, {"spantree.level": "WARNING", "spantree.logger": "app"}),
+                ("exception", 30, {"exception.type": "E", "exception.escaped": True}),
+            ),
+            max_size=3,
+        ),
+        "status": mostly(None, (0, ""), (2, "boom")),
+    }
+)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(forms=st.lists(span_forms, min_size=1, max_size=6))
+def test_receiver_columns_are_the_records_of_any_span_mix(forms: list[dict[str, Any]]) -> None:
+    """The receiver's column path gives records_from_traces's records, counts and reasons
+    for any mix of foreign, span-tree, failed and bad spans in one request."""
+    request = request_with(*forms)
+    assert records_from_traces(request, namespace="team", scrub=SCRUB) == mapped_columns(
+        request, "team"
     )
