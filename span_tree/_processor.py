@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import gc
 import os
 import sys
 import threading
@@ -383,7 +382,7 @@ class BatchProcessor:
     def _converted(self, convert: Callable[[list[Any]], Any], items: list[Any]) -> Any:
         """``convert(items)``; after a failure, one by one, keeping every span that converts."""
         try:
-            return _without_gc(convert, items)
+            return convert(items)
         except Exception:
             pass
         parts = []
@@ -478,41 +477,8 @@ class _Batch:
 
     def records(self) -> list[FinishedSpan]:
         if self._records is None:
-            self._records = _without_gc(records_from_columns, self.columns())
+            self._records = records_from_columns(self.columns())
         return self._records
-
-
-def _without_gc(convert: Callable[[Any], Any], batch: Any) -> Any:
-    """``convert(batch)`` with the cyclic GC paused: a batch's conversion allocates many
-    containers and frees none the GC could, yet would trigger collections that walk every
-    queued span (measured: a third of the worker's time with a long queue)."""
-    global _gc_paused
-    if not gc.isenabled():
-        return convert(batch)
-    # The flag is up for longer than the pause, never shorter: a fork in between cannot
-    # leave the child's GC off.
-    _gc_paused = True
-    gc.disable()
-    try:
-        return convert(batch)
-    finally:
-        gc.enable()
-        _gc_paused = False
-
-
-# True while ``_without_gc`` has the GC paused: a child forked meanwhile (by another
-# thread) has no worker to enable it again, so the fork hook does.
-_gc_paused = False
-
-
-def _resume_gc_after_fork() -> None:
-    global _gc_paused
-    if _gc_paused:
-        _gc_paused = False
-        gc.enable()
-
-
-os.register_at_fork(after_in_child=_resume_gc_after_fork)
 
 
 def _reset_after_fork(processor_ref: weakref.ref[BatchProcessor]) -> None:

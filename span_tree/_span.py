@@ -18,7 +18,7 @@ import threading
 import time
 import traceback
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextvars import Token
 from itertools import repeat
 from types import CodeType, FrameType, TracebackType
@@ -757,14 +757,12 @@ def suppress_tracing() -> None:
 
 
 UNNAMED = "<unnamed>"  # the recorded name of a span named ""
+# The attributes of every span recorded without any: one shared mapping, read-only by
+# contract (``FinishedSpan.attributes`` is a Mapping), like a trace's tags shared by its
+# spans. A fresh dict per span made the worker's conversion allocate a container per span.
+_NO_ATTRIBUTES: dict[str, Any] = {}
 _new_record = tuple.__new__
 _DAY_US = 86_400_000_000
-# What the worker reads of each live span, in one C call per span.
-_span_fields = operator.attrgetter(
-    "trace", "sid", "parent_ref", "seq", "name", "kind", "start_ns", "end_ns", "error",
-    "levelno", "code", "lasti", "line", "thread_ref", "task_ref", "_attributes", "events",
-    "handled_errors", "ref_src", "ref_dest",
-)  # fmt: skip
 
 
 def to_record(span: Span, *, status: str | None = None) -> FinishedSpan:
@@ -791,9 +789,28 @@ def _columns(spans: list[Span], forced_status: str | None) -> list[list[Any]]:
     count = len(spans)
     if not count:
         return [[] for _ in SPAN_COLUMNS]
-    (traces, sids, parents, seqs, raw_names, kinds, start_ns, end_ns, errors, levelnos,
-     codes, lastis, given_lines, thread_refs, task_refs, attributes, events, handled,
-     ref_src, ref_dest) = zip(*map(_span_fields, spans), strict=True)  # fmt: skip
+    # Field by field: a list of each (one container per field), not a tuple per span
+    # (hundreds of containers, each counting towards the cyclic GC's next collection).
+    traces = cast("list[TraceState]", [span.trace for span in spans])  # started spans
+    sids = [span.sid for span in spans]
+    parents = [span.parent_ref for span in spans]
+    seqs = [span.seq for span in spans]
+    raw_names = [span.name for span in spans]
+    kinds = [span.kind for span in spans]
+    start_ns = [span.start_ns for span in spans]
+    end_ns = [span.end_ns for span in spans]
+    errors = [span.error for span in spans]
+    levelnos = [span.levelno for span in spans]
+    codes = [span.code for span in spans]
+    lastis = [span.lasti for span in spans]
+    given_lines = [span.line for span in spans]
+    thread_refs = [span.thread_ref for span in spans]
+    task_refs = [span.task_ref for span in spans]
+    attributes = [span._attributes for span in spans]
+    events = [span.events for span in spans]
+    handled = [span.handled_errors for span in spans]
+    ref_src = [span.ref_src for span in spans]
+    ref_dest = [span.ref_dest for span in spans]
     starts = [ns // 1000 for ns in start_ns]
     if forced_status is None and 0 not in end_ns:
         ends: list[Any] = [ns // 1000 for ns in end_ns]
@@ -854,9 +871,9 @@ def _columns(spans: list[Span], forced_status: str | None) -> list[list[Any]]:
         [trace.trace_id for trace in traces],
         _hex_ids(sids),
         _hex_ids(parents),
-        list(seqs),
+        seqs,
         names,
-        list(kinds),
+        kinds,
         statuses,
         levels,
         starts,
@@ -872,7 +889,7 @@ def _columns(spans: list[Span], forced_status: str | None) -> list[list[Any]]:
         list(map(thread_of.__getitem__, thread_refs)),
         list(tasks),
         list(map(tags_of.__getitem__, traces)),
-        [sanitize_attributes(items, scrub) if items else {} for items in attributes],
+        [sanitize_attributes(items, scrub) if items else _NO_ATTRIBUTES for items in attributes],
         list(error_types),
         list(error_messages),
         list(error_tracebacks),
@@ -893,7 +910,7 @@ def _columns(spans: list[Span], forced_status: str | None) -> list[list[Any]]:
     ]
 
 
-def _hex_ids(ids: tuple[int | str | None, ...]) -> list[Any]:
+def _hex_ids(ids: Sequence[int | str | None]) -> list[Any]:
     """Span ids kept as ints on the caller as 16 hex characters (text and None kept)."""
     try:
         packed = _pack(f">{len(ids)}Q", *ids)
@@ -903,7 +920,7 @@ def _hex_ids(ids: tuple[int | str | None, ...]) -> list[Any]:
 
 
 def _places(
-    codes: tuple[CodeType | None, ...], lastis: tuple[int, ...], given_lines: tuple[int | None, ...]
+    codes: Sequence[CodeType | None], lastis: Sequence[int], given_lines: Sequence[int | None]
 ) -> tuple[list[str | None], list[int | None], list[str | None]]:
     """The file, line and function columns: each distinct code location looked up once."""
     count = len(codes)
@@ -941,7 +958,7 @@ def _places(
     return files, list(map(line_of_place.__getitem__, places)), functions
 
 
-def _names(raw_names: tuple[Any, ...], scrub: Any) -> list[str]:
+def _names(raw_names: Sequence[Any], scrub: Any) -> list[str]:
     """The recorded names: text, non-empty, bounded and scrubbed; each distinct one once.
 
     Span("...") and log(name) take any object, and sinks need non-empty text (the

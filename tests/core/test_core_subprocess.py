@@ -267,21 +267,27 @@ def test_pytest_plugin_fixture_and_silence(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_child_forked_while_worker_converts_has_the_gc_enabled() -> None:
-    """A fork during the worker's batch conversion (GC paused) leaves the child's GC on."""
+def test_the_application_s_gc_disable_survives_the_worker() -> None:
+    """gc.disable() called while the worker converts a batch stays in force: the worker
+    never turns the process-wide cyclic GC off or on (a span name's __str__, run by the
+    worker, stands in for an application thread disabling it at that moment)."""
     script = textwrap.dedent(
         """
-        import gc, os, sys
-        from span_tree._processor import _without_gc
+        import gc
+        import span_tree
+        from span_tree.sinks.memory import MemorySink
 
-        def convert(batch):
-            pid = os.fork()
-            if pid == 0:
-                os._exit(0 if gc.isenabled() else 3)
-            return os.waitpid(pid, 0)[1]
+        class Name:
+            def __str__(self):
+                gc.disable()
+                return "named"
 
-        status = _without_gc(convert, [])
-        print(os.waitstatus_to_exitcode(status), gc.isenabled())
+        sink = MemorySink()
+        span_tree.configure(sinks=[sink], console=False, jsonl=False, store=None)
+        with span_tree.span(Name()):
+            pass
+        assert span_tree.flush(10)
+        print([record.name for record in sink.spans], gc.isenabled())
         """
     )
     result = subprocess.run(
@@ -292,4 +298,4 @@ def test_child_forked_while_worker_converts_has_the_gc_enabled() -> None:
         env=clean_env(),
     )
     assert "" == result.stderr
-    assert "0 True\n" == result.stdout
+    assert "['named'] False\n" == result.stdout
