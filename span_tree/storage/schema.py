@@ -9,6 +9,7 @@ from __future__ import annotations
 import gc
 import json
 import operator
+import os
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -394,14 +395,34 @@ def gc_paused() -> Iterator[None]:
 
     Transposing and converting allocate many containers and free none the cyclic GC
     could, yet trigger many collections on big batches; pausing it halves the cost.
+    A child process forked meanwhile (by another thread) gets its GC enabled again.
     """
+    global _paused
     was_enabled = gc.isenabled()
+    if was_enabled:
+        _paused = True  # up before the pause and down after it: never shorter
     gc.disable()
     try:
         yield
     finally:
         if was_enabled:
             gc.enable()
+            _paused = False
+
+
+# True while ``gc_paused`` has the GC off: a child forked then has no thread that will
+# ever enable it again, so the fork hook does.
+_paused = False
+
+
+def _resume_gc_after_fork() -> None:
+    global _paused
+    if _paused:
+        _paused = False
+        gc.enable()
+
+
+os.register_at_fork(after_in_child=_resume_gc_after_fork)
 
 
 def _us(value: Any) -> int | None:

@@ -268,3 +268,37 @@ def test_equal_values_of_unlike_types_are_stored_as_they_are() -> None:
     table = records_to_table(spans, written_at=1, sort=False)
     texts = [dict(tags)["n"] for tags in table.column("tags").to_pylist()]
     assert ["1"] * 40 + ["True"] + ["1"] * 39 == texts
+
+
+@pytest.mark.slow
+def test_child_forked_while_the_writer_pauses_the_gc_has_it_enabled() -> None:
+    """A fork while the writer builds columns with the GC paused leaves the child's GC on
+    (no thread of the child would ever turn it back on), and the parent's comes back."""
+    import subprocess
+    import sys
+    import textwrap
+
+    from support.processes import TIMEOUT, clean_env
+
+    script = textwrap.dedent(
+        """
+        import gc, os
+        from span_tree.storage.schema import gc_paused
+
+        with gc_paused():
+            pid = os.fork()
+            if pid == 0:
+                os._exit(0 if gc.isenabled() else 3)
+            status = os.waitpid(pid, 0)[1]
+        print(os.waitstatus_to_exitcode(status), gc.isenabled())
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        env=clean_env(),
+    )
+    assert "" == result.stderr
+    assert "0 True\n" == result.stdout
