@@ -30,7 +30,9 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
-from span_tree._ids import is_trace_id, new_span_id, new_trace_id, trace_id_from_w3c, w3c_trace_id
+from cyksuid.v2 import from_bytes as ksuid_from_bytes
+
+from span_tree._ids import is_trace_id, new_span_id, new_trace_id, w3c_trace_id
 from span_tree._record import (
     SCHEMA_VERSION,
     STATUS_FAILED,
@@ -97,6 +99,7 @@ MAX_TIME_NS = 7_258_118_400 * 10**9  # 2200-01-01T00:00:00Z
 MAX_REASONS = 5  # distinct rejection reasons quoted in the partial-success message
 
 _ZERO_TRACE = bytes(16)
+_NO_TIME = bytes(4)  # the timestamp field of a KSUID that stores a foreign trace id
 _ZERO_SPAN = bytes(8)
 _SEVERITY_LEVELS = ("DEBUG",) * 8 + ("INFO",) * 4 + ("WARNING",) * 4 + ("ERROR",) * 4
 _SEVERITY_TEXT = re.compile(r"^(trace|debug|info|warn|warning|error|fatal|critical)", re.I)
@@ -356,7 +359,8 @@ class TraceIds:
         if len(raw) != 16 or raw == _ZERO_TRACE:
             raise Rejected("invalid trace_id (must be 16 bytes, not all zero)")
         hex_id = raw.hex()
-        ksuid = _ksuid_from_state(trace_state, hex_id) or trace_id_from_w3c(hex_id)
+        # trace_id_from_w3c(hex_id), without going back from hex to bytes
+        ksuid = _ksuid_from_state(trace_state, hex_id) or str(ksuid_from_bytes(_NO_TIME + raw))
         if len(self._cache) > 100_000:
             self._cache.clear()
         self._cache[key] = ksuid
