@@ -237,12 +237,13 @@ def _plain_columns(
 def _plain_events(spans: list[Any], texts: _Texts) -> list[tuple[Event, ...]] | None:
     """Each span's events, when all are plain events of another tracer (cached path)."""
     read = texts.key_values
-    message = texts.message
+    messages = texts.messages
     column: list[tuple[Event, ...]] = []
+    append = column.append
     for span in spans:
         span_events = span.events
         if not span_events:
-            column.append(())
+            append(())
             continue
         made = []
         for item in span_events:
@@ -253,22 +254,14 @@ def _plain_events(spans: list[Any], texts: _Texts) -> list[tuple[Event, ...]] | 
             values = read(item.attributes)
             if not _EVENT_RESERVED.isdisjoint(values):
                 return None
+            if len(values) > _MAX_ATTRIBUTES:
+                values = _at_most_attributes(values)
+            message = messages.get(name)
+            if message is None:
+                message = texts.message(name)
             time = time_ns // 1000
-            made.append(
-                _new_event(
-                    (
-                        time,
-                        time,
-                        "INFO",
-                        "",
-                        message(name),
-                        None,
-                        None,
-                        _at_most_attributes(values) if values else {},
-                    )
-                )
-            )
-        column.append(tuple(made))
+            made.append(_new_event((time, time, "INFO", "", message, None, None, values)))
+        append(tuple(made))
     return column
 
 
