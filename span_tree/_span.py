@@ -250,6 +250,27 @@ class Span:
                     self.name = _default_name(frame)
                 self.code = frame.f_code
                 self.lasti = frame.f_lasti
+                parent = current_span_var.get()
+                if (
+                    parent is not None
+                    and parent is not SUPPRESSED
+                    and self.options is None
+                    and _state.foreign_parent is None
+                    and _state.enabled
+                    and _state.processor is not None
+                ):
+                    # _start's usual case written out (a child in its parent's trace):
+                    # one Python call less for every `with`.
+                    trace = self.trace = parent.trace
+                    self.parent_ref = parent.sid
+                    self.sid = _random_bits(64)
+                    self.seq = next(trace.counter)  # type: ignore[union-attr]  # started
+                    self.thread_ref = _active_thread(_get_ident()) or _current_thread()
+                    self.task_ref = None if _running_loop() is None else _current_task()
+                    trace.open_spans.add(self)  # type: ignore[union-attr]
+                    self.start_ns = _time_ns()
+                    self.token = current_span_var.set(self)
+                    return self
                 # Not recorded (tracing off, or the processor's own thread): remember that
                 # it was entered so that leaving it is not reported as misuse.
                 self.token = current_span_var.set(self) if _start(self) else _UNRECORDED
@@ -291,9 +312,21 @@ class Span:
             and not self.end_ns
             and self.token.__class__ is Token
         ):
-            # The common case: this span is current and leaves without an error.
+            # The common case: this span is current and leaves without an error;
+            # _finish_plain written out (one Python call less for every `with`).
             try:
-                _finish_plain(self)
+                self.end_ns = _time_ns()
+                self.trace.open_spans.discard(self)  # type: ignore[union-attr]  # started
+                if self.seq == 1 or _runtime.listeners:
+                    _finish_rest(self)
+                else:
+                    processor = _state.processor
+                    if processor is not None:
+                        queue = processor.queue
+                        if len(queue) < processor.fast_limit:
+                            queue.append(self)  # on_end's own fast path, without the call
+                        else:
+                            processor.on_end(self)
             except Exception as error:
                 _internal_error(error)
             finally:
