@@ -14,9 +14,11 @@ the records of ``records_from_traces``, field by field.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from itertools import chain, repeat
+from itertools import accumulate, chain, islice, repeat
 from operator import sub
 from typing import Any, NamedTuple
+
+import pyarrow as pa
 
 from span_tree._record import SCHEMA_VERSION, SPAN_COLUMNS, STATUS_SUCCEEDED, Event, utc_day
 from span_tree._sanitize import scrubber
@@ -46,6 +48,7 @@ from span_tree.otel._mapping import (
     map_span,
     rejection_message,
 )
+from span_tree.storage.schema import SPAN_SCHEMA, _json_array
 
 _DAY_US = 86_400_000_000
 _DATE = SPAN_COLUMNS.index("date")
@@ -55,7 +58,9 @@ _START = SPAN_COLUMNS.index("start_time")
 class MappedColumns(NamedTuple):
     """The spans of one OTLP request as columns, and what was refused (partial success)."""
 
-    columns: list[Sequence[Any]]  # one per SPAN_COLUMNS entry; empty when no span is kept
+    # One per SPAN_COLUMNS entry (empty when no span is kept), holding record values;
+    # events may be an Arrow array of its SPAN_SCHEMA type (python_columns reads it back).
+    columns: list[Sequence[Any]]
     accepted: int
     rejected: int
     reasons: list[str]
@@ -112,15 +117,24 @@ def columns_from_traces(request: Any, *, namespace: str, scrub: Scrub) -> Mapped
         parts.append(list(zip(*rows, strict=True)))
     if not parts:
         return MappedColumns([], 0, rejected, reasons)
-    if len(parts) == 1:
+    if len(parts) == 1:  # the usual request: one resource, one scope
         columns = parts[0]
+        events = columns[_EVENTS_COLUMN]
+        if isinstance(events, _FlatEvents):
+            columns[_EVENTS_COLUMN] = events.array()
     else:
+        for part in parts:
+            events = part[_EVENTS_COLUMN]
+            if isinstance(events, _FlatEvents):
+                part[_EVENTS_COLUMN] = events.tuples()
         columns = [list(chain.from_iterable(part[index] for part in parts)) for index in _INDICES]
     columns[_DATE] = _dates(columns[_START])
     return MappedColumns(columns, len(columns[_START]), rejected, reasons)
 
 
 _INDICES = range(len(SPAN_COLUMNS))
+_EVENTS_COLUMN = SPAN_COLUMNS.index("events")
+_EVENTS = SPAN_SCHEMA.field("events").type
 
 
 def _plain_columns(
@@ -234,18 +248,61 @@ def _plain_columns(
     ]
 
 
-def _plain_events(spans: list[Any], texts: _Texts) -> list[tuple[Event, ...]] | None:
-    """Each span's events, when all are plain events of another tracer (cached path)."""
+class _FlatEvents(NamedTuple):
+    """The plain events of one ``ScopeSpans``, flat (each INFO, no logger, file or line,
+    seq = time: what ``map_span`` makes of another tracer's event)."""
+
+    counts: list[int]  # events per span
+    times: list[int]
+    messages: list[str]
+    attributes: list[dict[str, Any]]
+
+    def tuples(self) -> list[tuple[Event, ...]]:
+        """Each span's events as records."""
+        made = iter(
+            [
+                _new_event((time, time, "INFO", "", message, None, None, values))
+                for time, message, values in zip(
+                    self.times, self.messages, self.attributes, strict=True
+                )
+            ]
+        )
+        return [tuple(islice(made, count)) if count else () for count in self.counts]
+
+    def array(self) -> pa.Array:
+        """The events column as Arrow (``SPAN_SCHEMA``'s type), without a record per event."""
+        count = len(self.times)
+        struct_type = _EVENTS.value_type
+        children = [
+            pa.array(self.times, struct_type.field("time").type),
+            pa.array(self.times, pa.int64()),
+            pa.repeat(pa.scalar("INFO", pa.string()), count),
+            pa.repeat(pa.scalar("", pa.string()), count),
+            pa.array(self.messages, pa.string()),
+            pa.nulls(count, pa.string()),
+            pa.nulls(count, pa.int32()),
+            _json_array(self.attributes),
+        ]
+        structs = pa.StructArray.from_arrays(children, fields=list(struct_type))
+        offsets = pa.array(list(accumulate(self.counts, initial=0)), pa.int32())
+        return pa.ListArray.from_arrays(offsets, structs, type=_EVENTS)
+
+
+def _plain_events(spans: list[Any], texts: _Texts) -> _FlatEvents | None:
+    """The spans' events, when all are plain events of another tracer (cached path)."""
     read = texts.key_values
     messages = texts.messages
-    column: list[tuple[Event, ...]] = []
-    append = column.append
+    events = _FlatEvents([], [], [], [])
+    counts = events.counts
+    times = events.times
+    texts_of = events.messages
+    attributes = events.attributes
     for span in spans:
         span_events = span.events
         if not span_events:
-            append(())
+            counts.append(0)
             continue
-        made = []
+        counts.append(len(span_events))
         for item in span_events:
             name = item.name
             time_ns = item.time_unix_nano
@@ -259,10 +316,10 @@ def _plain_events(spans: list[Any], texts: _Texts) -> list[tuple[Event, ...]] | 
             message = messages.get(name)
             if message is None:
                 message = texts.message(name)
-            time = time_ns // 1000
-            made.append(_new_event((time, time, "INFO", "", message, None, None, values)))
-        append(tuple(made))
-    return column
+            times.append(time_ns // 1000)
+            texts_of.append(message)
+            attributes.append(values)
+    return events
 
 
 def _dates(starts: Sequence[int]) -> list[str]:

@@ -30,6 +30,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import pyarrow as pa
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -39,8 +40,10 @@ from span_tree._sanitize import DEFAULT_SCRUB_KEYS, scrub_pattern
 from span_tree.otel._columns import MappedColumns
 from span_tree.receiver._app import _Service, _StoreUnavailable
 from span_tree.receiver._ingest import IngestError, gunzip_bounded
+from span_tree.receiver._typed import python_columns
 from span_tree.receiver._window import check_partitions, outside_window, window_bounds
 from span_tree.storage._ingest import content_batch_id
+from span_tree.storage._layout import safe_namespace
 
 if TYPE_CHECKING:
     from span_tree.otel._mapping import Mapped
@@ -52,6 +55,8 @@ PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 _SCRUB = scrub_pattern(DEFAULT_SCRUB_KEYS)
 _START_TIME = SPAN_COLUMNS.index("start_time")
+_DATE = SPAN_COLUMNS.index("date")
+_NAMESPACE = SPAN_COLUMNS.index("namespace")
 # google.rpc.Code values for the Status body of an error answer.
 _RPC_CODES = {400: 3, 401: 16, 413: 8, 415: 3, 429: 8, 501: 12, 503: 14}
 
@@ -237,7 +242,7 @@ class _Endpoint:
             digest.update(body)
             batch_id = content_batch_id(max(starts), digest)
             if isinstance(mapped, MappedColumns):
-                return mapped, prepare_column_files(mapped.columns, batch_id=batch_id)
+                return mapped, prepare_column_files(_record_columns(mapped), batch_id=batch_id)
             return mapped, prepare_files(mapped.records, batch_id=batch_id)
         except Exception as error:
             # Mapping let through something Arrow cannot hold: a mapping gap, and still
@@ -262,7 +267,7 @@ class _Endpoint:
             skipped = set(bad)
             kept = [i for i in range(len(columns[_START_TIME])) if i not in skipped]
             mapped = mapped._replace(
-                columns=[[column[i] for i in kept] for column in columns] if kept else [],
+                columns=[_kept(column, kept) for column in columns] if kept else [],
                 accepted=mapped.accepted - len(bad),
                 rejected=mapped.rejected + len(bad),
                 reasons=[*mapped.reasons, reason],
@@ -329,6 +334,24 @@ def _convert_ids(item: dict[str, Any]) -> None:
             except ValueError:
                 raw = b""
             item[field] = base64.b64encode(raw).decode("ascii")
+
+
+def _kept(column: Sequence[Any], kept: list[int]) -> Sequence[Any]:
+    """The rows ``kept`` of a column (a list, or an Arrow array on the columns path)."""
+    if isinstance(column, pa.Array):
+        return column.take(pa.array(kept, pa.int64()))  # type: ignore[no-any-return]
+    return [column[index] for index in kept]
+
+
+def _record_columns(mapped: MappedColumns) -> Sequence[Sequence[Any]]:
+    """The columns as ``prepare_column_files`` takes them: Arrow arrays are kept unless
+    the writer takes its records path (several days, a namespace to clean)."""
+    columns = mapped.columns
+    dates = columns[_DATE]
+    namespace = columns[_NAMESPACE][0]
+    if len(set(dates)) > 1 or safe_namespace(namespace) != namespace:
+        return python_columns(columns)
+    return columns
 
 
 def _outside_reason(count: int, earliest: int, latest: int) -> str:

@@ -23,6 +23,7 @@ from span_tree._sanitize import DEFAULT_SCRUB_KEYS, SCRUBBED, scrub_pattern
 from span_tree.otel._columns import columns_from_traces
 from span_tree.otel._mapping import Mapped, records_from_logs, records_from_traces
 from span_tree.otel._outbound import add_attributes, export_request
+from span_tree.receiver._typed import python_columns
 from span_tree.testing import capture_spans
 
 SCRUB = scrub_pattern(DEFAULT_SCRUB_KEYS)
@@ -79,7 +80,8 @@ def mapped(request: Any) -> Any:
 def mapped_columns(request: Any, namespace: str, scrub: Any = SCRUB) -> Mapped:
     """``columns_from_traces`` (the receiver's path) with its columns read back as records."""
     result = columns_from_traces(request, namespace=namespace, scrub=scrub)
-    records = list(map(FinishedSpan._make, zip(*result.columns, strict=True)))
+    columns = python_columns(result.columns) if result.columns else []
+    records = list(map(FinishedSpan._make, zip(*columns, strict=True)))
     return Mapped(records, result.accepted, result.rejected, result.reasons)
 
 
@@ -510,11 +512,28 @@ span_forms = st.fixed_dictionaries(
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(forms=st.lists(span_forms, min_size=1, max_size=6))
-def test_receiver_columns_are_the_records_of_any_span_mix(forms: list[dict[str, Any]]) -> None:
+@given(
+    forms=st.lists(span_forms, min_size=1, max_size=6),
+    more=st.lists(span_forms, max_size=3),
+)
+def test_receiver_columns_are_the_records_of_any_span_mix(
+    forms: list[dict[str, Any]], more: list[dict[str, Any]]
+) -> None:
     """The receiver's column path gives records_from_traces's records, counts and reasons
-    for any mix of foreign, span-tree, failed and bad spans in one request."""
+    for any mix of foreign, span-tree, failed and bad spans in one request (one resource,
+    or two)."""
     request = request_with(*forms)
+    if more:
+        request.MergeFrom(request_with(*more, resource={"service.name": "other"}))
     assert records_from_traces(request, namespace="team", scrub=SCRUB) == mapped_columns(
         request, "team"
     )
+
+
+def test_two_resources_of_plain_spans_with_events_map_alike() -> None:
+    """Plain spans with events under two resources (two column parts joined) give the same
+    records on the receiver's column path as records_from_traces."""
+    fields = {"attributes": {"a": 1}, "events": [("fetched", 10, {"rows": 3}), ("done", 20, {})]}
+    request = request_with(fields, {**fields, "span_id": CHILD, "events": []})
+    request.MergeFrom(request_with({**fields, "name": "other"}, resource={"service.name": "b"}))
+    assert 3 == len(mapped(request).records)

@@ -23,7 +23,8 @@ def one_span_body() -> bytes:
 
 
 def spans_body(starts: list[int]) -> bytes:
-    """A valid ExportTraceServiceRequest with one 1-second span per start (Unix seconds)."""
+    """A valid ExportTraceServiceRequest with one 1-second span per start (Unix seconds),
+    each with one event named after it."""
     request = trace_service_pb2.ExportTraceServiceRequest()
     resource_spans = request.resource_spans.add()
     add_attributes(resource_spans.resource.attributes, [("service.name", "svc")])
@@ -33,6 +34,9 @@ def spans_body(starts: list[int]) -> bytes:
         span.trace_id, span.name = b"\x01" * 16, f"s{index}"
         span.span_id = index.to_bytes(8, "big")
         span.start_time_unix_nano, span.end_time_unix_nano = start * 10**9, (start + 1) * 10**9
+        event = span.events.add()
+        event.name, event.time_unix_nano = f"e{index}", start * 10**9 + 1000
+        add_attributes(event.attributes, [("n", index)])
     return request.SerializeToString()
 
 
@@ -59,6 +63,25 @@ async def test_spans_outside_the_window_are_rejected_one_by_one(tmp_path: Path) 
     assert (200, 2) == (response.status_code, answer.partial_success.rejected_spans)
     assert "2 spans start outside the accepted window" in answer.partial_success.error_message
     assert [("s1",), ("s4",)] == stored
+
+
+async def test_spans_of_one_request_on_two_days_keep_their_events(tmp_path: Path) -> None:
+    """A request whose spans start on two days is stored in both day partitions, every span
+    with its own event (the columns path hands the writer's records path its events)."""
+    key = key_store(str(tmp_path)).create("team")
+    app = create_app(str(tmp_path), compact_interval=None)
+    midnight = int(time.time()) // 86_400 * 86_400
+    response = await post_traces(app, key, spans_body([midnight - 60, midnight + 60]))
+    stored = duckdb.sql(
+        f"select name, date, events[1].message, events[1].attributes"
+        f" from read_parquet('{tmp_path}/spans/**/*.parquet', hive_partitioning = true)"
+        " order by name"
+    ).fetchall()
+    days = [time.strftime("%Y-%m-%d", time.gmtime(t)) for t in (midnight - 60, midnight + 60)]
+    assert 200 == response.status_code
+    assert [("s1", days[0], "e1", '{"n":1}'), ("s2", days[1], "e2", '{"n":2}')] == [
+        (name, str(date), message, attributes) for name, date, message, attributes in stored
+    ]
 
 
 async def test_spans_on_too_many_days_are_refused(tmp_path: Path) -> None:
