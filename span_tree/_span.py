@@ -790,9 +790,10 @@ def suppress_tracing() -> None:
 
 
 UNNAMED = "<unnamed>"  # the recorded name of a span named ""
-# The attributes of every span recorded without any: one shared mapping, read-only by
-# contract (``FinishedSpan.attributes`` is a Mapping), like a trace's tags shared by its
-# spans. A fresh dict per span made the worker's conversion allocate a container per span.
+# The attributes (and tags) of every span recorded without any: one shared mapping,
+# read-only by contract (``FinishedSpan.attributes`` and ``tags`` are Mappings), like a
+# trace's tags shared by its spans. A fresh dict per span made the worker's conversion
+# allocate a container per span, and the writer compare them where one object repeats.
 _NO_ATTRIBUTES: dict[str, Any] = {}
 _new_record = tuple.__new__
 _DAY_US = 86_400_000_000
@@ -889,7 +890,8 @@ def _columns(spans: list[Span], forced_status: str | None) -> list[list[Any]]:
     names = _names(raw_names, scrub)
     distinct_traces = set(traces)
     tags_of = {
-        trace: sanitize_tags(trace.tags, scrub) if trace.tags else {} for trace in distinct_traces
+        trace: sanitize_tags(trace.tags, scrub) if trace.tags else _NO_ATTRIBUTES
+        for trace in distinct_traces
     }
     files, lines, functions = _places(codes, lastis, given_lines)
     thread_of = {thread: safe_str(thread.name) for thread in set(thread_refs)}

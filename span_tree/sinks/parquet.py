@@ -170,7 +170,7 @@ class ParquetSink:
         """``export`` of a batch given as columns (``span_tree.typing.ColumnSink``): the
         processor's form, encoded without a record per span."""
         count = len(columns[0]) if columns else 0
-        if len(columns) != len(SPAN_COLUMNS) or any(len(column) != count for column in columns):
+        if len(columns) != len(SPAN_COLUMNS) or set(map(len, columns)) != {count}:
             lengths = sorted(set(map(len, columns)))
             raise ValueError(
                 f"{len(SPAN_COLUMNS)} span columns of one length expected,"

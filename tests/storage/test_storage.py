@@ -270,6 +270,23 @@ def test_equal_values_of_unlike_types_are_stored_as_they_are() -> None:
     assert ["1"] * 40 + ["True"] + ["1"] * 39 == texts
 
 
+def test_empty_containers_made_apart_are_one_value_and_a_full_one_is_kept() -> None:
+    """Empty attributes and tags made one per row count as one value (counted, not compared
+    row by row); a single row with an attribute, or with ({"n": True}) among equal {"n": 1}
+    attributes, keeps its own."""
+    from support.spans import unit_spans
+
+    from span_tree.storage.schema import holds_only, records_to_table
+
+    spans = [span._replace(attributes={}, tags={}) for span in unit_spans(80)]
+    assert holds_only([span.attributes for span in spans], spans[0].attributes)
+    assert not holds_only([{"n": 1}, {"n": 1}], {"n": 1})  # equal, not the same object
+    spans[40] = spans[40]._replace(attributes={"a": 1})
+    table = records_to_table(spans, written_at=1, sort=False)
+    assert ["{}"] * 40 + ['{"a":1}'] + ["{}"] * 39 == table.column("attributes").to_pylist()
+    assert [[]] * 80 == table.column("tags").to_pylist()
+
+
 @pytest.mark.slow
 def test_child_forked_while_the_writer_pauses_the_gc_has_it_enabled() -> None:
     """A fork while the writer builds columns with the GC paused leaves the child's GC on
