@@ -6,6 +6,7 @@ import gzip
 import json
 import logging
 import time
+import zlib
 from typing import Any
 
 import fsspec
@@ -16,7 +17,7 @@ from hypothesis import strategies as st
 import span_tree
 from span_tree._record import FinishedSpan, span_to_json_dict
 from span_tree.integrations import remote_parent, trace_headers
-from span_tree.receiver import KeyStore
+from span_tree.receiver import KeyStore, _ingest
 from span_tree.receiver._bulk import bulk_records
 from span_tree.receiver._ingest import IngestError, gunzip_bounded, parse_row_wise, parse_spans
 from span_tree.receiver._typed import decode_body, python_columns, typed_columns
@@ -113,8 +114,12 @@ def test_real_span_records_round_trip() -> None:
     assert [(s.span_id, s.name) for s in spans] == [(r.span_id, r.name) for r in records]
 
 
-def test_gunzip_bounded() -> None:
-    """gzip bodies are decompressed; over the limit is 413; garbage is 422."""
+@pytest.mark.parametrize("inflate", ["zlib-ng", "zlib"])
+def test_gunzip_bounded(inflate: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """gzip bodies are decompressed; over the limit is 413; garbage is 422 (with zlib-ng,
+    and with the standard zlib it falls back to)."""
+    if inflate == "zlib":
+        monkeypatch.setattr(_ingest, "_zlib", zlib)
     data = b"x" * 1000
     assert data == gunzip_bounded(gzip.compress(data), limit=1000)
     with pytest.raises(IngestError) as too_big:
