@@ -234,9 +234,12 @@ def _attributes(raw: Sequence[msgspec.Raw]) -> list[dict[str, Any]]:
 
 
 def _merged_tags(values: Sequence[Any], body_tags: dict[str, str]) -> list[dict[str, str]]:
+    # Spans without tags of their own share one dict: the writer converts a column of
+    # one repeated object once.
+    shared = dict(body_tags)
     if body_tags:
-        return [{**body_tags, **value} if value else dict(body_tags) for value in values]
-    return [value if value else {} for value in values]
+        return [{**body_tags, **value} if value else shared for value in values]
+    return [value if value else shared for value in values]
 
 
 def _time_array(values: Sequence[Any], *, required: bool) -> pa.Array:
