@@ -553,6 +553,9 @@ def clean_event(event: Any, scrub: re.Pattern[str] | Scrubber | None) -> Any:
     return event if message is event.message else event._replace(message=message)
 
 
+_NOT_SEEN: Any = object()
+
+
 def clean_event_lists(
     column: Sequence[Sequence[Any] | None], scrub: re.Pattern[str] | Scrubber | None
 ) -> list[tuple[Any, ...]]:
@@ -569,30 +572,32 @@ def clean_event_lists(
             tuple([clean_event(event, cleaner) for event in items]) if items else ()
             for items in column
         ]
-    # Text only: a message given as another object is converted (and may not hash).
-    messages = {
-        event[4] for items in column if items for event in items if event[4].__class__ is str
-    }
     path = ("events", "message")
-    cleaned_of = {
-        message: clean_text(message, cleaner, MAX_MESSAGE_CHARS, path) for message in messages
-    }
+    # Per distinct message: its cleaned text, or None when cleaning changed nothing (an
+    # equal message made by another call is not the cleaned text's object, and telling
+    # them apart by identity cost a _replace, a microsecond, per event).
+    cleaned_of: dict[str, str | None] = {}
     cleaned_get = cleaned_of.get
+
+    def cleaned(event: Any) -> Any:
+        """The event with its message cleaned: once per distinct text of the batch."""
+        message = event[4]
+        if event[7] or message.__class__ is not str:  # attributes, or not text (may not hash)
+            return clean_event(event, cleaner)
+        text = cleaned_get(message, _NOT_SEEN)
+        if text is _NOT_SEEN:
+            text = clean_text(message, cleaner, MAX_MESSAGE_CHARS, path)
+            text = cleaned_of[message] = None if text == message else text
+        return event if text is None else event._replace(message=text)
+
     events: list[tuple[Any, ...]] = []
     for items in column:
         if not items:
             events.append(())
-            continue
-        kept = []
-        for event in items:
-            cleaned = cleaned_get(event[4]) if event[4].__class__ is str else None
-            if cleaned is None or event[7]:  # attributes to sanitize, or not text
-                kept.append(clean_event(event, cleaner))
-            elif cleaned is event[4]:
-                kept.append(event)
-            else:
-                kept.append(event._replace(message=cleaned))
-        events.append(tuple(kept))
+        elif len(items) == 1:  # the usual span's one log line: no list, no loop
+            events.append((cleaned(items[0]),))
+        else:
+            events.append(tuple([cleaned(event) for event in items]))
     return events
 
 

@@ -831,8 +831,8 @@ def _columns(spans: list[Span], forced_status: str | None) -> list[list[Any]]:
     seqs = [span.seq for span in spans]
     raw_names = [span.name for span in spans]
     kinds = [span.kind for span in spans]
-    start_ns = [span.start_ns for span in spans]
-    end_ns = [span.end_ns for span in spans]
+    starts = [span.start_ns // 1000 for span in spans]
+    ends: list[Any] = [span.end_ns // 1000 for span in spans]  # 0: not ended
     errors = [span.error for span in spans]
     levelnos = [span.levelno for span in spans]
     codes = [span.code for span in spans]
@@ -845,12 +845,10 @@ def _columns(spans: list[Span], forced_status: str | None) -> list[list[Any]]:
     handled = [span.handled_errors for span in spans]
     ref_src = [span.ref_src for span in spans]
     ref_dest = [span.ref_dest for span in spans]
-    starts = [ns // 1000 for ns in start_ns]
-    if forced_status is None and 0 not in end_ns:
-        ends: list[Any] = [ns // 1000 for ns in end_ns]
+    if forced_status is None and 0 not in ends:
         durations: list[Any] = list(map(operator.sub, ends, starts))
     else:
-        ends = [ns // 1000 if ns and forced_status is None else None for ns in end_ns]
+        ends = [end if end and forced_status is None else None for end in ends]
         durations = [
             None if end is None else end - start for start, end in zip(starts, ends, strict=True)
         ]
@@ -905,7 +903,8 @@ def _columns(spans: list[Span], forced_status: str | None) -> list[list[Any]]:
         dates,
         [trace.trace_id for trace in traces],
         _hex_ids(sids),
-        _hex_ids(parents),
+        # Siblings (a loop's spans) share their parent: its id hexed once.
+        [_hex_id(parents[0])] * count if parents.count(parents[0]) == count else _hex_ids(parents),
         seqs,
         names,
         kinds,

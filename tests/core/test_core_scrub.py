@@ -328,3 +328,18 @@ def test_a_scrub_callback_sees_every_occurrence_of_a_repeated_message(
     assert span_tree.flush(5.0)
     assert [f"GET /data?token={SCRUBBED}"] * 3 == [r.events[0].message for r in sink.spans]
     assert 3 == sum(1 for match in seen if match.path == ("events", "message"))
+
+
+def test_equal_messages_made_by_separate_calls_are_each_stored(
+    memory_sink: MemorySink, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Equal log lines formatted by separate calls (equal texts, not one object) are kept
+    as they are, or scrubbed, in every span of the batch."""
+    caplog.set_level(logging.INFO)
+    for _ in range(4):
+        with span_tree.span("formatted"):
+            app_logger().info("user %s logged in", "ann")
+            app_logger().info("GET /data?%s=%s", "token", "tk-12345")
+    assert span_tree.flush(5.0)
+    expected = ["user ann logged in", f"GET /data?token={SCRUBBED}"]
+    assert [expected] * 4 == [[e.message for e in r.events] for r in memory_sink.spans]
