@@ -886,13 +886,28 @@ def _columns(spans: list[Span], forced_status: str | None) -> list[list[Any]]:
     else:
         levels = [_LEVEL_NAMES.get(levelno) or f"LEVEL{levelno}" for levelno in levels_of]
     names = _names(raw_names, scrub)
-    distinct_traces = set(traces)
     tags_of = {
         trace: sanitize_tags(trace.tags, scrub) if trace.tags else _NO_ATTRIBUTES
-        for trace in distinct_traces
+        for trace in set(traces)
     }
+    # A batch of one trace, or from one thread (a loop, a batch job): its values repeated.
+    # (count compares identities here: traces and threads are equal only to themselves.)
+    trace = traces[0]
+    if traces.count(trace) == count:
+        trace_ids: list[str] = [trace.trace_id] * count
+        tags = [tags_of[trace]] * count
+        links = [trace.links] * count
+    else:
+        trace_ids = [trace.trace_id for trace in traces]
+        tags = list(map(tags_of.__getitem__, traces))
+        links = [trace.links for trace in traces]
     files, lines, functions = _places(codes, lastis, given_lines)
-    thread_of = {thread: safe_str(thread.name) for thread in set(thread_refs)}
+    thread = thread_refs[0]
+    if thread_refs.count(thread) == count:
+        threads = [safe_str(thread.name)] * count
+    else:
+        thread_of = {thread: safe_str(thread.name) for thread in set(thread_refs)}
+        threads = list(map(thread_of.__getitem__, thread_refs))
     if task_refs.count(None) == count:
         tasks = none
     else:
@@ -901,7 +916,7 @@ def _columns(spans: list[Span], forced_status: str | None) -> list[list[Any]]:
     return [
         [settings.namespace] * count,
         dates,
-        [trace.trace_id for trace in traces],
+        trace_ids,
         _hex_ids(sids),
         # Siblings (a loop's spans) share their parent: its id hexed once.
         [_hex_id(parents[0])] * count if parents.count(parents[0]) == count else _hex_ids(parents),
@@ -920,9 +935,9 @@ def _columns(spans: list[Span], forced_status: str | None) -> list[list[Any]]:
         [settings.app_version] * count,
         [settings.host] * count,
         [pid] * count,
-        list(map(thread_of.__getitem__, thread_refs)),
+        threads,
         list(tasks),
-        list(map(tags_of.__getitem__, traces)),
+        tags,
         [sanitize_attributes(items, scrub) if items else _NO_ATTRIBUTES for items in attributes],
         list(error_types),
         list(error_messages),
@@ -934,7 +949,7 @@ def _columns(spans: list[Span], forced_status: str | None) -> list[list[Any]]:
             for errors in handled
         ],
         [()] * count if events.count(None) == count else clean_event_lists(events, scrub),
-        [trace.links for trace in traces],
+        links,
         [()] * count if ref_src.count(None) == count else [tuple(r) if r else () for r in ref_src],
         [()] * count
         if ref_dest.count(None) == count
@@ -1007,6 +1022,9 @@ def _names(raw_names: Sequence[Any], scrub: Any) -> list[str]:
         # objects: each converted on its own (its str() may change, or raise), never
         # hashed or compared (their __hash__ or __eq__ may raise too)
         return [clean(raw) for raw in raw_names]
+    first = raw_names[0]
+    if raw_names.count(first) == len(raw_names):  # one name (a loop's spans): cleaned once
+        return [clean(first)] * len(raw_names)
     cleaned = {raw: clean(raw) for raw in set(raw_names)}
     return list(map(cleaned.__getitem__, raw_names))
 

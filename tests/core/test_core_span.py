@@ -78,6 +78,32 @@ def test_locations_of_one_batch_are_told_apart(memory_sink: MemorySink) -> None:
     assert {__file__} == {r.file for r in memory_sink.spans}
 
 
+def test_traces_threads_and_names_of_one_batch_are_told_apart(memory_sink: MemorySink) -> None:
+    """A batch mixing two traces (with their own tags), two threads and two names keeps
+    each span's trace id, tags, thread and name; a batch of one of each repeats them."""
+    import threading
+
+    def job(tag: str) -> None:
+        with span_tree.span(f"root {tag}") as root:
+            root.set_tags(job=tag)
+            for _ in range(3):
+                with span_tree.span("step"):
+                    pass
+
+    worker = threading.Thread(target=job, args=("b",), name="second-thread")
+    job("a")
+    worker.start()
+    worker.join()
+    assert span_tree.flush(5.0)
+    rows = {(r.name, r.thread, dict(r.tags).get("job")) for r in memory_sink.spans}
+    here = threading.current_thread().name
+    assert {("root a", here, "a"), ("step", here, "a"), ("root b", "second-thread", "b"),
+            ("step", "second-thread", "b")} == rows  # fmt: skip
+    trace_of = {r.span_id: r.trace_id for r in memory_sink.spans}
+    assert 2 == len(set(trace_of.values()))
+    assert all(trace_of[r.parent_id] == r.trace_id for r in memory_sink.spans if r.parent_id)
+
+
 def test_bare_with_span_is_named_after_calling_function(memory_sink: MemorySink) -> None:
     """`with span():` without a name takes the calling function's name."""
 
