@@ -278,11 +278,14 @@ class _Texts:
                 cleaned[key] = SCRUBBED
                 continue
             value = item.value
-            which = value.WhichOneof("value")
-            if which == "int_value":
-                cleaned[key] = value.int_value
-                continue
-            found = value.string_value if which == "string_value" else any_value(value)
+            found = value.string_value  # text is the usual value: no WhichOneof for it
+            if not found:  # another type, or empty text
+                which = value.WhichOneof("value")
+                if which == "int_value":
+                    cleaned[key] = value.int_value
+                    continue
+                if which != "string_value":
+                    found = any_value(value)
             if found.__class__ is str:
                 text = values.get(found)
                 if text is None:

@@ -131,10 +131,13 @@ def test_ids_times_kind_and_trace_id_reversible() -> None:
 
 
 def test_attribute_value_types() -> None:
-    """Strings, ints, doubles, bools, arrays, key-value lists and bytes all become JSON values."""
+    """Strings, ints, doubles, bools, arrays, key-value lists and bytes all become JSON values
+    (empty text and zero too)."""
     attributes = {
         "s": "text",
+        "empty": "",
         "i": -7,
+        "zero": 0,
         "f": 2.5,
         "b": True,
         "arr": [1, "two", 3.0, False],
@@ -145,7 +148,9 @@ def test_attribute_value_types() -> None:
     (record,) = mapped(request_with({"attributes": attributes})).records
     expected = {
         "s": "text",
+        "empty": "",
         "i": -7,
+        "zero": 0,
         "f": 2.5,
         "b": True,
         "arr": [1, "two", 3.0, False],
