@@ -40,7 +40,9 @@ NameOption = typer.Option(None, "--name", help="Only spans (or trace roots) with
 
 
 # Views that only serve other views; `sql --views` leaves them out.
-INTERNAL_VIEWS = frozenset({"span_duplicates", "annotation_versions"})
+INTERNAL_VIEWS = frozenset(
+    {"span_duplicates", "annotation_versions", "error_spans", "run_candidates"}
+)
 SPAN_VERSIONS_HELP = (
     "span_versions: every row ever written for a span (a running span's 'started' row,"
     " then its finished one; duplicates from a replayed spool). spans keeps the newest."

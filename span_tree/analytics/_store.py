@@ -18,7 +18,15 @@ import duckdb
 
 from span_tree._ids import is_trace_id
 from span_tree._record import FinishedSpan, newest_versions
-from span_tree.analytics import _annotations, _browse, _lookup, _reports, _running, _verdicts
+from span_tree.analytics import (
+    _annotations,
+    _browse,
+    _derived,
+    _lookup,
+    _reports,
+    _running,
+    _verdicts,
+)
 from span_tree.analytics._errors import QueryError, StoreError, StoreNotFound, TraceNotFound
 from span_tree.analytics._filters import Filters, Query, TimeLike, parse_time
 from span_tree.analytics._source import (
@@ -112,12 +120,16 @@ class Store:
             self._con.register_filesystem(self.location.fs)
         self._verdicts = _verdicts.Verdicts(self.location)
         self._running = _running.RunningCache(self.url)
+        self._derived = {
+            view: _derived.DerivedCache(self.url, view) for view in _derived.DERIVED_VIEWS
+        }
         self._listing: Listing | None = None  # nothing listed yet
         self._annotation_files: list[str] = []
         self._problems: list[str] = []
         self._views_ready = False
         self._views: set[str] = set()  # the views created so far (see _need_views)
         self._running_ready = False
+        self._derived_ready = False
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -185,6 +197,7 @@ class Store:
             problems += bad
             create_annotation_view(self._con, self._annotation_files)
         self._running_ready = False
+        self._derived_ready = False
         self._add_problems(problems)
 
     def _add_problems(self, problems: list[str]) -> None:
@@ -216,6 +229,7 @@ class Store:
             self._views |= create_views(self._con, missing | self._views)
             # That created the live running_spans again: point it at the known keys anew.
             self._running_ready = False
+            self._derived_ready = False
         finally:
             if listing is not None and listing.files:
                 create_span_views(self._con, listing)
@@ -260,6 +274,48 @@ class Store:
         _running.create_cached_view(self._con, keys)
         self._running_ready = True
 
+    def _prepare_derived(self) -> None:
+        """Point each derived view in use at its remembered rows (see ``_derived``).
+
+        Partitions whose files were seen before cost a look-up; the others are evaluated
+        once with the live view, over their files only.
+        """
+        if self._derived_ready or self._listing is None:
+            return
+        listing = self._listing
+        names: dict[tuple[str, str], list[str]] = {}
+        for url in listing.files:
+            names.setdefault(listing.partitions[url], []).append(url.rpartition("/")[2])
+        digests = {partition: _running.files_digest(files) for partition, files in names.items()}
+        for view, cache in self._derived.items():
+            if view not in self._views:
+                continue
+            rows: list[str] = []
+            missing: dict[tuple[str, str], str] = {}
+            for partition, digest in digests.items():
+                known, path = cache.get(partition, digest)
+                if not known:
+                    missing[partition] = digest
+                elif path is not None:
+                    rows.append(path)
+            if missing:
+                chosen = [url for url in listing.files if listing.partitions[url] in missing]
+                legacy = listing.legacy & set(chosen)
+                only = Listing(
+                    chosen, legacy, listing.by_name, listing.partitions, listing.first_date
+                )
+                create_span_views(self._con, only)
+                self._con.execute(view_sql(view))
+                try:
+                    found = cache.compute(self._con, missing)
+                finally:
+                    create_span_views(self._con, listing)
+                if found is None:  # not remembered (read-only cache): the live view
+                    continue
+                rows += [path for path in found.values() if path is not None]
+            _derived.create_cached_view(self._con, view, rows)
+        self._derived_ready = True
+
     def _retrying(
         self, run: Callable[[], _T], *, first_date: str | None = None, query: str | None = ""
     ) -> _T:
@@ -278,6 +334,7 @@ class Store:
                     self._ensure(first_date)
                     if "running_spans" in self._views:
                         self._prepare_running()
+                    self._prepare_derived()
                     return run()
                 except duckdb.Error as error:
                     recoveries += 1
@@ -301,6 +358,8 @@ class Store:
         if _verdicts.is_vanished(message):
             if self.location.is_local and not os.path.isdir(self.location.root):
                 return False  # the whole store is gone: say so, do not show it as empty
+            # Or a derived view's remembered rows, replaced by a Store that listed more.
+            self._derived_ready = False
             self._build(listing.first_date)
             return True
         culprit = _verdicts.named_file(message, set(listing.files))
@@ -342,6 +401,7 @@ class Store:
                 listing.legacy.discard(url)
         create_span_views(self._con, listing)
         self._running_ready = False
+        self._derived_ready = False
         self._add_problems([f"{url}: {reason}" for url, reason in found])
 
     def close(self) -> None:

@@ -15,9 +15,11 @@ VIEW_NAMES: tuple[str, ...] = (
     "span_stats",
     "slow_spans",
     "annotations",
+    "error_spans",
     "error_occurrences",
     "error_groups",
     "run_sequences",
+    "run_candidates",
     "dashboard",
     "health",
 )
@@ -45,6 +47,7 @@ def view_description(name: str) -> str:
 
 
 _WORD_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_COMMENT_RE = re.compile(r"--[^\n]*")  # no view's SQL has "--" inside a string
 
 
 def views_named(text: str) -> set[str]:
@@ -54,9 +57,12 @@ def views_named(text: str) -> set[str]:
     miss one it does.
     """
     wanted = {word.lower() for word in _WORD_RE.findall(text)} & set(VIEW_NAMES)
-    for name in reversed(VIEW_NAMES):  # each view reads only views declared before it
-        if name in wanted:
-            wanted |= {word.lower() for word in _WORD_RE.findall(view_sql(name))} & set(VIEW_NAMES)
+    done: set[str] = set()
+    while wanted - done:  # until nothing new: the views' own SQL, comments left out
+        name = (wanted - done).pop()
+        done.add(name)
+        code = _COMMENT_RE.sub("", view_sql(name))
+        wanted |= {word.lower() for word in _WORD_RE.findall(code)} & set(VIEW_NAMES)
     return wanted
 
 

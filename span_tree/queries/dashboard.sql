@@ -3,21 +3,16 @@
 -- · LastTime (start of the latest run), plus p50/p99 run duration and the error rate.
 CREATE OR REPLACE VIEW dashboard AS
 WITH candidates AS (
-    -- A run is a trace, its root as `traces` picks it (a parentless span first, then the
-    -- earliest), found among the only spans that can be a root: parentless spans and
-    -- local roots (seq 1, the first span of the trace in its process; seq 0, unknown,
-    -- counts as one). Every other span started inside its local root, so it is never the
-    -- earliest. That reads a tenth of the rows a group over every span of every trace
-    -- reads. A window ranks them (it sorts, and spills when it must), where an arg_min
-    -- per trace held a state per trace in memory (A, 1M traces: 520 -> 325 MB).
+    -- A run is a trace, its root as `traces` picks it, found among run_candidates (the
+    -- only spans that can be a root: a tenth of the rows a group over every span of
+    -- every trace reads). A window ranks them (it sorts, and spills when it must), where
+    -- an arg_min per trace held a state per trace in memory (A, 1M traces: 520 -> 325 MB).
     SELECT
         trace_id, namespace, app, name, status, duration_us,
-        row_number() OVER (
-            PARTITION BY trace_id ORDER BY parent_id IS NOT NULL, start_time
-        ) AS candidate_rank,
+        row_number() OVER (PARTITION BY trace_id ORDER BY has_parent, start_time)
+            AS candidate_rank,
         min(start_time) OVER (PARTITION BY trace_id) AS trace_start
-    FROM spans
-    WHERE parent_id IS NULL OR coalesce(seq, 0) <= 1
+    FROM run_candidates
 ),
 runs AS (
     SELECT trace_id, namespace, app, name, status, duration_us, trace_start AS start_time

@@ -21,7 +21,7 @@ WITH RECURSIVE failed AS (
         namespace, app, trace_id, span_id, parent_id, seq, host, pid, name AS span_name,
         tags, file, function, error_type, error_message, error_traceback,
         coalesce(end_time, start_time) AS time
-    FROM spans
+    FROM error_spans
     WHERE status = 'failed'
 ),
 handed_on AS (
@@ -88,7 +88,7 @@ logged AS (
     -- Errors caught and logged inside a span, unless a failed child handed it that error.
     SELECT namespace, app, trace_id, span_id, name AS span_name, tags, file, function,
         unnest(handled_errors, max_depth := 2)
-    FROM spans
+    FROM error_spans
     WHERE len(handled_errors) > 0
 ),
 flat AS (
