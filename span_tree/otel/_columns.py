@@ -1,14 +1,20 @@
 """OTLP traces -> the writer's span columns: the receiver's path for ``POST /v1/traces``.
 
 ``records_from_traces`` makes one ``FinishedSpan`` per span (what sinks take). The
-receiver only needs the Parquet writer's columns, so here each span becomes one row
-tuple in ``SPAN_COLUMNS`` order, and the rows are transposed once.
+receiver only needs the Parquet writer's columns, so no record is made here:
 
-A span of another tracer (the usual request: no span-tree attributes, not failed, no
-exception events, valid ids and times) takes an inline path that reads each protobuf
-field once and makes no intermediate record. Every other span is mapped by
-``map_span`` itself, so both give the same values; a test pins that the columns are
-the records of ``records_from_traces``, field by field.
+- a ``ScopeSpans`` whose spans are all plain spans of another tracer (the usual request:
+  no span-tree attributes, not failed, no exception events, valid ids and times, no
+  scrub callback) is read field by field for all its spans at once: ids checked and
+  hexed with C-level set and map calls, each trace id and span name converted once,
+  resource values repeated as one object, attributes cleaned as they are read; its
+  events become the Arrow events column directly when it is the request's only part;
+- any other ``ScopeSpans`` is mapped span by span (``_plain_row`` inline, else
+  ``map_span`` itself, which also names a rejected span's bad field), and its rows are
+  transposed once.
+
+Both give ``records_from_traces``'s values: a test pins the columns against its records,
+field by field, for any mix of spans.
 """
 
 from __future__ import annotations
