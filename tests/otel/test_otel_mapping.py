@@ -542,3 +542,15 @@ def test_two_resources_of_plain_spans_with_events_map_alike() -> None:
     request = request_with(fields, {**fields, "span_id": CHILD, "events": []})
     request.MergeFrom(request_with({**fields, "name": "other"}, resource={"service.name": "b"}))
     assert 3 == len(mapped(request).records)
+
+
+def test_a_span_keeps_its_own_scope_attributes() -> None:
+    """A span that sets otel.scope.name itself keeps its value; the scope's version is
+    still added, and its neighbours get the scope's name (both mapping paths)."""
+    own = {"attributes": {"otel.scope.name": "mine", "a": 1}}
+    request = request_with(own, {"span_id": CHILD, "attributes": {"a": 2}})
+    first, second = mapped(request).records
+    assert {"otel.scope.name": "mine", "a": 1, "otel.scope.version": "0.1"} == dict(
+        first.attributes
+    )
+    assert "shop.instrumentation" == second.attributes["otel.scope.name"]
