@@ -34,6 +34,7 @@ _SUPPRESSED = _span.SUPPRESSED
 _LEVEL_NAMES = _span._LEVEL_NAMES
 _new_event = tuple.__new__
 _time_ns = time.time_ns
+_NO_EXTRAS = _span._NO_ATTRIBUTES
 
 
 class SpanEventHandler(logging.Handler):
@@ -66,7 +67,9 @@ class SpanEventHandler(logging.Handler):
 def _add_event(span: _span.Span, record: logging.LogRecord) -> None:
     """``Span._event`` of a log record written out: this runs once per logging call."""
     fields = record.__dict__
-    extras: dict[str, Any] = {}
+    # No extras: the shared empty mapping (Event.attributes is read-only), not a dict
+    # per log record kept alive until the worker takes the span.
+    extras: dict[str, Any] = _NO_EXTRAS
     # A record with no more attributes than a fresh one has no `extra=` keys (one
     # length check); else a C set difference finds them (other handlers' formatting
     # adds `message` and `asctime`, which are not extras).
