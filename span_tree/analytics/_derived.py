@@ -28,7 +28,7 @@ from span_tree.analytics._views import view_sql
 
 # The derived views, each read by the views declared after it (see _views.VIEW_NAMES).
 DERIVED_VIEWS: tuple[str, ...] = ("error_spans", "run_candidates")
-# Those read with an empty file first (see create_cached_view).
+# Those read with an empty file first (see DerivedCache.point).
 ANCHORED_VIEWS = frozenset({"run_candidates"})
 
 Partition = tuple[str, str]
@@ -52,6 +52,7 @@ class DerivedCache:
         )
         self.view = view
         self._index_path = os.path.join(self.directory, "index.json")
+        self.empty_path = os.path.join(self.directory, "empty.parquet")
         self._lock = threading.Lock()
         self._entries: dict[str, dict[str, Any]] = {}
         try:
@@ -75,6 +76,32 @@ class DerivedCache:
         if not os.path.exists(path):  # the cache was cleaned: compute it again
             return False, None
         return True, path
+
+    def point(self, con: duckdb.DuckDBPyConnection, files: Sequence[str]) -> None:
+        """Point the view at its remembered rows (``files``): a read of those, or of an
+        empty file of its columns when there are none (no look at the store's files)."""
+        empty = self.empty_path if os.path.exists(self.empty_path) else None
+        if empty is None and not files:
+            # Never computed into this directory (all rows remembered elsewhere, or the
+            # cache was cleaned): an empty table of the live view's columns. LIMIT 0
+            # reads no file.
+            con.execute(view_sql(self.view))
+            con.execute(
+                f"CREATE OR REPLACE TABLE _empty_{self.view} AS SELECT * FROM {self.view} LIMIT 0"
+            )
+            con.execute(f"CREATE OR REPLACE VIEW {self.view} AS SELECT * FROM _empty_{self.view}")
+            return
+        listed = sorted(files)
+        if empty is not None and (not files or self.view in ANCHORED_VIEWS):
+            # The empty file first, as the span views read an empty anchor first: DuckDB
+            # estimates a read of many files from the first one, so the view is estimated
+            # as the span rows it stands for were, and joins keep the sides planned for
+            # those (the dashboard's few running runs are the built side of their look-up
+            # of spans; estimated from the cached rows, every span id was built: 1.1 GB
+            # on A). The error views plan better with the real estimate (15 % less CPU).
+            listed.insert(0, empty)
+        paths = ", ".join(sql_string(path) for path in listed)
+        con.execute(f"CREATE OR REPLACE VIEW {self.view} AS SELECT * FROM read_parquet([{paths}])")
 
     def compute(
         self,
@@ -109,6 +136,12 @@ class DerivedCache:
         present = set(con.execute(f"SELECT DISTINCT namespace, date FROM {table}").fetchall())
         found: dict[Partition, str | None] = {}
         os.makedirs(self.directory, exist_ok=True)
+        if not os.path.exists(self.empty_path):  # the view's columns, no row (see point)
+            unique = f"{self.empty_path}.{os.getpid()}.{threading.get_ident()}.tmp"
+            con.execute(
+                f"COPY (SELECT * FROM {table} LIMIT 0) TO {sql_string(unique)} (FORMAT parquet)"
+            )
+            os.replace(unique, self.empty_path)
         for partition, digest in digests.items():
             if partition not in present:
                 found[partition] = None
@@ -144,35 +177,3 @@ class DerivedCache:
                 os.replace(temporary, self._index_path)
             except OSError:
                 pass  # a read-only cache: computed again by the next process
-
-
-def create_cached_view(con: duckdb.DuckDBPyConnection, view: str, files: Sequence[str]) -> None:
-    """Point ``view`` at its remembered rows (``files``); none: an empty table of the
-    live view's columns."""
-    if not files:
-        con.execute(view_sql(view))
-        # LIMIT 0 reads no file: the columns and types of the live view, no rows.
-        con.execute(f"CREATE OR REPLACE TABLE _empty_{view} AS SELECT * FROM {view} LIMIT 0")
-        con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM _empty_{view}")
-        return
-    listed = ", ".join(sql_string(path) for path in sorted(files))
-    if view in ANCHORED_VIEWS:
-        # An empty file of the view's columns first, as the span views read an empty
-        # anchor first: DuckDB estimates a read of many files from the first one, so the
-        # view is estimated as the span rows it stands for were, and joins keep the sides
-        # planned for those (the dashboard's few running runs are the built side of their
-        # look-up of spans; estimated from the cached rows, every span id was built: 1.1
-        # GB on A). The error views plan better with the real estimate (15 % less CPU).
-        anchor = os.path.join(os.path.dirname(files[0]), "anchor.parquet")
-        if not os.path.exists(anchor):
-            con.execute(view_sql(view))
-            unique = f"{anchor}.{os.getpid()}.{threading.get_ident()}.tmp"
-            empty = f"SELECT * FROM {view} LIMIT 0"
-            try:
-                con.execute(f"COPY ({empty}) TO {sql_string(unique)} (FORMAT parquet)")
-                os.replace(unique, anchor)
-            except (OSError, duckdb.IOException):
-                anchor = ""  # read-only: the rows alone (a costlier plan, same answer)
-        if anchor:
-            listed = f"{sql_string(anchor)}, {listed}"
-    con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM read_parquet([{listed}])")

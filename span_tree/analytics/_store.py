@@ -313,7 +313,7 @@ class Store:
                 if found is None:  # not remembered (read-only cache): the live view
                     continue
                 rows += [path for path in found.values() if path is not None]
-            _derived.create_cached_view(self._con, view, rows)
+            cache.point(self._con, rows)
         self._derived_ready = True
 
     def _retrying(

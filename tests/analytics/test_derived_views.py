@@ -45,12 +45,13 @@ def _failing(day: int, number: int, error_type: str = "ValueError") -> FinishedS
 
 
 def _spied(monkeypatch: pytest.MonkeyPatch) -> list[list[tuple[str, str]]]:
-    """The partitions each DerivedCache.compute call evaluates."""
+    """The partitions each DerivedCache.compute call of error_spans evaluates."""
     evaluated: list[list[tuple[str, str]]] = []
     real = _derived.DerivedCache.compute
 
     def spy(self: Any, con: Any, digests: Any) -> Any:
-        evaluated.append(sorted(digests))
+        if self.view == "error_spans":
+            evaluated.append(sorted(digests))
         return real(self, con, digests)
 
     monkeypatch.setattr(_derived.DerivedCache, "compute", spy)
@@ -83,7 +84,7 @@ def test_a_partition_without_errors_is_remembered_as_empty(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A store without errors has empty error views, evaluated once, with the columns of
-    the live view."""
+    the live view, read from an empty file of the cache (no look at the store's files)."""
     location = open_store(str(tmp_path))
     write_spans(
         location,
@@ -95,7 +96,15 @@ def test_a_partition_without_errors_is_remembered_as_empty(
     second = Store(str(tmp_path))
     assert [] == second.sql("select * from error_occurrences").fetchall()
     columns = [row[0] for row in second.sql("describe error_spans").fetchall()]
-    assert (1, "handled_errors") == (len(evaluated), columns[-1])
+    definition = second.sql(
+        "select sql from duckdb_views() where view_name = 'error_spans'"
+    ).fetchall()[0][0]
+    assert (1, "handled_errors", True, False) == (
+        len(evaluated),
+        columns[-1],
+        "empty.parquet" in definition,
+        str(tmp_path) in definition,
+    )
 
 
 def test_a_cleaned_cache_is_computed_again(tmp_path: Path, cache_dir: Path) -> None:
