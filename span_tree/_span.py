@@ -987,6 +987,9 @@ def _places(
             if len(line_of) == 1:
                 return files, [line_of[lastis[0]]] * count, functions
             return files, list(map(line_of.__getitem__, lastis)), functions
+        given = given_lines[0]
+        if given is not None and given_lines.count(given) == count:
+            return files, [given] * count, functions  # one decorated function's line
     else:
         code_ids = list(map(id, codes))
         code_of = dict(zip(code_ids, codes, strict=True))

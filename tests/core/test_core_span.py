@@ -104,6 +104,21 @@ def test_traces_threads_and_names_of_one_batch_are_told_apart(memory_sink: Memor
     assert all(trace_of[r.parent_id] == r.trace_id for r in memory_sink.spans if r.parent_id)
 
 
+def test_a_batch_of_one_decorated_function_keeps_its_line(memory_sink: MemorySink) -> None:
+    """Spans of one decorated function only (one code object, one given line) are each
+    stored at the function's line."""
+
+    @span_tree.span
+    def decorated() -> None:
+        pass
+
+    for _ in range(3):
+        decorated()
+    assert span_tree.flush(5.0)
+    line = decorated.__wrapped__.__code__.co_firstlineno
+    assert [(__file__, line)] * 3 == [(r.file, r.line) for r in memory_sink.spans]
+
+
 def test_bare_with_span_is_named_after_calling_function(memory_sink: MemorySink) -> None:
     """`with span():` without a name takes the calling function's name."""
 
