@@ -13,9 +13,12 @@ those files. A remote store's derived rows stay on the local disk.
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import json
 import os
+import shutil
+import tempfile
 import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -111,50 +114,67 @@ class DerivedCache:
         """Evaluate the live view over ``digests``' partitions and remember its rows.
 
         The caller has pointed the root views at exactly those partitions' files, so the
-        view reads nothing else. Returns the Parquet file of each partition's rows, or
-        ``None`` when they cannot be written (a read-only cache directory): the caller
-        keeps the live view then.
+        view reads nothing else. One pass writes a file per partition. Returns the
+        Parquet file of each partition's rows, or ``None`` when they cannot be written (a
+        read-only cache directory): the caller keeps the live view then.
 
         Raises:
             duckdb.Error: reading the store's files failed.
         """
-        temporary = f"_derived_{self.view}"
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {temporary} AS SELECT * FROM {self.view}")
         try:
-            found = self._write(con, temporary, digests)
+            os.makedirs(self.directory, exist_ok=True)
+            staging = tempfile.mkdtemp(prefix=".staging-", dir=self.directory)
+        except OSError:
+            return None
+        try:
+            found = self._write(con, staging, digests)
         except (OSError, duckdb.IOException):
             return None
         finally:
-            con.execute(f"DROP TABLE IF EXISTS {temporary}")
+            shutil.rmtree(staging, ignore_errors=True)
         self._put({partition: (digests[partition], found[partition]) for partition in found})
         return found
 
     def _write(
-        self, con: duckdb.DuckDBPyConnection, table: str, digests: Mapping[Partition, str]
+        self, con: duckdb.DuckDBPyConnection, staging: str, digests: Mapping[Partition, str]
     ) -> dict[Partition, str | None]:
-        """One Parquet file per partition of ``table``'s rows (``None``: it has none)."""
-        present = set(con.execute(f"SELECT DISTINCT namespace, date FROM {table}").fetchall())
-        found: dict[Partition, str | None] = {}
-        os.makedirs(self.directory, exist_ok=True)
+        """One Parquet file per partition of the view's rows (``None``: it has none)."""
         if not os.path.exists(self.empty_path):  # the view's columns, no row (see point)
             unique = f"{self.empty_path}.{os.getpid()}.{threading.get_ident()}.tmp"
-            con.execute(
-                f"COPY (SELECT * FROM {table} LIMIT 0) TO {sql_string(unique)} (FORMAT parquet)"
-            )
+            empty = f"SELECT * FROM {self.view} LIMIT 0"
+            con.execute(f"COPY ({empty}) TO {sql_string(unique)} (FORMAT parquet)")
             os.replace(unique, self.empty_path)
-        for partition, digest in digests.items():
-            if partition not in present:
-                found[partition] = None
+        con.execute(
+            f"COPY (SELECT * FROM {self.view}) TO {sql_string(staging)}"
+            " (FORMAT parquet, PARTITION_BY (namespace, date), WRITE_PARTITION_COLUMNS true)"
+        )
+        found: dict[Partition, str | None] = dict.fromkeys(digests)
+        written = glob.glob(os.path.join(glob.escape(staging), "*", "*", "*.parquet"))
+        if not written:
+            return found
+        listed = ", ".join(sql_string(path) for path in written)
+        partitions = con.execute(
+            "SELECT namespace, date, list(DISTINCT filename ORDER BY filename)"
+            f" FROM read_parquet([{listed}], filename = true, hive_partitioning = false)"
+            " GROUP BY ALL"
+        ).fetchall()
+        for namespace, date, files in partitions:
+            partition = (namespace, date)
+            digest = digests.get(partition)
+            if digest is None:  # not asked for (cannot happen: the roots read only those)
                 continue
             name = hashlib.sha1(f"{partition}\n{digest}".encode()).hexdigest() + ".parquet"
             path = os.path.join(self.directory, name)
-            unique = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
-            namespace, date = map(sql_string, partition)
-            con.execute(
-                f"COPY (SELECT * FROM {table} WHERE namespace = {namespace}"
-                f" AND date = {date}) TO {sql_string(unique)} (FORMAT parquet)"
-            )
-            os.replace(unique, path)
+            if len(files) == 1:
+                os.replace(files[0], path)
+            else:  # DuckDB split the partition: one file of its parts
+                unique = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
+                parts = ", ".join(sql_string(file) for file in files)
+                con.execute(
+                    f"COPY (SELECT * FROM read_parquet([{parts}])) TO {sql_string(unique)}"
+                    " (FORMAT parquet)"
+                )
+                os.replace(unique, path)
             found[partition] = path
         return found
 
