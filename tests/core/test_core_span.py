@@ -6,6 +6,7 @@ import asyncio
 import logging
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -443,3 +444,36 @@ def test_attributes_read_as_a_dict_and_changes_to_it_are_recorded(
         assert {} == plain.attributes
         plain.attributes["rows"] = 3
     assert {"rows": 3} == finished(memory_sink)["plain"].attributes
+
+
+def test_the_shared_empty_attributes_stay_empty_through_every_shipped_sink(
+    tmp_path: Path,
+) -> None:
+    """Records of spans without attributes or tags, and log events without extras, share
+    one empty mapping; the listener, memory, JSON-lines, console and Parquet sinks and the
+    OTLP encoder read it without adding to it, and each record still reads empty."""
+    import io
+
+    from span_tree import _span
+    from span_tree.otel._outbound import export_request
+    from span_tree.sinks.console import ConsoleSink
+    from span_tree.sinks.jsonl import JsonlSink
+    from span_tree.sinks.parquet import ParquetSink
+    from span_tree.testing import capture_spans
+
+    memory = MemorySink()
+    parquet = ParquetSink(str(tmp_path / "store"))
+    sinks = [memory, JsonlSink(io.StringIO()), ConsoleSink(io.StringIO()), parquet]
+    span_tree.configure(sinks=sinks, console=False, jsonl=False, store=None)
+    with capture_spans() as captured:
+        with span_tree.span("outer"), span_tree.span("inner"):
+            logging.getLogger("shared.empty").warning("no extras")
+        assert span_tree.flush(5.0)
+    export_request(memory.spans)
+    records = [*memory.spans, *captured]
+    assert {} == _span._NO_ATTRIBUTES
+    assert [{}] * len(records) == [dict(record.attributes) for record in records]
+    assert [{}] * len(records) == [dict(record.tags) for record in records]
+    events = [event for record in records for event in record.events]
+    assert ["no extras"] * 2 == [event.message for event in events]
+    assert [{}, {}] == [dict(event.attributes) for event in events]
