@@ -115,6 +115,17 @@ def test_older_deployment_environment_key_is_env_too() -> None:
     assert {"env": "staging"} == dict(record.tags)
 
 
+def test_a_foreign_trace_id_is_the_one_a_traceparent_continuation_gets() -> None:
+    """An OTLP span's trace id is trace_id_from_w3c of its W3C id on both mapping paths (a
+    request continued in-process from that trace's traceparent joins the same trace)."""
+    from span_tree._ids import trace_id_from_w3c
+
+    other = bytes(range(1, 17))
+    request = request_with({}, {"span_id": CHILD, "trace_id": other})
+    expected = [trace_id_from_w3c(TRACE.hex()), trace_id_from_w3c(other.hex())]
+    assert expected == [record.trace_id for record in mapped(request).records]
+
+
 def test_ids_times_kind_and_trace_id_reversible() -> None:
     """Ids become hex, times µs, the kind its name; the stored trace's W3C id is the OTel id."""
     request = request_with({}, {"span_id": CHILD, "parent_span_id": ROOT, "kind": 3})
