@@ -19,7 +19,8 @@ class Sink(Protocol):
     """
 
     def export(self, batch: Sequence[FinishedSpan]) -> None:
-        """Write one batch of span versions."""
+        """Write one batch of span versions. Read-only: other sinks get the same records,
+        and the records of spans without attributes or tags share one empty mapping."""
 
     def force_flush(self, timeout: float) -> bool:
         """Push out anything the sink buffers; return False if ``timeout`` ran out."""
