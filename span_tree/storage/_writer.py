@@ -25,7 +25,6 @@ from span_tree.storage._layout import (
 from span_tree.storage._location import StoreLocation
 from span_tree.storage.schema import (
     columns_to_table,
-    gc_paused,
     holds_only,
     transpose_records,
 )
@@ -137,8 +136,7 @@ def prepare_column_files(
         records = list(map(FinishedSpan._make, zip(*columns, strict=True)))
         return prepare_files(records, batch_id=batch_id)
     name = batch_file_name(batch_id) if batch_id is not None else new_file_name()
-    with gc_paused():
-        table = stamped_columns_table(columns, write_stamp())
+    table = stamped_columns_table(columns, write_stamp())
     relative = f"namespace={check_namespace(namespace)}/date={date}/{name}"
     return [PreparedFile(relative, table_bytes(table), table.num_rows)]
 
@@ -210,8 +208,7 @@ def _group(records: Sequence[FinishedSpan]) -> dict[tuple[str, str], Sequence[Fi
 def _stamped_table(records: Sequence[FinishedSpan], stamp: int) -> pa.Table:
     # Converted in arrival order, then sorted by Arrow: reordering the Python records
     # first would make the column transposition walk memory at random (measured slower).
-    with gc_paused():
-        return stamped_columns_table(transpose_records(records), stamp)
+    return stamped_columns_table(transpose_records(records), stamp)
 
 
 def stamped_columns_table(columns: Sequence[Sequence[Any]], stamp: int) -> pa.Table:

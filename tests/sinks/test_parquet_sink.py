@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import textwrap
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from support.processes import TIMEOUT, clean_env
 from support.spans import make_spans, read_back
 
 import span_tree
@@ -333,3 +337,40 @@ def test_batches_with_equal_values_of_other_types_keep_each_value(tmp_path: Path
         stored = read_back(span_files(open_store(store)).files)
         by_id = {row.span_id: repr(row.attributes) for row in stored}
         assert [repr(attributes) for attributes in given] == [by_id[s.span_id] for s in spans]
+
+
+@pytest.mark.slow
+def test_the_application_s_gc_disable_survives_a_parquet_write(tmp_path: Path) -> None:
+    """gc.disable() called while the Parquet sink builds a batch's table stays in force:
+    the write never turns the process-wide cyclic GC off or on (the application's profile
+    hook on the worker thread disables it as the table is built)."""
+    script = textwrap.dedent(
+        """
+        import gc, sys, threading
+        import span_tree
+        from span_tree.storage import open_store, span_files
+
+        fired = []
+
+        def profile(frame, event, arg):
+            if event == "call" and frame.f_code.co_name == "columns_to_table" and not fired:
+                fired.append(threading.current_thread().name)
+                gc.disable()
+
+        threading.setprofile(profile)  # applies to the threads span_tree starts
+        span_tree.configure(store=sys.argv[1], console=False, jsonl=False)
+        with span_tree.span("outer"):
+            pass
+        assert span_tree.flush(30)
+        print(len(span_files(open_store(sys.argv[1])).files), fired, gc.isenabled())
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "store")],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        env=clean_env(),
+    )
+    assert "" == result.stderr
+    assert "1 ['span_tree-processor'] False" == result.stdout.strip()
