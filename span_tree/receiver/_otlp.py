@@ -40,10 +40,8 @@ from span_tree._sanitize import DEFAULT_SCRUB_KEYS, scrub_pattern
 from span_tree.otel._columns import MappedColumns
 from span_tree.receiver._app import _Service, _StoreUnavailable
 from span_tree.receiver._ingest import IngestError, gunzip_bounded
-from span_tree.receiver._typed import python_columns
 from span_tree.receiver._window import check_partitions, outside_window, window_bounds
 from span_tree.storage._ingest import content_batch_id
-from span_tree.storage._layout import safe_namespace
 
 if TYPE_CHECKING:
     from span_tree.otel._mapping import Mapped
@@ -55,8 +53,6 @@ PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 _SCRUB = scrub_pattern(DEFAULT_SCRUB_KEYS)
 _START_TIME = SPAN_COLUMNS.index("start_time")
-_DATE = SPAN_COLUMNS.index("date")
-_NAMESPACE = SPAN_COLUMNS.index("namespace")
 # google.rpc.Code values for the Status body of an error answer.
 _RPC_CODES = {400: 3, 401: 16, 413: 8, 415: 3, 429: 8, 501: 12, 503: 14}
 
@@ -242,7 +238,7 @@ class _Endpoint:
             digest.update(body)
             batch_id = content_batch_id(max(starts), digest)
             if isinstance(mapped, MappedColumns):
-                return mapped, prepare_column_files(_record_columns(mapped), batch_id=batch_id)
+                return mapped, prepare_column_files(mapped.columns, batch_id=batch_id)
             return mapped, prepare_files(mapped.records, batch_id=batch_id)
         except Exception as error:
             # Mapping let through something Arrow cannot hold: a mapping gap, and still
@@ -341,17 +337,6 @@ def _kept(column: Sequence[Any], kept: list[int]) -> Sequence[Any]:
     if isinstance(column, pa.Array):
         return column.take(pa.array(kept, pa.int64()))  # type: ignore[no-any-return]
     return [column[index] for index in kept]
-
-
-def _record_columns(mapped: MappedColumns) -> Sequence[Sequence[Any]]:
-    """The columns as ``prepare_column_files`` takes them: Arrow arrays are kept unless
-    the writer takes its records path (several days, a namespace to clean)."""
-    columns = mapped.columns
-    dates = columns[_DATE]
-    namespace = columns[_NAMESPACE][0]
-    if len(set(dates)) > 1 or safe_namespace(namespace) != namespace:
-        return python_columns(columns)
-    return columns
 
 
 def _outside_reason(count: int, earliest: int, latest: int) -> str:

@@ -20,7 +20,7 @@ identically.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from itertools import accumulate, chain, pairwise
+from itertools import accumulate, chain
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from msgspec.structs import astuple
 
-from span_tree._record import SCHEMA_VERSION, SPAN_COLUMNS, Event, HandledError
+from span_tree._record import SCHEMA_VERSION, SPAN_COLUMNS
 from span_tree.receiver._bulk import _ISO_Z, _Fallback, _require, _times
 from span_tree.storage.schema import SPAN_SCHEMA, TIMESTAMP
 
@@ -139,7 +139,7 @@ def typed_columns(
 
     Python sequences as ``bulk_columns`` makes them, except end_time, written_at,
     attributes, events and handled_errors: Arrow arrays of their ``SPAN_SCHEMA`` types
-    (``python_columns`` turns them back into record values).
+    (``storage.schema.python_columns`` turns them back into record values).
 
     Returns:
         The columns, or ``None`` when some span needs the usual path (which explains
@@ -297,34 +297,3 @@ def _handled_error_children(flat: list[_HandledErrorIn]) -> list[pa.Array]:
         pa.array(_defaulted(field("message"), ""), pa.string()),
         pa.array(_defaulted(field("traceback"), ""), pa.string()),
     ]
-
-
-def python_columns(columns: Sequence[Sequence[Any]]) -> list[Sequence[Any]]:
-    """Typed-path columns with their Arrow arrays turned into record values (µs, dicts...)."""
-    converted: list[Sequence[Any]] = []
-    for name, column in zip(SPAN_COLUMNS, columns, strict=True):
-        if not isinstance(column, pa.Array):
-            converted.append(column)
-        elif name == "attributes":
-            converted.append(list(map(orjson.loads, column.to_pylist())))
-        elif name in ("events", "handled_errors"):
-            make = Event._make if name == "events" else HandledError._make
-            items = list(map(make, zip(*_struct_values(column.values), strict=True)))
-            offsets = column.offsets.to_pylist()
-            converted.append([tuple(items[a:b]) for a, b in pairwise(offsets)])
-        else:
-            converted.append(column.cast(pa.int64()).to_pylist())
-    return converted
-
-
-def _struct_values(structs: pa.StructArray) -> list[list[Any]]:
-    fields = []
-    for index, child in enumerate(structs.type):
-        values = structs.field(index)
-        if child.name == "attributes":
-            fields.append(list(map(orjson.loads, values.to_pylist())))
-        elif child.name == "time":
-            fields.append(values.cast(pa.int64()).to_pylist())
-        else:
-            fields.append(values.to_pylist())
-    return fields

@@ -26,6 +26,7 @@ from span_tree.storage._location import StoreLocation
 from span_tree.storage.schema import (
     columns_to_table,
     holds_only,
+    python_columns,
     transpose_records,
 )
 
@@ -133,7 +134,7 @@ def prepare_column_files(
     namespace, date = next(iter(partitions))
     if len(partitions) > 1 or not _DATE.fullmatch(date) or safe_namespace(namespace) != namespace:
         # Several days (or a name to clean): the records path groups and cleans.
-        records = list(map(FinishedSpan._make, zip(*columns, strict=True)))
+        records = list(map(FinishedSpan._make, zip(*python_columns(columns), strict=True)))
         return prepare_files(records, batch_id=batch_id)
     name = batch_file_name(batch_id) if batch_id is not None else new_file_name()
     table = stamped_columns_table(columns, write_stamp())

@@ -13,7 +13,7 @@ import os
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from itertools import chain, compress, repeat
+from itertools import chain, compress, pairwise, repeat
 from typing import Any
 
 import pyarrow as pa
@@ -492,6 +492,41 @@ def _json_object(text: str | None) -> Any:
     if _orjson is None or _LONG_NUMBER.search(text):
         return json.loads(text)
     return _orjson.loads(text)
+
+
+def python_columns(columns: Sequence[Sequence[Any]]) -> list[Sequence[Any]]:
+    """``SPAN_COLUMNS`` columns with their Arrow arrays (the receiver's typed and OTLP
+    paths build some columns straight as arrays of their ``SPAN_SCHEMA`` type) turned
+    back into record values: microseconds, attribute dicts, Event and HandledError
+    tuples. Python sequences are kept as they are."""
+    converted: list[Sequence[Any]] = []
+    for name, column in zip(SPAN_COLUMNS, columns, strict=True):
+        if not isinstance(column, pa.Array):
+            converted.append(column)
+        elif name == "attributes":
+            converted.append(list(map(_json_object, column.to_pylist())))
+        elif name in ("events", "handled_errors"):
+            make = Event._make if name == "events" else HandledError._make
+            items = list(map(make, zip(*_struct_values(column.values), strict=True)))
+            offsets = column.offsets.to_pylist()
+            converted.append([tuple(items[a:b]) for a, b in pairwise(offsets)])
+        else:
+            converted.append(column.cast(pa.int64()).to_pylist())
+    return converted
+
+
+def _struct_values(structs: pa.StructArray) -> list[list[Any]]:
+    """The fields of a struct array as lists (times as microseconds, JSON as dicts)."""
+    fields = []
+    for index, child in enumerate(structs.type):
+        values = structs.field(index)
+        if child.name == "attributes":
+            fields.append(list(map(_json_object, values.to_pylist())))
+        elif child.name == "time":
+            fields.append(values.cast(pa.int64()).to_pylist())
+        else:
+            fields.append(values.to_pylist())
+    return fields
 
 
 def _records_columnar(table: pa.Table) -> list[FinishedSpan]:

@@ -23,7 +23,7 @@ from span_tree._sanitize import DEFAULT_SCRUB_KEYS, SCRUBBED, scrub_pattern
 from span_tree.otel._columns import columns_from_traces
 from span_tree.otel._mapping import Mapped, records_from_logs, records_from_traces
 from span_tree.otel._outbound import add_attributes, export_request
-from span_tree.receiver._typed import python_columns
+from span_tree.storage.schema import python_columns
 from span_tree.testing import capture_spans
 
 SCRUB = scrub_pattern(DEFAULT_SCRUB_KEYS)

@@ -20,8 +20,8 @@ from span_tree.integrations import remote_parent, trace_headers
 from span_tree.receiver import KeyStore, _ingest
 from span_tree.receiver._bulk import bulk_records
 from span_tree.receiver._ingest import IngestError, gunzip_bounded, parse_row_wise, parse_spans
-from span_tree.receiver._typed import decode_body, python_columns, typed_columns
-from span_tree.storage.schema import columns_to_table
+from span_tree.receiver._typed import decode_body, typed_columns
+from span_tree.storage.schema import columns_to_table, python_columns
 from span_tree.testing import capture_spans
 
 
