@@ -319,3 +319,48 @@ def test_child_forked_while_the_writer_pauses_the_gc_has_it_enabled() -> None:
     )
     assert "" == result.stderr
     assert "0 True\n" == result.stdout
+
+
+@pytest.mark.slow
+def test_building_tables_sets_off_no_cyclic_gc_collection() -> None:
+    """Converting 20k records (rows and log events) with the GC on sets off no collection:
+    nothing per row that the GC tracks stays alive, so the writer needs no GC pause (a
+    subprocess: no other thread allocating meanwhile)."""
+    import subprocess
+    import sys
+    import textwrap
+
+    from support.processes import TIMEOUT, clean_env
+
+    script = textwrap.dedent(
+        """
+        import gc, logging
+        import span_tree
+        from span_tree._record import columns_from_records
+        from span_tree.storage._writer import prepare_column_files, prepare_files
+        from span_tree.testing import capture_spans
+
+        span_tree.configure(console=False, jsonl=False, store=None)
+        with capture_spans() as spans:
+            for index in range(4):
+                with span_tree.span("root", index=index), span_tree.span("child"):
+                    logging.getLogger("test").warning("step %s", index)
+        records = list(spans) * 2_500
+        columns = columns_from_records(records)
+        started = []
+        gc.set_threshold(700, 10, 10)  # CPython's default
+        gc.collect()
+        gc.callbacks.append(lambda phase, info: phase == "start" and started.append(info))
+        rows = sum(item.rows for item in prepare_files(records))
+        rows += sum(item.rows for item in prepare_column_files(columns))
+        print(rows, started)
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        env=clean_env(),
+    )
+    assert "40000 []" == result.stdout.strip(), result.stderr[-2000:]
