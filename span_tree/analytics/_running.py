@@ -8,6 +8,10 @@ written (compaction replaces them by new names). So a Store evaluates the view o
 partition whose set of file names it has not seen, keeps the answer (the running spans'
 keys) in the user's cache directory, and then reads the rows of just those spans: a
 query over ``spans`` costs a scan of the finished rows and nothing more.
+
+The same evaluation remembers which of the partition's files hold a ``started`` row:
+the others are *settled* (``settled_span_versions``), and ``spans`` reads them with no
+status filter, so a count reads no column of them.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from typing import Any
 
 import duckdb
 
-from span_tree.analytics._source import cache_dir, read_spans_sql, sql_string
+from span_tree.analytics._source import cache_dir, read_spans_sql, sql_string, started_files_sql
 
 _KEY_COLUMNS = ("namespace", "date", "trace_id", "span_id")
 Key = tuple[str, str, str, str]
@@ -50,21 +54,34 @@ class RunningCache:
 
     def get(self, partition: tuple[str, str], digest: str) -> list[Key] | None:
         """The running spans' keys of ``partition`` with files ``digest``, if known."""
+        known = self.get_all(partition, digest)
+        return None if known is None else known[0]
+
+    def get_all(self, partition: tuple[str, str], digest: str) -> tuple[list[Key], set[str]] | None:
+        """The running spans' keys of ``partition`` with files ``digest`` and the names of
+        its files that hold a ``started`` row, if known."""
         entry = self._entries.get(f"{partition[0]}/{partition[1]}")
         if not isinstance(entry, dict) or entry.get("files") != digest:
             return None
         try:
-            return [(str(a), str(b), str(c), str(d)) for a, b, c, d in entry["keys"]]
+            keys = [(str(a), str(b), str(c), str(d)) for a, b, c, d in entry["keys"]]
+            started = {str(name) for name in entry["started"]}
         except (KeyError, TypeError, ValueError):
-            return None
+            return None  # also an entry of an older version, without "started"
+        return keys, started
 
-    def put(self, found: Mapping[tuple[str, str], tuple[str, list[Key]]]) -> None:
-        """Remember ``partition -> (digest, keys)`` and save (atomically; best effort)."""
+    def put(self, found: Mapping[tuple[str, str], tuple[str, list[Key], set[str]]]) -> None:
+        """Remember ``partition -> (digest, keys, names of files with a started row)`` and
+        save (atomically; best effort)."""
         if not found:
             return
         with self._lock:
-            for (namespace, date), (digest, keys) in found.items():
-                self._entries[f"{namespace}/{date}"] = {"files": digest, "keys": keys}
+            for (namespace, date), (digest, keys, started) in found.items():
+                self._entries[f"{namespace}/{date}"] = {
+                    "files": digest,
+                    "keys": keys,
+                    "started": sorted(started),
+                }
             try:
                 os.makedirs(os.path.dirname(self.path), exist_ok=True)
                 temporary = f"{self.path}.{os.getpid()}.{threading.get_ident()}.tmp"
@@ -92,6 +109,17 @@ def compute(
     for namespace, date, trace_id, span_id in rows:
         found.setdefault((namespace, date), []).append((namespace, date, trace_id, span_id))
     return found
+
+
+def started_files(
+    con: duckdb.DuckDBPyConnection, files: Sequence[str], by_name: set[str]
+) -> set[str]:
+    """The names (last path part) of those of ``files`` that hold a ``started`` row.
+
+    Reads only the status column, and skips row groups whose statistics exclude it.
+    """
+    rows = con.execute(started_files_sql(files, by_name)).fetchall()
+    return {str(path).rpartition("/")[2] for (path,) in rows}
 
 
 def create_cached_view(con: duckdb.DuckDBPyConnection, keys: Sequence[Key]) -> None:
@@ -126,7 +154,7 @@ def create_cached_view(con: duckdb.DuckDBPyConnection, keys: Sequence[Key]) -> N
     )
     con.execute(
         "CREATE OR REPLACE VIEW running_spans AS SELECT versions.*"
-        " FROM idempotent_span_versions AS versions"
+        " FROM unsettled_span_versions AS versions"
         " SEMI JOIN running_span_keys USING (namespace, date, trace_id, span_id)"
         f" WHERE versions.status = 'started' AND ({where})"
         " QUALIFY row_number() OVER (PARTITION BY namespace, date, trace_id, span_id"

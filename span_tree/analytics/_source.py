@@ -6,7 +6,9 @@ root views are built here, because they need the file list:
 
 - ``span_versions``: every span row of every readable file (the union of the two below);
 - ``idempotent_span_versions``: rows of files written with batch identities, where the
-  only rows sharing a span id are ``started`` snapshots and the finished version;
+  only rows sharing a span id are ``started`` snapshots and the finished version; the
+  union of ``settled_span_versions`` (files known to hold no ``started`` row, which
+  ``spans`` reads with no status filter) and ``unsettled_span_versions`` (the others);
 - ``legacy_span_versions``: rows of partitions holding a file written before batch
   identities (a retried batch may be there twice);
 - ``annotation_versions``: every annotation row.
@@ -92,6 +94,7 @@ class Listing:
         by_name: those of ``files`` read by column name (an older schema).
         partitions: engine path of each file -> its ``(namespace, date)``.
         first_date: the earliest date listed (``None``: every date).
+        settled: those of ``files`` known to hold no ``started`` row (see ``_running``).
     """
 
     files: list[str] = field(default_factory=list)
@@ -99,6 +102,7 @@ class Listing:
     by_name: set[str] = field(default_factory=set)
     partitions: dict[str, tuple[str, str]] = field(default_factory=dict)
     first_date: str | None = None
+    settled: set[str] = field(default_factory=set)
 
 
 def cache_dir() -> str:
@@ -260,6 +264,24 @@ def read_spans_sql(files: Sequence[str], *, by_name: bool = False) -> str:
     return f"SELECT {_COLUMNS} FROM read_parquet([{listed}], {options})"
 
 
+def started_files_sql(files: Sequence[str], by_name: set[str]) -> str:
+    """A ``SELECT`` of the paths of those of ``files`` that hold a ``started`` row."""
+    parts = []
+    for group, odd in (
+        ([p for p in files if p not in by_name], False),
+        ([p for p in files if p in by_name], True),
+    ):
+        if not group:
+            continue
+        listed = ", ".join(sql_string(path) for path in group)
+        options = "filename = true, union_by_name = true" if odd else "filename = true"
+        parts.append(
+            f"SELECT DISTINCT filename FROM read_parquet([{listed}], {options})"
+            " WHERE status = 'started'"
+        )
+    return " UNION ".join(parts) or "SELECT NULL::VARCHAR AS filename WHERE false"
+
+
 def _group_sql(files: Sequence[str], by_name: set[str]) -> str:
     ordinary = [path for path in files if path not in by_name]
     odd = [path for path in files if path in by_name]
@@ -279,8 +301,18 @@ def create_span_views(con: duckdb.DuckDBPyConnection, listing: Listing) -> None:
     legacy = [path for path in listing.files if listing.partitions[path] in legacy_partitions]
     chosen = set(legacy)
     current = [path for path in listing.files if path not in chosen]
+    settled = [path for path in current if path in listing.settled]
+    unsettled = [path for path in current if path not in listing.settled]
     con.execute(
-        "CREATE OR REPLACE VIEW idempotent_span_versions AS " + _group_sql(current, listing.by_name)
+        "CREATE OR REPLACE VIEW settled_span_versions AS " + _group_sql(settled, listing.by_name)
+    )
+    con.execute(
+        "CREATE OR REPLACE VIEW unsettled_span_versions AS "
+        + _group_sql(unsettled, listing.by_name)
+    )
+    con.execute(
+        "CREATE OR REPLACE VIEW idempotent_span_versions AS SELECT * FROM settled_span_versions"
+        " UNION ALL SELECT * FROM unsettled_span_versions"
     )
     con.execute(
         "CREATE OR REPLACE VIEW legacy_span_versions AS " + _group_sql(legacy, listing.by_name)

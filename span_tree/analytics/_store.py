@@ -186,6 +186,7 @@ class Store:
             create_annotation_view(self._con, [])
             self._views_ready = True
         self._listing = listing
+        listing.settled = self._known_settled(listing)  # (one creation of the roots, not two)
         create_span_views(self._con, listing)
         self._annotation_files = annotations
         try:
@@ -234,6 +235,22 @@ class Store:
             if listing is not None and listing.files:
                 create_span_views(self._con, listing)
 
+    def _known_settled(self, listing: Listing) -> set[str]:
+        """Those of ``listing``'s files the running-spans cache knows hold no started row."""
+        legacy = {listing.partitions[url] for url in listing.legacy}
+        urls: dict[tuple[str, str], list[str]] = {}
+        for url in listing.files:
+            partition = listing.partitions[url]
+            if partition not in legacy:
+                urls.setdefault(partition, []).append(url)
+        settled: set[str] = set()
+        for partition, chosen in urls.items():
+            names = [url.rpartition("/")[2] for url in chosen]
+            known = self._running.get_all(partition, _running.files_digest(names))
+            if known is not None:
+                settled |= {url for url in chosen if url.rpartition("/")[2] not in known[1]}
+        return settled
+
     def _prepare_running(self) -> None:
         """Point ``running_spans`` at the known running spans (see ``_running``).
 
@@ -253,11 +270,11 @@ class Store:
         missing: dict[tuple[str, str], str] = {}
         for partition, files in names.items():
             digest = _running.files_digest(files)
-            known = self._running.get(partition, digest)
+            known = self._running.get_all(partition, digest)
             if known is None:
                 missing[partition] = digest
             else:
-                keys += known
+                keys += known[0]
         if missing:
             chosen = [url for url in listing.files if listing.partitions[url] in missing]
             only = Listing(chosen, set(), listing.by_name, listing.partitions, listing.first_date)
@@ -265,12 +282,29 @@ class Store:
             self._con.execute(view_sql("running_spans"))
             try:
                 found = _running.compute(self._con, list(missing))
+                holding = _running.started_files(self._con, chosen, listing.by_name)
             finally:
                 create_span_views(self._con, listing)
             self._running.put(
-                {partition: (missing[partition], found[partition]) for partition in missing}
+                {
+                    partition: (
+                        missing[partition],
+                        found[partition],
+                        {
+                            name
+                            for url in chosen
+                            if listing.partitions[url] == partition
+                            and (name := url.rpartition("/")[2]) in holding
+                        },
+                    )
+                    for partition in missing
+                }
             )
             keys += [key for partition in missing for key in found[partition]]
+        settled = self._known_settled(listing)
+        if settled != listing.settled:
+            listing.settled = settled
+            create_span_views(self._con, listing)
         _running.create_cached_view(self._con, keys)
         self._running_ready = True
 

@@ -5,13 +5,18 @@
 -- Answers everything: every other view reads this one. Three parts, each a plain scan
 -- that filters on namespace and date reach (partition pruning):
 -- - finished rows of files written with batch identities, as they are (each is the only
---   finished version of its span);
+--   finished version of its span): files known to hold no `started` row with no filter
+--   at all (settled_span_versions; a count reads no column), the others without their
+--   `started` rows;
 -- - running_spans: the newest snapshot of spans with no finished version;
 -- - partitions holding a file written before batch identities (legacy: a retried batch
 --   may be there twice): the full rule over every row.
 CREATE OR REPLACE VIEW spans AS
 SELECT *
-FROM idempotent_span_versions
+FROM settled_span_versions
+UNION ALL
+SELECT *
+FROM unsettled_span_versions
 WHERE status <> 'started'
 UNION ALL
 SELECT *

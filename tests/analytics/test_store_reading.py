@@ -320,6 +320,43 @@ def test_running_spans_are_computed_once_per_partition_files(
     assert [[day0, day1], [day1]] == evaluated
 
 
+def test_files_without_started_rows_are_read_as_settled(tmp_path: Path) -> None:
+    """Files known to hold no started row are read with no status filter (settled); the
+    file holding a snapshot stays filtered, and spans keeps one version per span, also
+    in a second Store answering from the remembered files."""
+    location = open_store(str(tmp_path))
+    write_spans(location, _spans(0))
+    late = make_span(_trace(50, 0), "late", start_us=_us(BASE) + 3_600_000_000, duration_us=10)
+    write_spans(location, [late._replace(status="started", end_time=None, duration_us=None)])
+    write_spans(location, [late])
+    for store in (Store(str(tmp_path)), Store(str(tmp_path))):
+        spans = store.sql("select name, status from spans order by name").fetchall()
+        settled = store.sql("select count(*) from settled_span_versions").fetchall()
+        unsettled = store.sql("select status from unsettled_span_versions").fetchall()
+        expected = [(f"job{i}", "succeeded") for i in range(3)] + [("late", "succeeded")]
+        assert (expected, [(4,)], [("started",)]) == (spans, settled, unsettled)
+
+
+def test_a_remembered_entry_without_started_files_is_evaluated_again(tmp_path: Path) -> None:
+    """A running-spans cache entry of before settled files (no "started" list) is not
+    trusted: the partition is evaluated again and its files' state remembered."""
+    location = open_store(str(tmp_path))
+    write_spans(location, _spans(0))
+    Store(str(tmp_path)).sql("select count(*) from spans").fetchall()
+    cache = _running.RunningCache(Store(str(tmp_path)).url)
+    with open(cache.path, encoding="utf-8") as handle:
+        entries = json.load(handle)
+    for entry in entries.values():
+        del entry["started"]
+    with open(cache.path, "w", encoding="utf-8") as handle:
+        json.dump(entries, handle)
+    store = Store(str(tmp_path))
+    assert [(3,)] == store.sql("select count(*) from spans").fetchall()
+    assert [(3,)] == store.sql("select count(*) from settled_span_versions").fetchall()
+    with open(cache.path, encoding="utf-8") as handle:
+        assert [[]] == [entry["started"] for entry in json.load(handle).values()]
+
+
 def test_running_spans_stay_remembered_when_a_later_query_adds_views(tmp_path: Path) -> None:
     """A second query that needs more views does not put back the live running_spans
     (a scan of every snapshot partition per query): it reads the remembered keys."""
