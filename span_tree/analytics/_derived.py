@@ -20,7 +20,7 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 import duckdb
@@ -80,6 +80,26 @@ class DerivedCache:
             return False, None
         return True, path
 
+    def forget(self, present: Collection[Partition], listed: Callable[[Partition], bool]) -> None:
+        """Drop the remembered rows of partitions the listing covers (``listed``) but did
+        not find (``present``: pruned, or compacted away), and save the index."""
+        with self._lock:
+            gone = [
+                key
+                for key in self._entries
+                if (partition := _partition(key)) is not None
+                and listed(partition)
+                and partition not in present
+            ]
+            if not gone:
+                return
+            for key in gone:
+                name = self._entries.pop(key).get("rows")
+                if name is not None:
+                    with contextlib.suppress(OSError):
+                        os.remove(os.path.join(self.directory, str(name)))
+            self._save()
+
     def point(self, con: duckdb.DuckDBPyConnection, files: Sequence[str]) -> None:
         """Point the view at its remembered rows (``files``): a read of those, or of an
         empty file of its columns when there are none (no look at the store's files)."""
@@ -133,7 +153,18 @@ class DerivedCache:
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         self._put({partition: (digests[partition], found[partition]) for partition in found})
+        self._remove_other_versions()
         return found
+
+    def _remove_other_versions(self) -> None:
+        """Remove this store's rows of this view remembered by other versions of it (its
+        SQL or the span schema changed: never read again)."""
+        parent, own = os.path.split(self.directory)
+        with contextlib.suppress(OSError):
+            for name in os.listdir(parent):
+                version = name.removeprefix(f"{self.view}-")
+                if name != own and version != name and _is_version(version):
+                    shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
 
     def _write(
         self, con: duckdb.DuckDBPyConnection, staging: str, digests: Mapping[Partition, str]
@@ -190,10 +221,25 @@ class DerivedCache:
                     with contextlib.suppress(OSError):
                         os.remove(os.path.join(self.directory, str(before["rows"])))
                 self._entries[key] = {"files": digest, "rows": name}
-            try:
-                temporary = f"{self._index_path}.{os.getpid()}.{threading.get_ident()}.tmp"
-                with open(temporary, "w", encoding="utf-8") as handle:
-                    json.dump(self._entries, handle)
-                os.replace(temporary, self._index_path)
-            except OSError:
-                pass  # a read-only cache: computed again by the next process
+            self._save()
+
+    def _save(self) -> None:
+        """Save the index (atomically; best effort). The caller holds the lock."""
+        try:
+            temporary = f"{self._index_path}.{os.getpid()}.{threading.get_ident()}.tmp"
+            with open(temporary, "w", encoding="utf-8") as handle:
+                json.dump(self._entries, handle)
+            os.replace(temporary, self._index_path)
+        except OSError:
+            pass  # a read-only cache: computed again by the next process
+
+
+def _partition(key: str) -> Partition | None:
+    """The partition of an index key (``namespace/date``)."""
+    namespace, slash, date = key.rpartition("/")
+    return (namespace, date) if slash else None
+
+
+def _is_version(text: str) -> bool:
+    """Whether ``text`` is a view version (12 hex digits, as DerivedCache names them)."""
+    return len(text) == 12 and all(char in "0123456789abcdef" for char in text)

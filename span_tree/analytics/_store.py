@@ -321,9 +321,17 @@ class Store:
         for url in listing.files:
             names.setdefault(listing.partitions[url], []).append(url.rpartition("/")[2])
         digests = {partition: _running.files_digest(files) for partition, files in names.items()}
+        namespace, first_date = self.namespace, listing.first_date
+
+        def listed(partition: tuple[str, str]) -> bool:
+            return (namespace is None or partition[0] == namespace) and (
+                first_date is None or partition[1] >= first_date
+            )
+
         for view, cache in self._derived.items():
             if view not in self._views:
                 continue
+            cache.forget(digests.keys(), listed)  # the rows of pruned partitions
             rows: list[str] = []
             missing: dict[tuple[str, str], str] = {}
             for partition, digest in digests.items():

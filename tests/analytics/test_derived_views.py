@@ -4,8 +4,9 @@ are added, the cache is cleaned, or another Store replaced the rows."""
 
 from __future__ import annotations
 
+import json
 import shutil
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from span_tree._ids import trace_id_from_w3c
 from span_tree._record import FinishedSpan, HandledError
 from span_tree.analytics import Store, _derived
 from span_tree.storage import open_store, write_spans
+from span_tree.storage._prune import prune
 
 DAY_US = 86_400_000_000
 START_US = int(datetime(2026, 3, 1, tzinfo=UTC).timestamp() * 1_000_000) + 3_600_000_000
@@ -179,3 +181,46 @@ def test_an_unwritable_cache_answers_from_the_live_views(tmp_path: Path, cache_d
     groups = store.sql(GROUPS).fetchall()
     runs = store.sql("select name, runs::int, failed::int from dashboard").fetchall()
     assert ([("ValueError", 2)], [("job", 2, 2)]) == (groups, runs)
+
+
+def test_rows_of_pruned_partitions_are_dropped_when_the_store_lists(
+    tmp_path: Path, cache_dir: Path
+) -> None:
+    """After prune removes a partition, the next Store's listing drops that partition's
+    remembered rows (its index entry and its file); the other partition's stay."""
+    location = open_store(str(tmp_path))
+    write_spans(location, [_failing(0, 1)])
+    write_spans(location, [_failing(1, 2, "KeyError")])
+    before = Store(str(tmp_path)).sql(GROUPS).fetchall()
+    (directory,) = (cache_dir / "derived").glob("*/error_spans-*")
+    rows_before = len(list(directory.glob("*.parquet")))
+    prune(location, older_than=timedelta(days=1), now=datetime(2026, 3, 3, tzinfo=UTC))
+    after = Store(str(tmp_path)).sql(GROUPS).fetchall()
+    index = json.loads((directory / "index.json").read_text())
+    rows_after = len(list(directory.glob("*.parquet")))
+    # (the rows files, plus the view's empty file)
+    assert ([("KeyError", 1), ("ValueError", 1)], 3, [("KeyError", 1)], ["shop/2026-03-02"], 2) == (
+        before,
+        rows_before,
+        after,
+        sorted(index),
+        rows_after,
+    )
+
+
+def test_rows_of_other_view_versions_are_removed(tmp_path: Path, cache_dir: Path) -> None:
+    """Computing a view's rows removes this store's directories of other versions of the
+    same view; other views' directories and other names stay."""
+    location = open_store(str(tmp_path))
+    write_spans(location, [_failing(0, 1)])
+    Store(str(tmp_path)).sql(GROUPS).fetchall()
+    (store_dir,) = (cache_dir / "derived").iterdir()
+    for name in ("error_spans-0123456789ab", "run_candidates-0123456789ab", "error_spans-x"):
+        (store_dir / name).mkdir()
+        (store_dir / name / "rows.parquet").write_bytes(b"old")
+    write_spans(location, [_failing(0, 2)])
+    assert [("ValueError", 2)] == Store(str(tmp_path)).sql(GROUPS).fetchall()
+    names = sorted(path.name for path in store_dir.iterdir())
+    own = [name for name in names if name.startswith("error_spans-") and name != "error_spans-x"]
+    assert ["error_spans-x", "run_candidates-0123456789ab"] == sorted(set(names) - set(own))
+    assert 1 == len(own)
