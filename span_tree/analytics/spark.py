@@ -115,20 +115,18 @@ def register_views(
     relations: dict[str, list[tuple[str, str]]] = {}
     spans_schema = _span_schema()
     # Which files hold no `started` row is not known here: every idempotent file is read
-    # as unsettled (with the status filter), settled_span_versions is empty.
+    # as unsettled (with the status filter), settled_span_versions is empty, and
+    # idempotent_span_versions is a root of its own (a union view of the two made the
+    # plans of the views that inline spans several times exhaust the Java heap).
     roots: tuple[tuple[str, list[str]], ...] = (
         ("settled_span_versions", []),
         ("unsettled_span_versions", current),
+        ("idempotent_span_versions", current),
         ("legacy_span_versions", legacy),
     )
     for name, paths in roots:
         _register_root(spark, name, [_spark_path(p, spark_scheme) for p in paths], spans_schema)
         relations[name] = _columns(spark.table(name))
-    spark.sql(
-        "CREATE OR REPLACE TEMPORARY VIEW idempotent_span_versions AS SELECT * FROM"
-        " settled_span_versions UNION ALL SELECT * FROM unsettled_span_versions"
-    )
-    relations["idempotent_span_versions"] = relations["unsettled_span_versions"]
     spark.sql(
         "CREATE OR REPLACE TEMPORARY VIEW span_versions AS SELECT * FROM"
         " idempotent_span_versions UNION ALL SELECT * FROM legacy_span_versions"
