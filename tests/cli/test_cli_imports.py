@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -28,8 +29,9 @@ print(json.dumps({"code": code, "modules": sorted(sys.modules)}), file=sys.stder
 """
 
 
-def imported_by_cli(*args: str) -> tuple[str, set[str]]:
-    """Run ``spantree ARGS`` in a fresh interpreter: its stdout and the modules it loaded."""
+def run_probe(probe: str, *args: str) -> tuple[str, str, dict[str, Any]]:
+    """Run ``probe`` (a script that runs ``spantree ARGS`` and reports on stderr's last
+    line) in a fresh interpreter: its stdout, stderr and report."""
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
@@ -37,16 +39,22 @@ def imported_by_cli(*args: str) -> tuple[str, set[str]]:
         "SPANTREE_STORE": "none",
     }
     result = subprocess.run(
-        [sys.executable, "-c", PROBE, *args],
+        [sys.executable, "-c", probe, *args],
         capture_output=True,
         text=True,
         timeout=120,
-        check=True,
+        check=False,
         env=env,
     )
-    report = json.loads(result.stderr.strip().splitlines()[-1])
-    assert 0 == report["code"], result.stderr
-    return result.stdout, set(report["modules"])
+    report: dict[str, Any] = json.loads(result.stderr.strip().splitlines()[-1])
+    return result.stdout, result.stderr, report
+
+
+def imported_by_cli(*args: str) -> tuple[str, set[str]]:
+    """Run ``spantree ARGS`` in a fresh interpreter: its stdout and the modules it loaded."""
+    stdout, stderr, report = run_probe(PROBE, *args)
+    assert 0 == report["code"], stderr
+    return stdout, set(report["modules"])
 
 
 def small_store(root: Path) -> None:
@@ -124,22 +132,8 @@ print(json.dumps({"code": code, "parses": len(calls)}), file=sys.stderr)
 
 def parses_by_cli(*args: str) -> tuple[int, str, int]:
     """Run ``spantree ARGS``: its exit code, stdout and how often it parsed the query."""
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
-        "HOME": os.environ.get("HOME", "/tmp"),
-        "SPANTREE_STORE": "none",
-    }
-    result = subprocess.run(
-        [sys.executable, "-c", PARSE_PROBE, *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        env=env,
-    )
-    report = json.loads(result.stderr.strip().splitlines()[-1])
-    return report["code"], result.stdout, report["parses"]
+    stdout, _, report = run_probe(PARSE_PROBE, *args)
+    return report["code"], stdout, report["parses"]
 
 
 def test_sql_of_one_statement_starts_no_second_duckdb(tmp_path: Path) -> None:
