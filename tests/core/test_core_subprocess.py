@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.processes import TIMEOUT, clean_env, read_pty, terminate_when_ready
+from support.processes import TIMEOUT, clean_env, read_pty, run_python, terminate_when_ready
 
 import span_tree
 
@@ -290,12 +290,6 @@ def test_the_application_s_gc_disable_survives_the_worker() -> None:
         print([record.name for record in sink.spans], gc.isenabled())
         """
     )
-    result = subprocess.run(
-        [sys.executable, "-c", script],
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        env=clean_env(),
-    )
+    result = run_python(script)
     assert "" == result.stderr
     assert "['named'] False\n" == result.stdout

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import textwrap
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from support.processes import TIMEOUT, clean_env
+from support.processes import run_python
 from support.spans import make_spans, read_back
 
 import span_tree
@@ -365,12 +363,6 @@ def test_the_application_s_gc_disable_survives_a_parquet_write(tmp_path: Path) -
         print(len(span_files(open_store(sys.argv[1])).files), fired, gc.isenabled())
         """
     )
-    result = subprocess.run(
-        [sys.executable, "-c", script, str(tmp_path / "store")],
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        env=clean_env(),
-    )
+    result = run_python(script, str(tmp_path / "store"))
     assert "" == result.stderr
     assert "1 ['span_tree-processor'] False" == result.stdout.strip()

@@ -291,11 +291,9 @@ def test_empty_containers_made_apart_are_one_value_and_a_full_one_is_kept() -> N
 def test_child_forked_while_the_writer_pauses_the_gc_has_it_enabled() -> None:
     """A fork while the writer builds columns with the GC paused leaves the child's GC on
     (no thread of the child would ever turn it back on), and the parent's comes back."""
-    import subprocess
-    import sys
     import textwrap
 
-    from support.processes import TIMEOUT, clean_env
+    from support.processes import run_python
 
     script = textwrap.dedent(
         """
@@ -310,13 +308,7 @@ def test_child_forked_while_the_writer_pauses_the_gc_has_it_enabled() -> None:
         print(os.waitstatus_to_exitcode(status), gc.isenabled())
         """
     )
-    result = subprocess.run(
-        [sys.executable, "-c", script],
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        env=clean_env(),
-    )
+    result = run_python(script)
     assert "" == result.stderr
     assert "0 True\n" == result.stdout
 
@@ -326,11 +318,9 @@ def test_building_tables_sets_off_no_cyclic_gc_collection() -> None:
     """Converting 20k records (rows and log events) with the GC on sets off no collection:
     nothing per row that the GC tracks stays alive, so the writer needs no GC pause (a
     subprocess: no other thread allocating meanwhile)."""
-    import subprocess
-    import sys
     import textwrap
 
-    from support.processes import TIMEOUT, clean_env
+    from support.processes import run_python
 
     script = textwrap.dedent(
         """
@@ -356,11 +346,5 @@ def test_building_tables_sets_off_no_cyclic_gc_collection() -> None:
         print(rows, started)
         """
     )
-    result = subprocess.run(
-        [sys.executable, "-c", script],
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        env=clean_env(),
-    )
+    result = run_python(script)
     assert "40000 []" == result.stdout.strip(), result.stderr[-2000:]

@@ -9,6 +9,7 @@ import select
 import signal
 import socket
 import subprocess
+import sys
 from collections.abc import Callable, Iterator
 
 TIMEOUT = 30
@@ -23,6 +24,18 @@ def clean_env(**extra: str) -> dict[str, str]:
     }
     env.update(extra)
     return env
+
+
+def run_python(script: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``script`` with ``args`` in a fresh interpreter, as a user's program: its
+    output as text, within ``TIMEOUT``."""
+    return subprocess.run(
+        [sys.executable, "-c", script, *args],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        env=clean_env(),
+    )
 
 
 def read_pty(fd: int, process: subprocess.Popen[bytes]) -> str:
